@@ -1,0 +1,1 @@
+"""Socket.IO transport: one namespace per feature."""
