@@ -1,0 +1,1 @@
+"""Domain logic per feature; knows nothing about sockets or HTTP."""

@@ -1,0 +1,103 @@
+"""JWT verification (and minting, for development tokens)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from config import Config
+from handlers.errors import TokenExpired, Unauthorized
+
+ROLES = ("client", "therapist", "admin")
+
+
+@dataclass(frozen=True)
+class User:
+    """The authenticated caller, as the token describes them."""
+
+    id: str
+    role: str
+    name: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        """True for platform administrators."""
+        return self.role == "admin"
+
+    @property
+    def is_therapist(self) -> bool:
+        """True for therapists."""
+        return self.role == "therapist"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The user as the client sees it."""
+        return {"id": self.id, "role": self.role, "name": self.name}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A verified token: who, and until when."""
+
+    user: User
+    expires_at: float
+
+
+class Authenticator:
+    """Verifies bearer tokens against the configured key, audience and issuer."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        if config.jwt_public_key:
+            self._key: Any = config.jwt_public_key
+            self._algorithms = ["RS256"]
+        else:
+            self._key = config.jwt_secret
+            self._algorithms = ["HS256"]
+
+    def verify(self, token: Any) -> Identity:
+        """Return the identity in `token` or raise Unauthorized / TokenExpired."""
+        if not isinstance(token, str) or not token:
+            raise Unauthorized("A token is required")
+        try:
+            claims = jwt.decode(
+                token, self._key, algorithms=self._algorithms, audience=self._config.jwt_audience,
+                issuer=self._config.jwt_issuer,
+                options={"require": ["exp", "sub"], "verify_aud": self._config.jwt_audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenExpired("The token has expired") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("The token is not valid") from None
+        return Identity(user=_user_from(claims), expires_at=float(claims["exp"]))
+
+
+def _user_from(claims: dict[str, Any]) -> User:
+    sub, role, name = claims.get("sub"), claims.get("role"), claims.get("name")
+    if not isinstance(sub, str) or not 0 < len(sub) <= 128:
+        raise Unauthorized("The token's subject is not valid")
+    if role not in ROLES:
+        raise Unauthorized("The token's role is not valid")
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise Unauthorized("The token's name is not valid")
+    return User(id=sub, role=role, name=name)
+
+
+def mint_token(config: Config, sub: str, role: str, name: str | None = None, ttl: int = 3600) -> str:
+    """Sign a token with the configured key (HS256 secret, or JWT_PRIVATE_KEY for RS256)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub, "role": role, "iat": now, "exp": now + ttl}
+    if name:
+        claims["name"] = name
+    if config.jwt_audience:
+        claims["aud"] = config.jwt_audience
+    if config.jwt_issuer:
+        claims["iss"] = config.jwt_issuer
+    if config.jwt_public_key:
+        if not config.jwt_private_key:
+            raise ValueError("RS256 is configured: set JWT_PRIVATE_KEY to mint tokens")
+        return jwt.encode(claims, config.jwt_private_key, algorithm="RS256")
+    return jwt.encode(claims, config.jwt_secret, algorithm="HS256")

@@ -1,0 +1,25 @@
+"""The handlers and shared services of one running app, handed to namespaces and views by constructor."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from config import Config
+from handlers.auth import Authenticator
+from handlers.events import EventBus
+from handlers.jobs import Periodic
+from handlers.publisher import Publisher
+from stores.ratelimit import RateLimiter
+from stores.users import UserStore
+
+
+@dataclass
+class Services:
+    """Everything a namespace or REST view may call."""
+
+    config: Config
+    auth: Authenticator
+    bus: EventBus
+    publisher: Publisher
+    rate_limiter: RateLimiter
+    users: UserStore
+    periodic: list[Periodic] = field(default_factory=list)

@@ -1,0 +1,246 @@
+"""The shared base of every namespace: auth at connect, the ack envelope, validation, rate limits.
+
+A feature namespace declares its requests with `@request(event, Schema)`; each method
+receives `(sid, user, payload)` with the payload already validated, and returns the ack data.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, ClassVar
+
+import orjson
+import socketio
+from marshmallow import Schema, ValidationError
+
+from handlers.auth import Identity, User
+from handlers.errors import AppError, Forbidden, Internal, InvalidPayload, PreconditionFailed, RateLimited, \
+    Unauthorized, Unavailable
+from handlers.publisher import role_room, user_room
+from handlers.serialize import iso
+from handlers.services import Services
+from realtime.metrics import Metrics
+from realtime.schemas import RefreshSession
+from stores.errors import is_dependency_failure
+
+log = logging.getLogger("careline.realtime")
+
+Method = Callable[[Any, str, User, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """How one client event is validated, limited and authorised."""
+
+    event: str
+    schema: type[Schema] | None
+    rate: tuple[int, float] | None
+    roles: tuple[str, ...] | None
+    method: str = ""
+
+
+def request(event: str, schema: type[Schema] | None = None, *, rate: tuple[int, float] | None = None,
+            roles: tuple[str, ...] | None = None) -> Callable[[Method], Method]:
+    """Declare a namespace method as the handler of client event `event`."""
+    def mark(method: Method) -> Method:
+        method._careline_request = RequestSpec(event, schema, rate, roles)  # type: ignore[attr-defined]
+        return method
+    return mark
+
+
+def ok(data: Any) -> dict[str, Any]:
+    """The success envelope."""
+    return {"ok": True, "data": {} if data is None else data}
+
+
+def fail(error: AppError) -> dict[str, Any]:
+    """The failure envelope."""
+    return {"ok": False, "error": error.to_dict()}
+
+
+def bearer_token(environ: dict[str, Any], auth: Any) -> Any:
+    """The token from the connect payload, else from an `Authorization: Bearer` header (never the query)."""
+    if isinstance(auth, dict) and auth.get("token") is not None:
+        return auth["token"]
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def _collect_requests(cls: type) -> dict[str, RequestSpec]:
+    """Every `@request` method of `cls` and its bases (subclasses override by event name)."""
+    found: dict[str, RequestSpec] = {}
+    for klass in reversed(cls.__mro__):
+        for name, member in vars(klass).items():
+            spec = getattr(member, "_careline_request", None)
+            if spec is not None:
+                found[spec.event] = RequestSpec(spec.event, spec.schema, spec.rate, spec.roles, name)
+    return found
+
+
+class BaseNamespace(socketio.AsyncNamespace):
+    """Every careline namespace: authenticated sockets, one envelope, validated and rate-limited requests."""
+
+    requests: ClassVar[dict[str, RequestSpec]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.requests = _collect_requests(cls)
+
+    def __init__(self, namespace: str, services: Services, metrics: Metrics) -> None:
+        super().__init__(namespace)
+        self.services = services
+        self.metrics = metrics
+
+    # -- connection lifecycle -------------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        """Authenticate the socket or refuse it with `{code, message}`."""
+        try:
+            identity = self.services.auth.verify(bearer_token(environ, auth))
+        except AppError as error:
+            self.metrics.connect_refused.labels(self.namespace, error.code).inc()
+            log.info("connect refused", extra={"namespace": self.namespace, "code": error.code})
+            raise socketio.exceptions.ConnectionRefusedError(error.message, error.to_dict()) from None
+        user = identity.user
+        await self.save_session(sid, {"user": user, "exp": identity.expires_at,
+                                      "timer": self._arm_expiry(sid, identity.expires_at)})
+        await self.enter_room(sid, user_room(user.id))
+        await self.enter_room(sid, role_room(user.role))
+        self.metrics.connected.labels(self.namespace).inc()
+        log.info("connect", extra={"namespace": self.namespace, "user": user.id, "sid": sid})
+        await self._safely(self.services.users.upsert_seen(user.id, user.role, user.name))
+        await self._safely(self.on_user_connected(sid, user))
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        """Forget the socket's timers and tell the feature."""
+        session = await self.get_session(sid)
+        user: User | None = session.get("user")
+        if user is None:
+            return
+        timer = session.get("timer")
+        if timer is not None:
+            timer.cancel()
+        self.metrics.connected.labels(self.namespace).dec()
+        log.info("disconnect", extra={"namespace": self.namespace, "user": user.id, "sid": sid,
+                                      "reason": str(reason)})
+        await self._safely(self.on_user_disconnected(sid, user))
+
+    async def on_user_connected(self, sid: str, user: User) -> None:
+        """Feature hook: an authenticated socket joined this namespace."""
+
+    async def on_user_disconnected(self, sid: str, user: User) -> None:
+        """Feature hook: an authenticated socket left this namespace."""
+
+    def _arm_expiry(self, sid: str, expires_at: float) -> asyncio.TimerHandle:
+        delay = max(0.0, expires_at - time.time())
+        loop = asyncio.get_running_loop()
+        return loop.call_later(delay, lambda: loop.create_task(self._expire(sid)))
+
+    async def _expire(self, sid: str) -> None:
+        """Token ran out and was not refreshed: say so, then disconnect."""
+        try:
+            await self.emit("session:expired", {"code": "token_expired", "message": "The token has expired"},
+                            to=sid)
+            await self.disconnect(sid)
+        except Exception:  # the socket may already be gone
+            log.debug("expiry of %s raced a disconnect", sid)
+
+    async def _safely(self, work: Awaitable[Any]) -> None:
+        try:
+            await work
+        except Exception as exc:
+            if is_dependency_failure(exc):
+                log.warning("dependency unavailable during connect bookkeeping: %s", type(exc).__name__)
+            else:
+                log.exception("connect bookkeeping failed")
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        """Route connect/disconnect as usual and every other event through `handle_request`."""
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        return await self.handle_request(event, args[0], args[1:])
+
+    async def handle_request(self, event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """Run one request and return its ack envelope; never raises."""
+        started = time.perf_counter()
+        spec = self.requests.get(event)
+        user: User | None = None
+        try:
+            user = (await self.get_session(sid)).get("user")
+            if user is None:
+                raise Unauthorized("Not authenticated")
+            if spec is None:
+                raise InvalidPayload(f"Unknown event {event[:64]!r}", {"event": ["Unknown event."]})
+            payload = await self._admit(spec, user, args)
+            envelope = ok(await getattr(self, spec.method)(sid, user, payload))
+        except AppError as error:
+            envelope = fail(error)
+        except Exception as exc:
+            envelope = fail(self._unexpected(exc, event))
+        self._record(spec.event if spec else "unknown", user, envelope, started)
+        return envelope
+
+    async def _admit(self, spec: RequestSpec, user: User, args: tuple[Any, ...]) -> dict[str, Any]:
+        """Size, rate, role and schema checks, in that order; returns the loaded payload."""
+        if len(args) > 1 or (args and not isinstance(args[0], dict)):
+            raise InvalidPayload("The payload must be one object", {"_payload": ["Must be one object."]})
+        raw: dict[str, Any] = args[0] if args else {}
+        if len(orjson.dumps(raw)) > self.services.config.max_payload_bytes:
+            raise InvalidPayload("The payload is too large", {"_payload": ["Too large."]})
+        await self._limit(spec, user)
+        if spec.roles is not None and user.role not in spec.roles:
+            raise Forbidden(f"Only {' or '.join(spec.roles)} users may do this")
+        if spec.schema is None:
+            return raw
+        try:
+            return spec.schema().load(raw)
+        except ValidationError as error:
+            raise InvalidPayload("The payload is not valid", error.messages) from None
+
+    async def _limit(self, spec: RequestSpec, user: User) -> None:
+        config = self.services.config
+        burst, per_second = spec.rate or (config.rate_limit_burst, config.rate_limit_per_second)
+        wait_ms = await self.services.rate_limiter.take(f"{self.namespace}:{spec.event}:{user.id}", burst,
+                                                        per_second)
+        if wait_ms:
+            raise RateLimited(wait_ms)
+
+    def _unexpected(self, exc: Exception, event: str) -> AppError:
+        if is_dependency_failure(exc):
+            log.warning("dependency unavailable handling %s: %s", event[:64], type(exc).__name__)
+            return Unavailable("A dependency is unavailable, try again shortly")
+        log.exception("internal error handling %s", event[:64])
+        return Internal()
+
+    def _record(self, event: str, user: User | None, envelope: dict[str, Any], started: float) -> None:
+        elapsed = time.perf_counter() - started
+        code = "ok" if envelope["ok"] else envelope["error"]["code"]
+        self.metrics.requests.labels(self.namespace, event, code).inc()
+        self.metrics.latency.labels(self.namespace, event).observe(elapsed)
+        log.info("request", extra={"namespace": self.namespace, "event": event, "code": code,
+                                   "user": user.id if user else None, "ms": round(elapsed * 1000, 2)})
+
+    # -- requests every namespace has -------------------------------------------------------------
+
+    @request("session:refresh", RefreshSession, rate=(5, 0.2))
+    async def refresh_session(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+        """Adopt a newer token for the same user and push the disconnect deadline back."""
+        identity: Identity = self.services.auth.verify(payload["token"])
+        if identity.user.id != user.id or identity.user.role != user.role:
+            raise Forbidden("The token belongs to another user")
+        async with self.session(sid) as session:
+            if identity.expires_at < session["exp"]:
+                raise PreconditionFailed("The token expires before the current one")
+            session["timer"].cancel()
+            session.update(user=identity.user, exp=identity.expires_at,
+                           timer=self._arm_expiry(sid, identity.expires_at))
+        return {"expiresAt": iso(datetime.fromtimestamp(identity.expires_at, timezone.utc))}
+
+
+BaseNamespace.requests = _collect_requests(BaseNamespace)

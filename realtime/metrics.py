@@ -1,0 +1,25 @@
+"""Prometheus metrics for the realtime layer (one registry per app)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """Connected sockets, requests by event and result code, ack latency."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connected = Gauge("careline_connected_sockets", "Connected sockets", ["namespace"],
+                               registry=self.registry)
+        self.requests = Counter("careline_requests", "Requests by event and result code",
+                                ["namespace", "event", "code"], registry=self.registry)
+        self.latency = Histogram("careline_ack_latency_seconds", "Time from request to ack",
+                                 ["namespace", "event"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.connect_refused = Counter("careline_connect_refused", "Refused connections by code",
+                                       ["namespace", "code"], registry=self.registry)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,79 @@
+"""Building the Socket.IO server and registering careline's namespaces on it."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import socketio
+
+from config import Config
+from handlers.services import Services
+from realtime.base import BaseNamespace
+from realtime.metrics import Metrics
+from realtime.transport import CarelineServer
+
+NAMESPACES = ("/chat", "/booking", "/meetings", "/worksheets", "/notifications", "/billing")
+ENGINE_MAX_BUFFER = 1_000_000  # transport limit; request payloads are held to MAX_PAYLOAD_BYTES per event
+
+
+class OrjsonCodec:
+    """The `json` module interface python-socketio expects, backed by orjson."""
+
+    @staticmethod
+    def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
+        """Serialise compactly."""
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    @staticmethod
+    def loads(text: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        """Parse."""
+        return orjson.loads(text)
+
+
+def cors_origins(config: Config) -> str | list[str]:
+    """Allowed browser origins: CORS_ORIGINS, else any in development and none in production."""
+    if config.cors_origins:
+        return list(config.cors_origins)
+    return [] if config.production else "*"
+
+
+def redis_manager(config: Config, write_only: bool = False) -> socketio.AsyncRedisManager:
+    """The manager that carries emits and room operations between processes."""
+    assert config.redis_url
+    return socketio.AsyncRedisManager(config.redis_url, channel=config.redis_prefix + "socketio",
+                                      write_only=write_only)
+
+
+def create_sio(config: Config) -> CarelineServer:
+    """The one AsyncServer of this process."""
+    manager = redis_manager(config) if config.redis_url else socketio.AsyncManager()
+    return CarelineServer(
+        async_mode="aiohttp", client_manager=manager, cors_allowed_origins=cors_origins(config),
+        ping_interval=config.ping_interval, ping_timeout=config.ping_timeout,
+        max_http_buffer_size=ENGINE_MAX_BUFFER, json=OrjsonCodec, logger=False, engineio_logger=False,
+    )
+
+
+def namespace_classes() -> dict[str, type[BaseNamespace]]:
+    """The namespace class of each feature (the shared base until a feature brings its own)."""
+    return {namespace: BaseNamespace for namespace in NAMESPACES}
+
+
+def register_namespaces(sio: socketio.AsyncServer, services: Services, metrics: Metrics) -> None:
+    """Attach every feature namespace to the server."""
+    for namespace, cls in namespace_classes().items():
+        sio.register_namespace(cls(namespace, services, metrics))
+
+
+async def shutdown(sio: socketio.AsyncServer) -> None:
+    """Close every client connection (pending polls return at once), then stop background tasks."""
+    sockets = list(sio.eio.sockets.values())
+    if sockets:
+        await asyncio.gather(*(sock.close(wait=False, abort=False) for sock in sockets),
+                             return_exceptions=True)
+    if sio.eio.service_task_handle is not None:
+        await sio.shutdown()
+    listener = getattr(sio.manager, "thread", None)
+    if listener is not None and hasattr(listener, "cancel"):
+        listener.cancel()

@@ -1,0 +1,1 @@
+"""Thin aiohttp views: health, readiness, metrics, and feature endpoints."""

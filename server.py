@@ -1,0 +1,194 @@
+"""careline: create_app(config) builds the aiohttp application; main() runs the server, the worker or the token tool.
+
+    python server.py                      run the web server
+    python server.py worker               run background jobs only (needs MONGODB_URI and REDIS_URL)
+    python server.py token --sub U --role client|therapist|admin [--name N] [--ttl SECONDS]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+import logsetup
+from config import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDIS, SERVICES, SIO, Config, \
+    ConfigError
+from handlers import jobs
+from handlers.auth import Authenticator, mint_token
+from handlers.events import EventBus
+from handlers.publisher import Publisher
+from handlers.services import Services
+from realtime.metrics import Metrics
+from realtime.publisher import ManagerPublisher, SocketPublisher
+from realtime.server import create_sio, redis_manager, register_namespaces, shutdown
+from rest.middleware import cors_middleware, error_middleware
+from rest.routes import setup_routes
+from stores import mongo, redis as redis_store
+from stores.embedded import EmbeddedMongo, default_storage
+from stores.mongo import Database
+from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from stores.users import UserStore
+
+log = logging.getLogger("careline")
+
+
+async def build_services(config: Config, db: Database, redis: Any, publisher: Publisher) -> Services:
+    """Create every store and handler, ensure indexes, and wire domain-event subscriptions."""
+    users = UserStore(db)
+    await users.ensure_indexes()
+    limiter = RedisRateLimiter(redis, config.redis_prefix) if redis is not None else MemoryRateLimiter()
+    services = Services(config=config, auth=Authenticator(config), bus=EventBus(), publisher=publisher,
+                        rate_limiter=limiter, users=users)
+    return services
+
+
+@contextlib.asynccontextmanager
+async def mongo_database(config: Config) -> AsyncIterator[tuple[Any, Database, EmbeddedMongo | None]]:
+    """The database client, starting (and always stopping) the embedded server when no URI is set."""
+    embedded = None
+    uri = config.mongodb_uri
+    if uri is None:
+        embedded = EmbeddedMongo(default_storage(config.data_dir))
+    try:
+        if embedded is not None:
+            await embedded.start_async()
+            uri = embedded.uri
+        client = mongo.connect(uri or "")
+        try:
+            yield client, client[config.mongodb_db], embedded
+        finally:
+            await client.close()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _mongo_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with mongo_database(app[CONFIG]) as (client, db, embedded):
+        app[MONGO_CLIENT], app[MONGO_DB], app[EMBEDDED_MONGO] = client, db, embedded
+        yield
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    client = redis_store.connect(config.redis_url) if config.redis_url else None
+    app[REDIS] = client
+    try:
+        yield
+    finally:
+        if client is not None:
+            await client.aclose()
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    publisher = SocketPublisher(app[SIO])  # type: ignore[arg-type]
+    services = await build_services(app[CONFIG], app[MONGO_DB], app[REDIS], publisher)  # type: ignore[arg-type]
+    app[SERVICES] = services
+    register_namespaces(app[SIO], services, app[METRICS])  # type: ignore[arg-type]
+    yield
+    await services.bus.drain()
+
+
+async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    services: Services = app[SERVICES]  # type: ignore[assignment]
+    if not app[CONFIG].run_worker_in_web:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(jobs.run_all(services.periodic, stop))
+    yield
+    stop.set()
+    await task
+
+
+async def _close_sockets(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for in-flight requests, so pending polls end now.
+    await shutdown(app[SIO])  # type: ignore[arg-type]
+
+
+def create_app(config: Config) -> web.Application:
+    """The careline application: Socket.IO namespaces, REST routes, and their resources."""
+    app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=1024 ** 2)
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    sio = create_sio(config)
+    sio.attach(app)
+    app[SIO] = sio
+    app.cleanup_ctx.extend([_mongo_ctx, _redis_ctx, _services_ctx, _jobs_ctx])
+    app.on_shutdown.append(_close_sockets)
+    setup_routes(app)
+    return app
+
+
+async def run_worker(config: Config) -> None:
+    """Run background jobs only, until SIGTERM or SIGINT."""
+    if config.embedded_mongo or not config.redis_url:
+        raise ConfigError("the worker needs MONGODB_URI and REDIS_URL (with the embedded default, "
+                          "background jobs run inside the web process)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    manager = redis_manager(config, write_only=True)
+    redis = redis_store.connect(config.redis_url)
+    async with mongo_database(config) as (_client, db, _embedded):
+        services = await build_services(config, db, redis, ManagerPublisher(manager))
+        log.info("worker started")
+        await jobs.run_all(services.periodic, stop)
+        await services.bus.drain()
+    await redis.aclose()
+
+
+def _token_command(config: Config, argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="server.py token", description="Print a signed development JWT.")
+    parser.add_argument("--sub", required=True, help="user id")
+    parser.add_argument("--role", required=True, choices=("client", "therapist", "admin"))
+    parser.add_argument("--name", default=None, help="display name")
+    parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    args = parser.parse_args(argv)
+    print(mint_token(config, args.sub, args.role, args.name, args.ttl))
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: web server (default), `worker`, or `token`."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        config = Config.from_env()
+    except (ConfigError, ValueError) as exc:
+        print(f"careline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if argv[:1] == ["token"]:
+        _token_command(config, argv[1:])
+        return 0
+    logsetup.configure(config.log_level, config.log_format)
+    for notice in config.notices:
+        log.warning(notice)
+    _install_uvloop()
+    try:
+        if argv[:1] == ["worker"]:
+            asyncio.run(run_worker(config))
+        else:
+            web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None,
+                        shutdown_timeout=10)
+    except ConfigError as exc:
+        print(f"careline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

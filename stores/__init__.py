@@ -1,0 +1,1 @@
+"""MongoDB and Redis access: one class per collection or concern."""

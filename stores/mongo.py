@@ -1,0 +1,67 @@
+"""MongoDB client lifecycle and the small helpers every store shares."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, TypeVar
+
+from bson import ObjectId
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from handlers.errors import Conflict
+
+Doc = dict[str, Any]
+Database = AsyncDatabase[Doc]
+Collection = AsyncCollection[Doc]
+T = TypeVar("T")
+
+
+def connect(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Doc]:
+    """Create the process-wide client (tz-aware datetimes, bounded server selection)."""
+    return AsyncMongoClient(
+        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+        appname="careline",
+    )
+
+
+async def ping(client: AsyncMongoClient[Doc]) -> None:
+    """Raise unless the server answers."""
+    await client.admin.command("ping")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, truncated to milliseconds as BSON stores it."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def new_id() -> str:
+    """A fresh, sortable string id."""
+    return str(ObjectId())
+
+
+async def insert_or_existing(
+    collection: Collection, doc: Doc, key: Doc,
+) -> tuple[Doc, bool]:
+    """Insert `doc`; if a unique index says it exists, return the document matching `key`.
+
+    Returns (document, created). Used for idempotent creates keyed by requestId.
+    """
+    try:
+        await collection.insert_one(doc)
+        return doc, True
+    except DuplicateKeyError:
+        existing = await collection.find_one(key)
+        if existing is None:
+            raise Conflict("Already exists") from None
+        return existing, False
+
+
+async def conflict_on_duplicate(call: Callable[[], Awaitable[T]], message: str = "Already exists") -> T:
+    """Run a write and turn a unique-index violation into `Conflict`."""
+    try:
+        return await call()
+    except DuplicateKeyError:
+        raise Conflict(message) from None

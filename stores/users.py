@@ -1,0 +1,60 @@
+"""The `users` collection: who has connected, with role, name and last activity."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo import ASCENDING
+
+from stores.mongo import Database, Doc, utcnow
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A known user."""
+
+    id: str
+    role: str
+    name: str | None
+    last_seen_at: datetime | None
+
+
+def _record(doc: Doc) -> UserRecord:
+    return UserRecord(id=doc["_id"], role=doc["role"], name=doc.get("name"), last_seen_at=doc.get("lastSeenAt"))
+
+
+class UserStore:
+    """Named queries on `users`."""
+
+    def __init__(self, db: Database) -> None:
+        self._users = db["users"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the queries below rely on."""
+        await self._users.create_index([("role", ASCENDING), ("_id", ASCENDING)])
+
+    async def upsert_seen(self, user_id: str, role: str, name: str | None) -> None:
+        """Record a connection: role and name from the token, lastSeenAt now."""
+        now = utcnow()
+        update: Doc = {"$set": {"role": role, "lastSeenAt": now}, "$setOnInsert": {"createdAt": now}}
+        if name:
+            update["$set"]["name"] = name
+        await self._users.update_one({"_id": user_id}, update, upsert=True)
+
+    async def touch(self, user_id: str) -> None:
+        """Move lastSeenAt to now."""
+        await self._users.update_one({"_id": user_id}, {"$set": {"lastSeenAt": utcnow()}})
+
+    async def get(self, user_id: str) -> UserRecord | None:
+        """One user by id."""
+        doc = await self._users.find_one({"_id": user_id})
+        return _record(doc) if doc else None
+
+    async def get_many(self, user_ids: list[str]) -> dict[str, UserRecord]:
+        """Several users by id."""
+        return {doc["_id"]: _record(doc) async for doc in self._users.find({"_id": {"$in": user_ids}})}
+
+    async def ids_with_role(self, role: str) -> list[str]:
+        """Every user id with the given role (index on role, _id)."""
+        cursor = self._users.find({"role": role}, {"_id": 1}).sort("_id", ASCENDING)
+        return [doc["_id"] async for doc in cursor]

@@ -1,0 +1,124 @@
+"""Connect-time authentication, token expiry and session:refresh, from the JS and the Python client."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import jwt
+import pytest
+import socketio
+
+from realtime.server import NAMESPACES
+from tests.conftest import JWT_SECRET, RunningServer
+from tests.clients import JsDriver, SioClient
+
+
+def _token(sub: str = "u1", role: str = "client", exp_in: int = 3600, secret: str = JWT_SECRET,
+           **extra: object) -> str:
+    claims = {"sub": sub, "role": role, "exp": int(time.time()) + exp_in, **extra}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+REFUSALS = {
+    "missing": (None, "unauthorized"),
+    "bad_signature": (_token(secret="another-secret-another-secret-xx"), "unauthorized"),
+    "expired": (_token(exp_in=-10), "token_expired"),
+    "bad_role": (_token(role="superuser"), "unauthorized"),
+    "no_exp": (jwt.encode({"sub": "u1", "role": "client"}, JWT_SECRET, algorithm="HS256"), "unauthorized"),
+}
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
+async def test_js_client_connects_to_every_namespace(server: RunningServer, js: JsDriver,
+                                                     transports: list[str]) -> None:
+    token = server.token("u1", "therapist")
+    for index, namespace in enumerate(NAMESPACES):
+        reply = await js.connect(f"s{index}", server.url, namespace, auth={"token": token}, transports=transports)
+        assert reply["ok"] is True and reply["transport"] == transports[0]
+        ack = await js.emit(f"s{index}", "session:refresh", {"token": token})
+        assert ack["ok"] is True and ack["data"]["expiresAt"].endswith("Z")
+        bad = await js.emit(f"s{index}", "session:refresh", {})
+        assert bad == {"ok": False, "error": {"code": "invalid_payload", "message": "The payload is not valid",
+                                              "details": {"token": ["Missing data for required field."]}}}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+async def test_refused_tokens_js(server: RunningServer, js: JsDriver, case: str) -> None:
+    token, code = REFUSALS[case]
+    reply = await js.connect("s", server.url, "/chat", auth={"token": token} if token else None)
+    assert reply["ok"] is False
+    assert reply["error"]["data"]["code"] == code
+    assert reply["error"]["data"]["message"]
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+async def test_refused_tokens_python(server: RunningServer, case: str) -> None:
+    token, code = REFUSALS[case]
+    client = SioClient(server.url, "/booking")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(auth={"token": token} if token else None)
+    assert client.connect_error["data"]["code"] == code
+
+
+async def test_token_in_query_string_is_refused(server: RunningServer, js: JsDriver) -> None:
+    token = server.token("u1")
+    reply = await js.connect("s", server.url, "/chat", query={"token": token})
+    assert reply["ok"] is False and reply["error"]["data"]["code"] == "unauthorized"
+    client = SioClient(server.url, "/chat")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(query=f"?token={token}")
+    assert client.connect_error["data"]["code"] == "unauthorized"
+
+
+async def test_bearer_header_is_accepted(server: RunningServer, js: JsDriver) -> None:
+    token = server.token("u1")
+    reply = await js.connect("s", server.url, "/chat", extraHeaders={"Authorization": f"Bearer {token}"},
+                             transports=["polling"])
+    assert reply["ok"] is True
+    client = SioClient(server.url, "/chat")
+    await client.connect(headers={"Authorization": f"Bearer {token}"})
+    assert (await client.call("session:refresh", {"token": token}))["ok"] is True
+    await client.disconnect()
+
+
+async def test_audience_and_issuer_are_checked(start_server, js: JsDriver) -> None:
+    server = await start_server(jwt_audience="careline-web", jwt_issuer="https://auth.example")
+    wrong_aud = _token(aud="someone-else", iss="https://auth.example")
+    wrong_iss = _token(aud="careline-web", iss="https://evil.example")
+    for index, token in enumerate([wrong_aud, wrong_iss, _token()]):
+        reply = await js.connect(f"s{index}", server.url, "/chat", auth={"token": token})
+        assert reply["ok"] is False and reply["error"]["data"]["code"] == "unauthorized"
+    good = await js.connect("ok", server.url, "/chat", auth={"token": server.token("u1")})
+    assert good["ok"] is True
+
+
+async def test_socket_is_disconnected_at_token_expiry(server: RunningServer) -> None:
+    client = await server.client("u1", ttl=2)
+    expired = await client.expect("session:expired", timeout=5)
+    assert expired["code"] == "token_expired"
+    await client.expect("disconnect", timeout=3)
+    assert not client.connected
+
+
+async def test_refresh_keeps_the_socket(server: RunningServer) -> None:
+    client = await server.client("u1", ttl=2)
+    data = await client.ok("session:refresh", {"token": server.token("u1", ttl=3600)})
+    assert data["expiresAt"].endswith("Z")
+    await asyncio.sleep(2.8)
+    assert client.connected
+    assert (await client.call("session:refresh", {"token": server.token("u1", ttl=3600)}))["ok"] is True
+
+
+async def test_refresh_with_another_users_token_is_refused(server: RunningServer) -> None:
+    client = await server.client("u1", ttl=2)
+    error = await client.error("session:refresh", {"token": server.token("u2", ttl=3600)}, code="forbidden")
+    assert "another user" in error["message"]
+    await client.error("session:refresh", {"token": _token(secret="x" * 40)}, code="unauthorized")
+    await client.expect("disconnect", timeout=4)
+
+
+async def test_connect_records_the_user(server: RunningServer) -> None:
+    await server.client("t1", "therapist", name="Dr Who")
+    record = await server.services.users.get("t1")
+    assert record is not None and record.role == "therapist" and record.name == "Dr Who"
+    assert record.last_seen_at is not None
