@@ -59,6 +59,7 @@ def parse_args(argv):
     g = p.add_argument_group("churn soak (5)")
     g.add_argument("--duration", type=float, help="soak seconds (default 600)")
     g.add_argument("--churn-concurrency", type=int, default=20, help="concurrent connect/chat/disconnect loops (default 20)")
+    g.add_argument("--churn-rate", type=float, default=200.0, help="cycles/s attempted in total, 0 = unthrottled (default 200)")
     g.add_argument("--churn-warmup", type=float, default=None, help="seconds excluded from growth (default min(60, duration/5))")
     g.add_argument("--sample-interval", type=float, default=5.0, help="RSS/fd sampling period in seconds (default 5)")
     g = p.add_argument_group("machine")
@@ -158,16 +159,16 @@ class Sampler(threading.Thread):
     def __init__(self, pids: list[int], interval: float):
         super().__init__(daemon=True)
         self.pids, self.interval, self.samples = pids, interval, []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self):
         t0 = time.monotonic()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.samples.append({"t": time.monotonic() - t0, "mono": time.monotonic(), "servers": [procstat.sample(p) for p in self.pids]})
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -350,13 +351,15 @@ def sc_churn(args, target, tokens, workdir):
     sampler.start()
     try:
         cfg = base_cfg(args, target, tokens, "churn", target.name, servers[0].url)
-        cfg.update(concurrency=args.churn_concurrency, durationS=args.duration, timeoutMs=5000,
+        cfg.update(concurrency=args.churn_concurrency, rate=args.churn_rate, durationS=args.duration, timeoutMs=5000,
                    settleMs=int(args.settle * 1000), progressMs=int(max(5.0, args.duration / 20) * 1000))
         res, cps = run_loadgen(args, cfg, servers, workdir)
     finally:
-        sampler.stop()
-        for s in servers:
-            s.stop()
+        try:
+            sampler.stop()
+        finally:
+            for s in servers:
+                s.stop()
     by = {c["name"]: c for c in cps}
     t_start, t_end = by["start"]["mono"], by["end"]["mono"]
     t_warm = t_start + args.churn_warmup
@@ -527,6 +530,15 @@ def main(argv=None) -> int:
     tokens = workdir / "tokens.json"
     mint_tokens(args, ntok, tokens)
     res = {"meta": meta, "scenarios": {}}
+    try:
+        run_all(args, selected, tokens, workdir, res)
+    finally:
+        for s in list(ServerProc.alive):  # nothing we started may outlive the run
+            s.stop()
+    return finish(args, res, tokens, out_dir)
+
+
+def run_all(args, selected, tokens, workdir, res):
     for scn in args.scenarios:
         res["scenarios"][scn] = {}
         for t in selected:
@@ -537,6 +549,11 @@ def main(argv=None) -> int:
                 log(f"{scn} / {t.name} FAILED: {e}")
                 res["scenarios"][scn][t.name] = {"error": str(e)}
             time.sleep(1)
+
+
+def finish(args, res, tokens, out_dir) -> int:
+    meta = res["meta"]
+    ncpu = meta["cpu_count"]
     meta["loadavg_end"] = os.getloadavg()
     tokens.unlink(missing_ok=True)
     out = Path(args.out) if args.out else out_dir / f"bench-{args.run_id}.json"

@@ -109,6 +109,8 @@ def free_port() -> int:
 class ServerProc:
     """One running server process (pinned with taskset), with its log file and scratch dir."""
 
+    alive: set["ServerProc"] = set()
+
     def __init__(self, target: Target, cpus: Optional[str], log_dir: Path, label: str,
                  redis_url: Optional[str] = None, redis_prefix: str = ""):
         self.target = target
@@ -129,6 +131,7 @@ class ServerProc:
         self.proc = subprocess.Popen(cmd, cwd=target.cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.pid = self.proc.pid
+        ServerProc.alive.add(self)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + self.target.ready_timeout_s
@@ -153,6 +156,7 @@ class ServerProc:
             return ""
 
     def stop(self) -> None:
+        ServerProc.alive.discard(self)
         if self.proc.poll() is None:
             try:
                 os.killpg(self.pid, signal.SIGTERM)  # its own session: also ends children (e.g. an embedded DB)

@@ -241,9 +241,13 @@ async function churn() {
   const t0 = now();
   const deadline = t0 + cfg.durationS * 1000;
   let cycles = 0; let errors = 0; const errSamples = []; const cycleMs = [];
+  // each worker paces itself so that all together attempt at most cfg.rate cycles/s (0 = as fast as possible)
+  const slotMs = cfg.rate > 0 ? (1000 * C) / cfg.rate : 0;
   async function worker(w) {
     let k = 0;
+    let next = t0 + (slotMs * w) / C;
     while (now() < deadline) {
+      if (slotMs) { const wait = next - now(); next += slotMs; if (wait > 0) await sleep(wait); if (now() >= deadline) break; }
       const tc = now();
       const c = new SioClient(cfg.url, proto.namespace, proto.auth(users[w].token));
       try {
@@ -277,7 +281,7 @@ async function churn() {
   await publisher.close();
   await sleep(cfg.settleMs);
   await checkpoint('idle');
-  return { concurrency: C, durationS: el, cycles, cyclesPerS: cycles / el, errors, errorSamples: errSamples, cycleMs: summarize(cycleMs), ...m };
+  return { concurrency: C, targetRate: cfg.rate, durationS: el, cycles, cyclesPerS: cycles / el, errors, errorSamples: errSamples, cycleMs: summarize(cycleMs), ...m };
 }
 
 const scenarios = { fanout, memory, last, churn };
