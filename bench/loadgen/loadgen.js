@@ -102,7 +102,22 @@ async function fanout() {
     if (count === 0) firstRecv = t;
     count++; lastRecv = t;
   };
-  for (const c of receivers) c.on(proto.event, onMsg);
+  // Hot path: read the probe straight out of the raw packet body (no JSON.parse). The probe text
+  // 'F|step|seq|sendTime|' contains no JSON-escaped characters, so it appears verbatim in the body.
+  const evPrefix = '[' + JSON.stringify(proto.event) + ',';
+  const onRaw = (body) => {
+    if (!body.startsWith(evPrefix)) return false;
+    const i = body.indexOf('"F|', evPrefix.length);
+    if (i < 0) return false;
+    const t = now();
+    const a = i + 3; const b = body.indexOf('|', a); const c = body.indexOf('|', b + 1); const d = body.indexOf('|', c + 1);
+    if (+body.slice(a, b) !== step) { stray++; return true; }
+    if (count < lat.length) lat[count] = t - +body.slice(c + 1, d);
+    if (count === 0) firstRecv = t;
+    count++; lastRecv = t;
+    return true;
+  };
+  for (const c of receivers) { c.on(proto.event, onMsg); if (!cfg.noRawPath) c.onRawEvent = onRaw; }
 
   async function runStep(stepNo, rate, seconds) {
     const bps = rate / N; // broadcasts per second

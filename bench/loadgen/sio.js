@@ -15,6 +15,9 @@ class SioClient {
     this.connected = false;
     this.ws = null;
     this.onclose = null;
+    // Optional hot-path hook: called with the raw JSON body of every EVENT packet without an ack id;
+    // returning true means "handled" and skips JSON.parse (used for the latency probes).
+    this.onRawEvent = null;
   }
 
   on(event, fn) { this.handlers[event] = fn; return this; }
@@ -26,7 +29,7 @@ class SioClient {
         if (this._pending) { this._pending = null; clearTimeout(timer); try { this.ws.terminate(); } catch (_) {} reject(err); }
       };
       this._pending = { resolve: (sid) => { clearTimeout(timer); this._pending = null; resolve(sid); }, reject: fail };
-      const ws = this.ws = new WebSocket(this.url, { perMessageDeflate: false });
+      const ws = this.ws = new WebSocket(this.url, { perMessageDeflate: false, skipUTF8Validation: true });
       ws.on('message', (data) => this._onFrame(data.toString()));
       ws.on('error', (err) => fail(err));
       ws.on('close', () => {
@@ -69,6 +72,7 @@ class SioClient {
     const body = i < s.length ? s.slice(i) : '';
     switch (type) {
       case 2: { // EVENT
+        if (id < 0 && this.onRawEvent && this.onRawEvent(body)) return;
         const arr = JSON.parse(body);
         const h = this.handlers[arr[0]];
         if (h) h(arr);
