@@ -1,0 +1,1 @@
+"""careline side-by-side benchmark suite. Run: python -m bench --help"""

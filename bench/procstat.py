@@ -1,0 +1,31 @@
+"""Tiny /proc readers for the server (and load generator) processes. Linux only."""
+from __future__ import annotations
+
+import os
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    fields = data[data.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def sample(pid: int) -> dict:
+    try:
+        return {"cpu_s": cpu_seconds(pid), "rss": rss_bytes(pid), "fds": fd_count(pid)}
+    except (FileNotFoundError, ProcessLookupError):
+        return {"cpu_s": None, "rss": None, "fds": None, "gone": True}
