@@ -32,19 +32,26 @@ from rest.routes import setup_routes
 from stores import mongo, redis as redis_store
 from stores.embedded import EmbeddedMongo, default_storage
 from stores.mongo import Database
+from stores.presence import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
 from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from stores.users import UserStore
 
 log = logging.getLogger("careline")
 
 
-async def build_services(config: Config, db: Database, redis: Any, publisher: Publisher) -> Services:
+def socket_registry(config: Config, redis: Any) -> SocketRegistry:
+    """Live-socket tracking: in Redis when processes share it, else in memory."""
+    return RedisSocketRegistry(redis, config.redis_prefix) if redis is not None else MemorySocketRegistry()
+
+
+async def build_services(config: Config, db: Database, redis: Any, publisher: Publisher,
+                         sockets: SocketRegistry) -> Services:
     """Create every store and handler, ensure indexes, and wire domain-event subscriptions."""
     users = UserStore(db)
     await users.ensure_indexes()
     limiter = RedisRateLimiter(redis, config.redis_prefix) if redis is not None else MemoryRateLimiter()
     services = Services(config=config, auth=Authenticator(config), bus=EventBus(), publisher=publisher,
-                        rate_limiter=limiter, users=users)
+                        rate_limiter=limiter, users=users, sockets=sockets)
     return services
 
 
@@ -87,12 +94,20 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
-    publisher = SocketPublisher(app[SIO])  # type: ignore[arg-type]
-    services = await build_services(app[CONFIG], app[MONGO_DB], app[REDIS], publisher)  # type: ignore[arg-type]
+    sockets = socket_registry(app[CONFIG], app[REDIS])
+    publisher = SocketPublisher(app[SIO], sockets)  # type: ignore[arg-type]
+    services = await build_services(app[CONFIG], app[MONGO_DB], app[REDIS], publisher,  # type: ignore[arg-type]
+                                     sockets)
     app[SERVICES] = services
     register_namespaces(app[SIO], services, app[METRICS])  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    heartbeat = asyncio.create_task(jobs.run_periodic(
+        jobs.Periodic("socket-registry-heartbeat", HEARTBEAT_SECONDS, sockets.heartbeat), stop))
     yield
+    stop.set()
+    await heartbeat
     await services.bus.drain()
+    await sockets.close()
 
 
 async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -138,7 +153,8 @@ async def run_worker(config: Config) -> None:
     manager = redis_manager(config, write_only=True)
     redis = redis_store.connect(config.redis_url)
     async with mongo_database(config) as (_client, db, _embedded):
-        services = await build_services(config, db, redis, ManagerPublisher(manager))
+        services = await build_services(config, db, redis, ManagerPublisher(manager),
+                                        socket_registry(config, redis))
         log.info("worker started")
         await jobs.run_all(services.periodic, stop)
         await services.bus.drain()

@@ -14,10 +14,10 @@ class Publisher(Protocol):
     async def to_user(self, namespace: str, user_id: str, event: str, data: Any) -> None:
         """Emit `event` to every socket of one user on `namespace`."""
 
-    async def join(self, namespace: str, sid: str, room: str) -> None:
-        """Put a socket into a room."""
+    async def join(self, namespace: str, sid: str, room: str, user_id: str) -> None:
+        """Put a socket of `user_id` into a room (tracked in the socket registry across processes)."""
 
-    async def leave(self, namespace: str, sid: str, room: str) -> None:
+    async def leave(self, namespace: str, sid: str, room: str, user_id: str) -> None:
         """Take a socket out of a room."""
 
 
@@ -29,3 +29,8 @@ def user_room(user_id: str) -> str:
 def role_room(role: str) -> str:
     """The room every socket of a role joins on connect."""
     return f"role:{role}"
+
+
+def room_group(namespace: str, room: str) -> str:
+    """The socket-registry group of a room on a namespace (who has a live socket in it)."""
+    return f"{namespace}|{room}"

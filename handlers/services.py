@@ -8,6 +8,7 @@ from handlers.auth import Authenticator
 from handlers.events import EventBus
 from handlers.jobs import Periodic
 from handlers.publisher import Publisher
+from stores.presence import SocketRegistry
 from stores.ratelimit import RateLimiter
 from stores.users import UserStore
 
@@ -22,4 +23,5 @@ class Services:
     publisher: Publisher
     rate_limiter: RateLimiter
     users: UserStore
+    sockets: SocketRegistry
     periodic: list[Periodic] = field(default_factory=list)

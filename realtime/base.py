@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError
 from handlers.auth import Identity, User
 from handlers.errors import AppError, Forbidden, Internal, InvalidPayload, PreconditionFailed, RateLimited, \
     Unauthorized, Unavailable
-from handlers.publisher import role_room, user_room
+from handlers.publisher import role_room, room_group, user_room
 from handlers.serialize import iso
 from handlers.services import Services
 from realtime.metrics import Metrics
@@ -108,8 +108,8 @@ class BaseNamespace(socketio.AsyncNamespace):
         user = identity.user
         await self.save_session(sid, {"user": user, "exp": identity.expires_at,
                                       "timer": self._arm_expiry(sid, identity.expires_at)})
-        await self.enter_room(sid, user_room(user.id))
         await self.enter_room(sid, role_room(user.role))
+        await self.services.publisher.join(self.namespace, sid, user_room(user.id), user.id)
         self.metrics.connected.labels(self.namespace).inc()
         log.info("connect", extra={"namespace": self.namespace, "user": user.id, "sid": sid})
         await self._safely(self.services.users.upsert_seen(user.id, user.role, user.name))
@@ -125,9 +125,16 @@ class BaseNamespace(socketio.AsyncNamespace):
         if timer is not None:
             timer.cancel()
         self.metrics.connected.labels(self.namespace).dec()
+        await self._safely(self._forget_rooms(sid, user))
         log.info("disconnect", extra={"namespace": self.namespace, "user": user.id, "sid": sid,
                                       "reason": str(reason)})
         await self._safely(self.on_user_disconnected(sid, user))
+
+    async def _forget_rooms(self, sid: str, user: User) -> None:
+        """Unregister the socket from every tracked room (user and feature rooms) it was in."""
+        for room in self.rooms(sid):
+            if room != sid and not room.startswith("role:"):
+                await self.services.sockets.remove(room_group(self.namespace, room), sid, user.id)
 
     async def on_user_connected(self, sid: str, user: User) -> None:
         """Feature hook: an authenticated socket joined this namespace."""

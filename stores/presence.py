@@ -1,0 +1,157 @@
+"""Which users have live sockets, per group (a user, a room), across every process.
+
+Each process registers a heartbeat key; socket entries name their process, so the
+sockets of a crashed process stop counting once its heartbeat expires (and a
+periodic sweep deletes them).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from typing import Iterable, Protocol
+
+from redis.asyncio import Redis
+
+HEARTBEAT_SECONDS = 10
+PROCESS_TTL_SECONDS = 30
+
+
+class SocketRegistry(Protocol):
+    """Live sockets per group; `group` is e.g. `user:<id>` or `room:/chat:conv:<id>`."""
+
+    async def add(self, group: str, sid: str, user_id: str) -> int:
+        """Register a socket; returns how many live sockets the user now has in the group."""
+
+    async def remove(self, group: str, sid: str, user_id: str) -> int:
+        """Forget a socket; returns how many live sockets the user still has in the group."""
+
+    async def users(self, group: str) -> set[str]:
+        """Users with at least one live socket in the group."""
+
+    async def any_live(self, groups: Iterable[str]) -> dict[str, bool]:
+        """For each group, whether it has at least one live socket."""
+
+    async def heartbeat(self) -> None:
+        """Keep this process's entries alive and sweep dead processes' entries."""
+
+    async def close(self) -> None:
+        """Remove this process's entries (graceful shutdown)."""
+
+
+class MemorySocketRegistry:
+    """One process: plain dictionaries."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, dict[str, str]] = defaultdict(dict)
+
+    async def add(self, group: str, sid: str, user_id: str) -> int:
+        """Register a socket."""
+        self._groups[group][sid] = user_id
+        return sum(1 for user in self._groups[group].values() if user == user_id)
+
+    async def remove(self, group: str, sid: str, user_id: str) -> int:
+        """Forget a socket."""
+        sockets = self._groups.get(group, {})
+        sockets.pop(sid, None)
+        if not sockets:
+            self._groups.pop(group, None)
+        return sum(1 for user in sockets.values() if user == user_id)
+
+    async def users(self, group: str) -> set[str]:
+        """Users with a live socket in the group."""
+        return set(self._groups.get(group, {}).values())
+
+    async def any_live(self, groups: Iterable[str]) -> dict[str, bool]:
+        """Whether each group has a live socket."""
+        return {group: bool(self._groups.get(group)) for group in groups}
+
+    async def heartbeat(self) -> None:
+        """Nothing to keep alive in one process."""
+
+    async def close(self) -> None:
+        """Forget everything."""
+        self._groups.clear()
+
+
+class RedisSocketRegistry:
+    """Many processes: one Redis hash per group, `sid -> user|process`."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix + "sockets:"
+        self._procs = prefix + "procs"
+        self.process_id = uuid.uuid4().hex
+        self._live_cache: tuple[float, set[str]] = (0.0, set())
+
+    def _key(self, group: str) -> str:
+        return self._prefix + group
+
+    async def add(self, group: str, sid: str, user_id: str) -> int:
+        """Register a socket."""
+        if not self._live_cache[1]:
+            await self.heartbeat()
+        await self._redis.hset(self._key(group), sid, f"{user_id}|{self.process_id}")
+        return sum(1 for user in (await self._members(group)).values() if user == user_id)
+
+    async def remove(self, group: str, sid: str, user_id: str) -> int:
+        """Forget a socket."""
+        await self._redis.hdel(self._key(group), sid)
+        return sum(1 for user in (await self._members(group)).values() if user == user_id)
+
+    async def users(self, group: str) -> set[str]:
+        """Users with a live socket in the group."""
+        return set((await self._members(group)).values())
+
+    async def any_live(self, groups: Iterable[str]) -> dict[str, bool]:
+        """Whether each group has a live socket (one round trip for all groups)."""
+        groups = list(groups)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for group in groups:
+                pipe.hvals(self._key(group))
+            results = await pipe.execute()
+        live = await self._live_processes()
+        return {group: any(value.rpartition("|")[2] in live for value in values)
+                for group, values in zip(groups, results)}
+
+    async def _members(self, group: str) -> dict[str, str]:
+        entries = await self._redis.hgetall(self._key(group))
+        live = await self._live_processes()
+        members = {}
+        for sid, value in entries.items():
+            user_id, _, process = value.rpartition("|")
+            if process in live:
+                members[sid] = user_id
+        return members
+
+    async def _live_processes(self) -> set[str]:
+        stamp, live = self._live_cache
+        if time.monotonic() - stamp < 1.0 and live:
+            return live
+        cutoff = time.time() - PROCESS_TTL_SECONDS
+        live = set(await self._redis.zrangebyscore(self._procs, cutoff, "+inf"))
+        live.add(self.process_id)
+        self._live_cache = (time.monotonic(), live)
+        return live
+
+    async def heartbeat(self) -> None:
+        """Mark this process alive; delete entries of processes that stopped beating."""
+        now = time.time()
+        await self._redis.zadd(self._procs, {self.process_id: now})
+        dead = await self._redis.zrangebyscore(self._procs, "-inf", now - PROCESS_TTL_SECONDS)
+        if dead:
+            await self._sweep(set(dead))
+            await self._redis.zrem(self._procs, *dead)
+        self._live_cache = (0.0, set())
+
+    async def _sweep(self, processes: set[str]) -> None:
+        async for key in self._redis.scan_iter(match=self._prefix + "*", count=500):
+            entries = await self._redis.hgetall(key)
+            stale = [sid for sid, value in entries.items() if value.rpartition("|")[2] in processes]
+            if stale:
+                await self._redis.hdel(key, *stale)
+
+    async def close(self) -> None:
+        """Remove this process's entries and heartbeat."""
+        await self._sweep({self.process_id})
+        await self._redis.zrem(self._procs, self.process_id)
