@@ -30,6 +30,7 @@ from realtime.server import create_sio, redis_manager, register_namespaces, shut
 from rest.middleware import cors_middleware, error_middleware
 from rest.routes import setup_routes
 from stores import mongo, redis as redis_store
+from stores.crypto import Cipher
 from stores.embedded import EmbeddedMongo, default_storage
 from stores.mongo import Database
 from stores.presence import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
@@ -51,7 +52,8 @@ async def build_services(config: Config, db: Database, redis: Any, publisher: Pu
     await users.ensure_indexes()
     limiter = RedisRateLimiter(redis, config.redis_prefix) if redis is not None else MemoryRateLimiter()
     services = Services(config=config, auth=Authenticator(config), bus=EventBus(), publisher=publisher,
-                        rate_limiter=limiter, users=users, sockets=sockets)
+                        rate_limiter=limiter, users=users, sockets=sockets,
+                        cipher=Cipher(config.message_keys))
     return services
 
 

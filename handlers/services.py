@@ -8,6 +8,7 @@ from handlers.auth import Authenticator
 from handlers.events import EventBus
 from handlers.jobs import Periodic
 from handlers.publisher import Publisher
+from stores.crypto import Cipher
 from stores.presence import SocketRegistry
 from stores.ratelimit import RateLimiter
 from stores.users import UserStore
@@ -24,4 +25,5 @@ class Services:
     rate_limiter: RateLimiter
     users: UserStore
     sockets: SocketRegistry
+    cipher: Cipher
     periodic: list[Periodic] = field(default_factory=list)
