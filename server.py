@@ -24,6 +24,7 @@ from handlers.auth import Authenticator, mint_token
 from handlers.events import EventBus
 from handlers.publisher import Publisher
 from handlers.services import Services
+from handlers.uploads import UploadHandler
 from realtime.metrics import Metrics
 from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, register_namespaces, shutdown
@@ -35,6 +36,7 @@ from stores.embedded import EmbeddedMongo, default_storage
 from stores.mongo import Database
 from stores.presence import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
 from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from stores.uploads import UploadStore
 from stores.users import UserStore
 
 log = logging.getLogger("careline")
@@ -51,9 +53,12 @@ async def build_services(config: Config, db: Database, redis: Any, publisher: Pu
     users = UserStore(db)
     await users.ensure_indexes()
     limiter = RedisRateLimiter(redis, config.redis_prefix) if redis is not None else MemoryRateLimiter()
+    cipher = Cipher(config.message_keys)
+    uploads = UploadStore(db, cipher)
+    await uploads.ensure_indexes()
     services = Services(config=config, auth=Authenticator(config), bus=EventBus(), publisher=publisher,
-                        rate_limiter=limiter, users=users, sockets=sockets,
-                        cipher=Cipher(config.message_keys))
+                        rate_limiter=limiter, users=users, sockets=sockets, cipher=cipher, uploads=uploads,
+                        upload_handler=UploadHandler(uploads, config.upload_max_bytes))
     return services
 
 

@@ -95,3 +95,15 @@ class Unavailable(AppError):
 
 class Internal(AppError):
     """Something unexpected; details are logged, never returned."""
+
+
+class PayloadTooLarge(InvalidPayload):
+    """An upload over the size limit (HTTP 413)."""
+
+    http_status, default_message = 413, "Payload too large"
+
+
+class UnsupportedMediaType(InvalidPayload):
+    """An upload whose content is not an accepted type (HTTP 415)."""
+
+    http_status, default_message = 415, "Unsupported media type"

@@ -8,9 +8,11 @@ from handlers.auth import Authenticator
 from handlers.events import EventBus
 from handlers.jobs import Periodic
 from handlers.publisher import Publisher
+from handlers.uploads import UploadHandler
 from stores.crypto import Cipher
 from stores.presence import SocketRegistry
 from stores.ratelimit import RateLimiter
+from stores.uploads import UploadStore
 from stores.users import UserStore
 
 
@@ -26,4 +28,6 @@ class Services:
     users: UserStore
     sockets: SocketRegistry
     cipher: Cipher
+    uploads: UploadStore
+    upload_handler: UploadHandler
     periodic: list[Periodic] = field(default_factory=list)

@@ -1,0 +1,16 @@
+"""Bearer authentication for REST views."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from config import SERVICES
+from handlers.auth import User
+from handlers.errors import Unauthorized
+
+
+def require_user(request: web.Request) -> User:
+    """The caller from `Authorization: Bearer <jwt>`, or Unauthorized."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("A bearer token is required")
+    return request.app[SERVICES].auth.verify(token.strip()).user  # type: ignore[attr-defined]
