@@ -7,7 +7,9 @@ import urllib.parse
 from typing import Any
 
 import engineio
+from aiohttp.web import WebSocketResponse
 from engineio import exceptions, packet, payload
+from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 
 #: how long a poll that arrives mid-upgrade waits for the upgrade to finish (Node checks every 100 ms)
@@ -224,10 +226,12 @@ class CarelineSocket(AsyncSocket):
         try:
             while True:
                 pkt = await self.queue.get()
-                self.queue.task_done()
-                if pkt is None:
-                    break
-                await ws.send(pkt.encode())
+                try:
+                    if pkt is None:
+                        break
+                    await ws.send(pkt.encode())
+                finally:
+                    self.queue.task_done()  # after the write, so flush() means "on the wire"
         except Exception:  # the peer went away mid-send
             pass
         finally:
@@ -239,6 +243,12 @@ class CarelineEngine(engineio.AsyncServer):
     """python-engineio's AsyncServer with careline's protocol fixes (see docs/protocol.md)."""
 
     socket_class = CarelineSocket
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Create the server; on aiohttp, WebSockets are served without permessage-deflate."""
+        super().__init__(*args, **kwargs)
+        if self.async_mode == "aiohttp":
+            self._async = dict(self._async, websocket=UncompressedWebSocket)
 
     def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
         """Attach, also routing other HTTP methods here so they get a protocol 400, not a 405."""
@@ -367,6 +377,17 @@ class CarelineEngine(engineio.AsyncServer):
         if sock is not None and not sock.closed:
             await sock.fail()
 
+    async def flush(self, sid: str, pause: float = 0.0) -> None:
+        """Wait until a WebSocket session has written all queued packets, then `pause` seconds."""
+        sock = self.sockets.get(sid)
+        if sock is None or not sock._ws_active:
+            return
+        try:
+            await asyncio.wait_for(sock.queue.join(), self.ping_timeout)
+        except asyncio.TimeoutError:
+            return
+        await asyncio.sleep(pause)
+
     def options(self) -> dict:
         """Constructor options that reproduce this server's engine settings."""
         return {
@@ -382,6 +403,22 @@ class CarelineEngine(engineio.AsyncServer):
             "cors_credentials": self.cors_credentials,
             "transports": list(self.transports),
         }
+
+
+class UncompressedWebSocket(aiohttp_driver.WebSocket):
+    """python-engineio's aiohttp WebSocket wrapper without permessage-deflate (engine.io's default).
+
+    With compression negotiated, clients inflate frames asynchronously, so a WebSocket message
+    can be delivered after an HTTP response the server wrote later; it also costs CPU per frame.
+    """
+
+    async def __call__(self, environ: dict) -> Any:
+        """Accept the WebSocket handshake and run the Engine.IO handler on it."""
+        self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await self._sock.prepare(environ["aiohttp.request"])
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
 
 
 def is_websocket_request(environ: dict) -> bool:

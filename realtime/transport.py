@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from realtime.engine import CarelineEngine
@@ -13,6 +15,8 @@ from realtime.engine import CarelineEngine
 RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
+#: pause between a WebSocket CONNECT reply and what the connect handler emitted (see docs/protocol.md)
+CONNECT_REPLY_PAUSE = 0.002
 #: packet types a client may send, with the payload check each must pass
 CLIENT_PACKETS = {
     sio_packet.CONNECT: lambda data: data is None or isinstance(data, dict),
@@ -25,6 +29,18 @@ CLIENT_PACKETS = {
 BINARY_PACKETS = frozenset({sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK})
 #: packets that are never held back while a namespace connection is being accepted
 CONNECT_REPLIES = frozenset({sio_packet.CONNECT, sio_packet.CONNECT_ERROR, sio_packet.DISCONNECT})
+
+
+#: type digit, optional attachment count, optional namespace of an encoded Socket.IO packet
+ROUTE = re.compile(r"(\d)(?:\d+-)?(/[^,]*)?")
+
+
+def route_of(encoded: str) -> tuple[int, str]:
+    """The packet type and namespace of an encoded (text) Socket.IO packet."""
+    match = ROUTE.match(encoded)
+    if match is None:
+        return -1, "/"
+    return int(match.group(1)), match.group(2) or "/"
 
 
 def is_event_payload(data: Any) -> bool:
@@ -44,7 +60,8 @@ class CarelineServer(socketio.AsyncServer):
         """Accept AsyncServer's options plus `connect_timeout` (seconds to join a namespace)."""
         super().__init__(*args, **kwargs)
         self.connect_timeout = connect_timeout
-        self._held: dict[tuple[str, str], list[sio_packet.Packet]] = {}
+        self._connecting: dict[str, tuple[str, list[eio_packet.Packet]]] = {}
+        self._attaching: set[str] = set()
         self._connect_timers: dict[str, asyncio.Task] = {}
 
     def _engineio_server_class(self) -> type[CarelineEngine]:
@@ -76,8 +93,8 @@ class CarelineServer(socketio.AsyncServer):
     async def _handle_eio_disconnect(self, eio_sid: str, reason: str) -> None:
         """Forget per-session state, then disconnect all namespaces as usual."""
         self._stop_connect_timer(eio_sid)
-        for key in [k for k in self._held if k[0] == eio_sid]:
-            del self._held[key]
+        self._connecting.pop(eio_sid, None)
+        self._attaching.discard(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
@@ -139,22 +156,46 @@ class CarelineServer(socketio.AsyncServer):
             await self._send_packet(eio_sid, self.packet_class(
                 sio_packet.CONNECT_ERROR, data={"message": "Invalid namespace"}, namespace=namespace))
             return
-        key = (eio_sid, namespace)
-        self._held[key] = []
+        held: list[eio_packet.Packet] = []
+        self._connecting[eio_sid] = (namespace, held)
         try:
             await super()._handle_connect(eio_sid, namespace, data)
         finally:
-            held = self._held.pop(key, [])
+            self._connecting.pop(eio_sid, None)
+            self._attaching.discard(eio_sid)
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if sid is not None and self.manager.is_connected(sid, namespace):
             self._stop_connect_timer(eio_sid)
+            if held:
+                await self.eio.flush(eio_sid, CONNECT_REPLY_PAUSE)  # CONNECT reply goes out alone
             for pkt in held:
-                await super()._send_packet(eio_sid, pkt)
+                await super()._send_eio_packet(eio_sid, pkt)
 
     async def _send_packet(self, eio_sid: str, pkt: sio_packet.Packet) -> None:
-        """Send a packet, holding it back while its namespace connection is being accepted."""
-        held = self._held.get((eio_sid, pkt.namespace or "/"))
-        if held is not None and pkt.packet_type not in CONNECT_REPLIES:
-            held.append(pkt)
+        """Send a Socket.IO packet as Engine.IO messages (all output goes through _send_eio_packet)."""
+        encoded = pkt.encode()
+        for part in encoded if isinstance(encoded, list) else [encoded]:
+            await self._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, part))
+
+    async def _send_eio_packet(self, eio_sid: str, eio_pkt: eio_packet.Packet) -> None:
+        """Send an Engine.IO packet, holding it back while its namespace connection is pending."""
+        state = self._connecting.get(eio_sid)
+        if state is not None and self._must_hold(eio_sid, state[0], eio_pkt):
+            state[1].append(eio_pkt)
             return
-        await super()._send_packet(eio_sid, pkt)
+        await super()._send_eio_packet(eio_sid, eio_pkt)
+
+    def _must_hold(self, eio_sid: str, connecting: str, eio_pkt: eio_packet.Packet) -> bool:
+        """True for output to the namespace being connected, other than the connect reply."""
+        data = eio_pkt.data
+        if eio_pkt.packet_type != eio_packet.MESSAGE:
+            return False
+        if isinstance(data, (bytes, bytearray)):
+            return eio_sid in self._attaching  # an attachment follows its header packet
+        kind, namespace = route_of(data)
+        hold = namespace == connecting and kind not in CONNECT_REPLIES
+        if hold and kind in BINARY_PACKETS:
+            self._attaching.add(eio_sid)
+        else:
+            self._attaching.discard(eio_sid)
+        return hold
