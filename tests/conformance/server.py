@@ -14,7 +14,11 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from realtime.engine import CarelineEngine  # noqa: E402
 from realtime.transport import CarelineServer  # noqa: E402
+
+SIO_KEY = web.AppKey("careline_sio", CarelineServer)
+ECHO_KEY = web.AppKey("careline_engine_echo", CarelineEngine)
 
 #: the suites' reference timing (seconds / bytes)
 SUITE_SETTINGS: dict[str, Any] = {
@@ -64,12 +68,14 @@ def add_engine_echo(sio: CarelineServer, app: web.Application) -> None:
 
     eio.on("message", echo)
     eio.attach(app, "engine.io")
+    app[ECHO_KEY] = eio
 
 
 def build_suite_app(sio: CarelineServer, app: web.Application) -> web.Application:
     """Add the suites' handlers to a production-built sio/app pair."""
     add_suite_namespaces(sio)
     add_engine_echo(sio, app)
+    app[SIO_KEY] = sio
     return app
 
 
