@@ -1,8 +1,201 @@
 """careline's Socket.IO / Engine.IO server classes (protocol fixes and fast paths live here)."""
 from __future__ import annotations
 
+import asyncio
+import re
+from typing import Any
+
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from realtime.engine import CarelineEngine
+
+#: event names a client may not emit (they are reserved by the protocol)
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+#: pause between a WebSocket CONNECT reply and what the connect handler emitted (see docs/protocol.md)
+CONNECT_REPLY_PAUSE = 0.002
+#: packet types a client may send, with the payload check each must pass
+CLIENT_PACKETS = {
+    sio_packet.CONNECT: lambda data: data is None or isinstance(data, dict),
+    sio_packet.DISCONNECT: lambda data: data is None,
+    sio_packet.EVENT: lambda data: is_event_payload(data),
+    sio_packet.BINARY_EVENT: lambda data: is_event_payload(data),
+    sio_packet.ACK: lambda data: isinstance(data, list),
+    sio_packet.BINARY_ACK: lambda data: isinstance(data, list),
+}
+BINARY_PACKETS = frozenset({sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK})
+#: packets that are never held back while a namespace connection is being accepted
+CONNECT_REPLIES = frozenset({sio_packet.CONNECT, sio_packet.CONNECT_ERROR, sio_packet.DISCONNECT})
+
+
+#: type digit, optional attachment count, optional namespace of an encoded Socket.IO packet
+ROUTE = re.compile(r"(\d)(?:\d+-)?(/[^,]*)?")
+
+
+def route_of(encoded: str) -> tuple[int, str]:
+    """The packet type and namespace of an encoded (text) Socket.IO packet."""
+    match = ROUTE.match(encoded)
+    if match is None:
+        return -1, "/"
+    return int(match.group(1)), match.group(2) or "/"
+
+
+def is_event_payload(data: Any) -> bool:
+    """True for `[eventName, ...args]` with a non-reserved string (or numeric) event name."""
+    if not isinstance(data, list) or not data:
+        return False
+    name = data[0]
+    if isinstance(name, str):
+        return name not in RESERVED_EVENTS
+    return isinstance(name, (int, float)) and not isinstance(name, bool)
 
 
 class CarelineServer(socketio.AsyncServer):
     """The Socket.IO server careline runs; a drop-in subclass of python-socketio's AsyncServer."""
+
+    def __init__(self, *args: Any, connect_timeout: float = 45.0, **kwargs: Any) -> None:
+        """Accept AsyncServer's options plus `connect_timeout` (seconds to join a namespace)."""
+        super().__init__(*args, **kwargs)
+        self.connect_timeout = connect_timeout
+        self._connecting: dict[str, tuple[str, list[eio_packet.Packet]]] = {}
+        self._attaching: set[str] = set()
+        self._connect_timers: dict[str, asyncio.Task] = {}
+
+    def _engineio_server_class(self) -> type[CarelineEngine]:
+        """Use careline's protocol-conformant Engine.IO server."""
+        return CarelineEngine
+
+    def engine_sibling(self) -> CarelineEngine:
+        """A bare Engine.IO server with exactly this server's engine settings."""
+        return CarelineEngine(**self.eio.options(), logger=self.eio.logger)
+
+    # -- Engine.IO events ------------------------------------------------
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
+        """Register the session and give it connect_timeout to join a namespace."""
+        await super()._handle_eio_connect(eio_sid, environ)
+        self._connect_timers[eio_sid] = asyncio.ensure_future(self._connect_deadline(eio_sid))
+
+    async def _connect_deadline(self, eio_sid: str) -> None:
+        """Close a session that has not joined any namespace in time."""
+        await asyncio.sleep(self.connect_timeout)
+        if self._connect_timers.pop(eio_sid, None) is not None:
+            await self.eio.close_session(eio_sid)
+
+    def _stop_connect_timer(self, eio_sid: str) -> None:
+        """Cancel the connect deadline of a session."""
+        task = self._connect_timers.pop(eio_sid, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: str) -> None:
+        """Forget per-session state, then disconnect all namespaces as usual."""
+        self._stop_connect_timer(eio_sid)
+        self._connecting.pop(eio_sid, None)
+        self._attaching.discard(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        """Decode, validate and dispatch one Socket.IO packet; invalid ones close the session."""
+        pending = self._binary_packet.get(eio_sid)
+        if pending is not None:
+            if not isinstance(data, bytes):
+                return await self.eio.close_session(eio_sid)
+            return await super()._handle_eio_message(eio_sid, data)
+        pkt = self._decode(data)
+        if pkt is None:
+            self.logger.info("invalid packet from %s, closing", eio_sid)
+            return await self.eio.close_session(eio_sid)
+        await self._dispatch(eio_sid, pkt)
+
+    def _decode(self, data: str | bytes) -> sio_packet.Packet | None:
+        """Decode a client packet; None unless it is well formed and allowed from a client."""
+        if not isinstance(data, str):
+            return None
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except (ValueError, TypeError, KeyError, IndexError):
+            return None
+        check = CLIENT_PACKETS.get(pkt.packet_type)
+        if check is None or not check(pkt.data):
+            return None
+        if pkt.attachment_count and pkt.packet_type not in BINARY_PACKETS:
+            return None
+        return pkt
+
+    async def _dispatch(self, eio_sid: str, pkt: sio_packet.Packet) -> None:
+        """Route a validated packet to python-socketio's handlers."""
+        kind = pkt.packet_type
+        if kind == sio_packet.CONNECT:
+            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif kind == sio_packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        elif pkt.attachment_count:
+            self._binary_packet[eio_sid] = pkt  # completed by the attachments that follow
+        elif kind in (sio_packet.EVENT, sio_packet.BINARY_EVENT):
+            await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        else:
+            await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+
+    # -- namespace connection ----------------------------------------------
+    def _namespace_exists(self, namespace: str) -> bool:
+        """True if a client may connect to `namespace`."""
+        return (
+            namespace in self.handlers
+            or namespace in self.namespace_handlers
+            or self.namespaces == "*"
+            or namespace in self.namespaces
+        )
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        """Connect to a namespace; what the handler emits is sent after the CONNECT reply."""
+        namespace = namespace or "/"
+        if not self._namespace_exists(namespace):
+            await self._send_packet(eio_sid, self.packet_class(
+                sio_packet.CONNECT_ERROR, data={"message": "Invalid namespace"}, namespace=namespace))
+            return
+        held: list[eio_packet.Packet] = []
+        self._connecting[eio_sid] = (namespace, held)
+        try:
+            await super()._handle_connect(eio_sid, namespace, data)
+        finally:
+            self._connecting.pop(eio_sid, None)
+            self._attaching.discard(eio_sid)
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is not None and self.manager.is_connected(sid, namespace):
+            self._stop_connect_timer(eio_sid)
+            if held:
+                await self.eio.flush(eio_sid, CONNECT_REPLY_PAUSE)  # CONNECT reply goes out alone
+            for pkt in held:
+                await super()._send_eio_packet(eio_sid, pkt)
+
+    async def _send_packet(self, eio_sid: str, pkt: sio_packet.Packet) -> None:
+        """Send a Socket.IO packet as Engine.IO messages (all output goes through _send_eio_packet)."""
+        encoded = pkt.encode()
+        for part in encoded if isinstance(encoded, list) else [encoded]:
+            await self._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, part))
+
+    async def _send_eio_packet(self, eio_sid: str, eio_pkt: eio_packet.Packet) -> None:
+        """Send an Engine.IO packet, holding it back while its namespace connection is pending."""
+        state = self._connecting.get(eio_sid)
+        if state is not None and self._must_hold(eio_sid, state[0], eio_pkt):
+            state[1].append(eio_pkt)
+            return
+        await super()._send_eio_packet(eio_sid, eio_pkt)
+
+    def _must_hold(self, eio_sid: str, connecting: str, eio_pkt: eio_packet.Packet) -> bool:
+        """True for output to the namespace being connected, other than the connect reply."""
+        data = eio_pkt.data
+        if eio_pkt.packet_type != eio_packet.MESSAGE:
+            return False
+        if isinstance(data, (bytes, bytearray)):
+            return eio_sid in self._attaching  # an attachment follows its header packet
+        kind, namespace = route_of(data)
+        hold = namespace == connecting and kind not in CONNECT_REPLIES
+        if hold and kind in BINARY_PACKETS:
+            self._attaching.add(eio_sid)
+        else:
+            self._attaching.discard(eio_sid)
+        return hold

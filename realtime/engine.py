@@ -1,0 +1,185 @@
+"""Engine.IO server subclass that makes python-engineio follow the v4 protocol (docs/protocol.md)."""
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from typing import Any
+
+import engineio
+from engineio import exceptions, packet
+
+from realtime.engine_socket import (
+    CarelineSocket,
+    UncompressedWebSocket,
+    is_websocket_request,
+    refuse_websocket,
+)
+
+#: methods the Engine.IO endpoint understands; anything else is a 400
+ALLOWED_METHODS = ("GET", "POST", "OPTIONS")
+
+
+class CarelineEngine(engineio.AsyncServer):
+    """python-engineio's AsyncServer with careline's protocol fixes (see docs/protocol.md)."""
+
+    socket_class = CarelineSocket
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Create the server; on aiohttp, WebSockets are served without permessage-deflate."""
+        super().__init__(*args, **kwargs)
+        if self.async_mode == "aiohttp":
+            self._async = dict(self._async, websocket=UncompressedWebSocket)
+
+    def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
+        """Attach, also routing other HTTP methods here so they get a protocol 400, not a 405."""
+        super().attach(app, engineio_path)
+        if self.async_mode == "aiohttp":
+            app.router.add_route("*", f"/{engineio_path.strip('/')}/", self.handle_request)
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """Reject what the protocol forbids, then let python-engineio handle the request."""
+        environ = await self._environ(*args, **kwargs)
+        early = await self._precheck(environ)
+        if early is not None:
+            return early
+        return await super().handle_request(*args, **kwargs)
+
+    async def _environ(self, *args: Any, **kwargs: Any) -> dict:
+        """Build the WSGI-style environ for a request (cheap, done again by the base class)."""
+        environ = self._async["translate_request"](*args, **kwargs)
+        if asyncio.iscoroutine(environ):
+            environ = await environ
+        return environ
+
+    async def _precheck(self, environ: dict) -> Any:
+        """Return a response for requests that must not reach the stock handler, else None."""
+        method = environ["REQUEST_METHOD"]
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        if method not in ALLOWED_METHODS:
+            return await self._make_response(self._bad_request("Bad request method"), environ)
+        if method == "OPTIONS":
+            return None
+        if "transport" not in query:
+            return await self._make_response(self._bad_request("Missing transport"), environ)
+        sid = query.get("sid", [None])[0]
+        socket = self.sockets.get(sid) if sid else None
+        if socket is None or socket.closed or self._origin_rejected(environ):
+            return None
+        if not await socket.check_ping_timeout():
+            return await self._make_response(self._bad_request(f"Invalid session {sid}"), environ)
+        if socket.upgraded and is_websocket_request(environ):
+            return await refuse_websocket(self, environ)
+        if method == "POST" and socket.connected and not socket.upgraded and "j" not in query:
+            return await self._make_response(await self._handle_post(socket, environ), environ)
+        return None
+
+    def _origin_rejected(self, environ: dict) -> bool:
+        """True if the stock CORS check will reject this request's Origin."""
+        origin = environ.get("HTTP_ORIGIN")
+        if self.cors_allowed_origins == [] or not origin:
+            return False
+        allowed = self._cors_allowed_origins(environ)
+        return allowed is not None and origin not in allowed
+
+    async def _handle_post(self, socket: CarelineSocket, environ: dict) -> dict:
+        """Deliver a POSTed payload; a bad or oversized payload closes the session with a 400."""
+        try:
+            await socket.handle_post_request(environ)
+        except exceptions.EngineIOError as exc:
+            self.logger.info("%s: closing session: %r", socket.sid, exc)
+            await socket.fail()
+            return self._bad_request("Invalid payload")
+        except Exception:  # an application handler failed: keep the session, like upstream
+            self.logger.exception("post request handler error")
+        return self._ok()
+
+    async def _handle_connect(self, environ: dict, transport: str, jsonp_index: int | None = None) -> Any:
+        """Open a session: exact handshake values, heartbeat started before the OPEN is sent."""
+        self._start_monitor()
+        sid = self.generate_id()
+        sock = self.socket_class(self, sid)
+        self.sockets[sid] = sock
+        sock.schedule_ping()
+        await sock.send(packet.Packet(packet.OPEN, self.handshake(sid, transport)))
+        ret = await self._trigger_event("connect", sid, environ, run_async=False)
+        if ret is not None and ret is not True:
+            sock._cancel_heartbeat()
+            self.sockets.pop(sid, None)
+            self.logger.warning("Application rejected connection")
+            return self._unauthorized(ret or None)
+        if transport == "websocket":
+            response = await sock.handle_get_request(environ)
+            if sock.closed:
+                self.sockets.pop(sid, None)
+            return response
+        sock.connected = True
+        try:
+            return self._ok(await sock.poll(), headers=self._cookie_headers(sid), jsonp_index=jsonp_index)
+        except exceptions.QueueEmpty:
+            return self._bad_request()
+
+    def handshake(self, sid: str, transport: str) -> dict:
+        """The OPEN packet payload (pingInterval in ms, grace included, without truncation)."""
+        return {
+            "sid": sid,
+            "upgrades": self._upgrades(sid, transport),
+            "pingTimeout": round(self.ping_timeout * 1000),
+            "pingInterval": round((self.ping_interval + self.ping_interval_grace_period) * 1000),
+            "maxPayload": self.max_http_buffer_size,
+        }
+
+    def _start_monitor(self) -> None:
+        """Start python-engineio's client monitor task once (it garbage-collects closed sessions)."""
+        if self.start_service_task:
+            self.start_service_task = False
+            self.service_task_handle = self.start_background_task(self._service_task)
+
+    def _cookie_headers(self, sid: str) -> list | None:
+        """The Set-Cookie header for the sid cookie, if one is configured."""
+        if not self.cookie:
+            return None
+        attrs = self.cookie if isinstance(self.cookie, dict) else {"name": self.cookie, "path": "/", "SameSite": "Lax"}
+        return [("Set-Cookie", self._generate_sid_cookie(sid, attrs))]
+
+    def _ok(self, packets: list | None = None, headers: list | None = None, jsonp_index: int | None = None) -> dict:
+        """A 200 response; an acknowledged POST answers `ok` like the reference server."""
+        if packets is None:
+            return {"status": "200 OK", "headers": [("Content-Type", "text/html")], "response": b"ok"}
+        return super()._ok(packets, headers=headers, jsonp_index=jsonp_index)
+
+    def _method_not_found(self) -> dict:
+        """Unsupported methods are a 400 Bad Request in the protocol, not a 405."""
+        return self._bad_request("Bad request method")
+
+    async def close_session(self, sid: str) -> None:
+        """Close a session because the layer above received an invalid packet from it."""
+        sock = self.sockets.get(sid)
+        if sock is not None and not sock.closed:
+            await sock.fail()
+
+    async def flush(self, sid: str, pause: float = 0.0) -> None:
+        """Wait until a WebSocket session has written all queued packets, then `pause` seconds."""
+        sock = self.sockets.get(sid)
+        if sock is None or not sock._ws_active:
+            return
+        try:
+            await asyncio.wait_for(sock.queue.join(), self.ping_timeout)
+        except asyncio.TimeoutError:
+            return
+        await asyncio.sleep(pause)
+
+    def options(self) -> dict:
+        """Constructor options that reproduce this server's engine settings."""
+        return {
+            "async_mode": self.async_mode,
+            "ping_interval": (self.ping_interval, self.ping_interval_grace_period),
+            "ping_timeout": self.ping_timeout,
+            "max_http_buffer_size": self.max_http_buffer_size,
+            "allow_upgrades": self.allow_upgrades,
+            "http_compression": self.http_compression,
+            "compression_threshold": self.compression_threshold,
+            "cookie": self.cookie,
+            "cors_allowed_origins": self.cors_allowed_origins,
+            "cors_credentials": self.cors_credentials,
+            "transports": list(self.transports),
+        }
