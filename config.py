@@ -110,6 +110,7 @@ class Config:
     max_payload_bytes: int = 64 * 1024
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
+    connect_timeout: float = 45.0
     rate_limit_burst: int = 30
     rate_limit_per_second: float = 10.0
     run_worker_in_web: bool = True
@@ -178,6 +179,7 @@ class Config:
             max_payload_bytes=int(env.get("MAX_PAYLOAD_BYTES") or 64 * 1024),
             ping_interval=float(env.get("PING_INTERVAL_SECONDS") or 25),
             ping_timeout=float(env.get("PING_TIMEOUT_SECONDS") or 20),
+            connect_timeout=float(env.get("CONNECT_TIMEOUT_SECONDS") or 45),
             rate_limit_burst=int(env.get("RATE_LIMIT_BURST") or 30),
             rate_limit_per_second=float(env.get("RATE_LIMIT_PER_SECOND") or 10),
             run_worker_in_web=_bool(env.get("RUN_WORKER_IN_WEB"), True),

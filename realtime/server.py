@@ -51,6 +51,7 @@ def create_sio(config: Config) -> CarelineServer:
     return CarelineServer(
         async_mode="aiohttp", client_manager=manager, cors_allowed_origins=cors_origins(config),
         ping_interval=config.ping_interval, ping_timeout=config.ping_timeout,
+        connect_timeout=config.connect_timeout,
         max_http_buffer_size=ENGINE_MAX_BUFFER, json=OrjsonCodec, logger=False, engineio_logger=False,
     )
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,9 +12,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import server as suite_server  # noqa: E402
+from tests.conformance import server as suite_server
 
 #: heartbeat slow enough that it never masks the behaviour under test
 SLOW = {"ping_interval": 5.0, "ping_timeout": 5.0, "connect_timeout": 5.0}
@@ -83,13 +79,16 @@ Serve = Callable[..., Awaitable[Running]]
 
 
 @pytest_asyncio.fixture
-async def serve() -> AsyncIterator[Serve]:
+async def serve(test_env: dict[str, str]) -> AsyncIterator[Serve]:
     """Factory: start the conformance app with given settings on a free port."""
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
     async def start(**settings: Any) -> Running:
-        app = suite_server.make_app(settings)
+        env = {k: v for k, v in test_env.items() if not k.startswith("_")}
+        if settings.pop("redis", False):
+            env["REDIS_URL"] = test_env["_REDIS_URL"]
+        app = suite_server.make_app(settings, env)
         runner = web.AppRunner(app)
         await runner.setup()
         port = free_port()

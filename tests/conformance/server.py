@@ -1,11 +1,12 @@
 """Protocol test-suite server: careline's Socket.IO server plus the suites' echo handlers.
 
-Run ``python tests/conformance/server.py`` and point the official Engine.IO and
-Socket.IO test suites (mocha, localhost:3000) at it.
+Run ``python tests/conformance/server.py`` (on the embedded default, or MONGODB_URI) and
+point the official Engine.IO and Socket.IO test suites (mocha, localhost:3000) at it.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from config import SIO, Config  # noqa: E402
 from realtime.engine import CarelineEngine  # noqa: E402
+from realtime.server import ENGINE_MAX_BUFFER  # noqa: E402
 from realtime.transport import CarelineServer  # noqa: E402
+from server import create_app  # noqa: E402
 
 SIO_KEY = web.AppKey("careline_sio", CarelineServer)
 ECHO_KEY = web.AppKey("careline_engine_echo", CarelineEngine)
@@ -29,13 +33,17 @@ SUITE_SETTINGS: dict[str, Any] = {
 }
 
 
-def build_production_server(settings: dict[str, Any]) -> tuple[CarelineServer, web.Application]:
-    """Build the sio server and aiohttp app the way careline's production code does."""
-    # TODO(lead): replace with `app = create_app(Config(...)); sio = app[...]` once server.py lands.
-    sio = CarelineServer(async_mode="aiohttp", cors_allowed_origins="*", **settings)
-    app = web.Application()
-    sio.attach(app)
-    return sio, app
+_SETTING_ENV = {"ping_interval": "PING_INTERVAL_SECONDS", "ping_timeout": "PING_TIMEOUT_SECONDS",
+                "connect_timeout": "CONNECT_TIMEOUT_SECONDS"}
+
+
+def build_production_server(settings: dict[str, Any], env: dict[str, str]) -> tuple[CarelineServer, web.Application]:
+    """Build the sio server and aiohttp app exactly as production does: `create_app(Config.from_env(...))`."""
+    if settings.get("max_http_buffer_size", ENGINE_MAX_BUFFER) != ENGINE_MAX_BUFFER:
+        raise ValueError("careline's engine buffer is fixed at ENGINE_MAX_BUFFER")
+    env = dict(env, **{_SETTING_ENV[k]: str(v) for k, v in settings.items() if k in _SETTING_ENV})
+    app = create_app(Config.from_env(env))
+    return app[SIO], app  # type: ignore[return-value]
 
 
 def add_suite_namespaces(sio: CarelineServer) -> None:
@@ -79,9 +87,10 @@ def build_suite_app(sio: CarelineServer, app: web.Application) -> web.Applicatio
     return app
 
 
-def make_app(settings: dict[str, Any] | None = None) -> web.Application:
+def make_app(settings: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> web.Application:
     """Return the complete suite app (production server + suite handlers)."""
-    sio, app = build_production_server(dict(SUITE_SETTINGS, **(settings or {})))
+    sio, app = build_production_server(dict(SUITE_SETTINGS, **(settings or {})),
+                                       dict(os.environ) if env is None else env)
     return build_suite_app(sio, app)
 
 

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 import socketio
 
-from conftest import Running, Serve
+from tests.conformance.conftest import Running, Serve
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 async def roundtrip(running: Running, transports: list[str]) -> None:
@@ -44,25 +42,10 @@ async def test_python_client_survives_heartbeats(fast: Running) -> None:
     await client.disconnect()
 
 
-async def redis_available() -> bool:
-    """True if a Redis server answers on 127.0.0.1:6379."""
-    import redis.asyncio as aioredis
-
-    conn = aioredis.from_url(REDIS_URL)
-    try:
-        return bool(await asyncio.wait_for(conn.ping(), 1))
-    except Exception:
-        return False
-    finally:
-        await conn.aclose()
-
-
 async def test_redis_manager_roundtrip_and_cross_server_emit(serve: Serve) -> None:
-    if not await redis_available():
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    channel = f"careline-conformance-{uuid.uuid4().hex}"
-    a = await serve(client_manager=socketio.AsyncRedisManager(REDIS_URL, channel=channel))
-    b = await serve(client_manager=socketio.AsyncRedisManager(REDIS_URL, channel=channel))
+    a = await serve(redis=True)
+    b = await serve(redis=True)
+    assert isinstance(a.sio.manager, socketio.AsyncRedisManager)
     await roundtrip(a, ["polling", "websocket"])
     client = socketio.AsyncClient(reconnection=False)
     got: asyncio.Queue = asyncio.Queue()
@@ -74,5 +57,4 @@ async def test_redis_manager_roundtrip_and_cross_server_emit(serve: Serve) -> No
         assert await asyncio.wait_for(got.get(), 3) == {"from": "b"}
     finally:
         await client.disconnect()
-        for running in (a, b):
-            await running.sio.shutdown()
+

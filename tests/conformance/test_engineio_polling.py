@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import Running
+from tests.conformance.conftest import Running
 
 
 async def test_post_answers_ok_and_messages_are_echoed(slow: Running) -> None:
@@ -55,14 +55,14 @@ async def test_ping_pong_keeps_session_open(fast: Running) -> None:
 
 async def test_missed_pong_closes_session_and_frees_it(fast: Running) -> None:
     sid, _ = await fast.open_polling()
-    await asyncio.sleep(0.3 + 0.2)
+    await asyncio.sleep(0.3 + 0.2 + 0.3)  # interval + timeout, plus slack for a loaded machine
     assert (await fast.get(sid))[0] == 400
     assert sid not in fast.echo.sockets  # no leaked session
 
 
 async def test_idle_session_is_dropped_without_any_request(fast: Running) -> None:
     sids = [(await fast.open_polling())[0] for _ in range(5)]
-    await asyncio.sleep(0.3 + 0.2 + 0.1)
+    await asyncio.sleep(0.3 + 0.2 + 0.3)  # slack for a loaded machine
     assert not set(sids) & set(fast.echo.sockets)
 
 

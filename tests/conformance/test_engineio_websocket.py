@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import Running, recv, wait_closed
+from tests.conformance.conftest import Running, recv, wait_closed
 
 
 async def test_websocket_echoes_text_and_binary(slow: Running) -> None:

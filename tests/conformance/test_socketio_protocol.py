@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import Running, Serve, recv, wait_closed
+from tests.conformance.conftest import Running, Serve, recv, wait_closed
 
 
 async def sio_ws(running: Running):
