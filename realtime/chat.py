@@ -51,7 +51,7 @@ class ChatNamespace(BaseNamespace):
         """Stop receiving the conversation's events on this socket."""
         return await self.chat.conversations.leave(sid, user, **payload)
 
-    @request("message:send", SendMessage, rate=(30, 10.0))
+    @request("message:send", SendMessage)  # RATE_LIMIT_BURST / RATE_LIMIT_PER_SECOND
     async def send(self, sid: str, user: User, payload: Payload) -> Any:
         """Send a message."""
         return await self.chat.messages.send(sid, user, **payload)
