@@ -1,6 +1,7 @@
 """Chat messages (`chat_messages`): text only as AES-256-GCM ciphertext, plus a blind index for search."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,8 +11,10 @@ from pymongo.errors import DuplicateKeyError
 
 from handlers.serialize import iso
 from stores.blind_index import BlindIndex
-from stores.crypto import Cipher
+from stores.crypto import Cipher, DecryptionError
 from stores.mongo import Database, Doc, new_id, utcnow
+
+log = logging.getLogger("careline.chat")
 
 SEARCH_SCAN = 5000  # candidate messages looked at per search (bounded work)
 MAX_REACTION_KEYS = 500  # (emoji, user) pairs per message
@@ -64,8 +67,18 @@ class MessageStore:
         await self._messages.create_index([("senderId", ASCENDING), ("requestId", ASCENDING)], unique=True)
         await self._messages.create_index([("tokens", ASCENDING), ("conversationId", ASCENDING)])
 
+    def _open(self, doc: Doc) -> str:
+        """The plaintext; an undecryptable text (tampered, key removed) reads as empty and is logged."""
+        if not doc.get("text"):
+            return ""
+        try:
+            return self._cipher.open_text(doc["text"], doc["_id"])
+        except DecryptionError as error:
+            log.warning("message %s cannot be decrypted: %s", doc["_id"], error)
+            return ""
+
     def _message(self, doc: Doc) -> Message:
-        text = self._cipher.open_text(doc["text"], doc["_id"]) if doc.get("text") else ""
+        text = self._open(doc)
         return Message(id=doc["_id"], conversation_id=doc["conversationId"], seq=doc["seq"], sender_id=doc["senderId"],
                        text=text, attachments=doc.get("attachments", []), reply_to_id=doc.get("replyToId"),
                        reactions=reactions_of(doc.get("reactionKeys", [])), created_at=doc["createdAt"],
