@@ -1,6 +1,7 @@
 """Messages: send (idempotent, seq per conversation), edit, delete, react, history, search."""
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -27,10 +28,12 @@ class MessageHandler:
     async def send(self, sid: str, user: User, conversation_id: str, request_id: str, text: str = "",
                    attachment_ids: list[str] | None = None, reply_to_id: str | None = None) -> dict[str, Any]:
         """Store and deliver a message; a repeated requestId returns the first message unchanged."""
-        existing = await self.deps.messages.by_request(user.id, request_id)
+        existing, conversation = await asyncio.gather(self.deps.messages.by_request(user.id, request_id),
+                                                      self.deps.conversations.get_for_member(conversation_id, user.id))
         if existing is not None:
             return existing.to_dict()
-        conversation = await self.deps.conversation(user, conversation_id)
+        if conversation is None:
+            raise NotFound("No such conversation")
         await self.deps.refuse_if_blocked(user, conversation)
         self.moderation.check_text(text)
         attachments = await self._attachments(user, attachment_ids or [])
