@@ -59,6 +59,15 @@ def _start_server(data_dir: str, secret: str, port: int) -> subprocess.Popen[byt
     raise SystemExit("careline did not become healthy")
 
 
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 def main() -> None:
     """Run the benchmark once and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,12 +88,13 @@ def main() -> None:
             config = Path(data_dir) / "load.json"
             config.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "pairs": pairs, "rate": args.rate,
                                           "duration": args.duration, "warmup": args.warmup, "drain": 3}))
-            out = subprocess.run(["taskset", "-c", "1", "node", str(BENCH / "chat_load.js"), str(config)],
-                                 check=True, capture_output=True, text=True).stdout
+            load = subprocess.run(["taskset", "-c", "1", "node", str(BENCH / "chat_load.js"), str(config)],
+                                  capture_output=True, text=True)
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(15)
-    result = json.loads(out)
+            _stop(server)
+    if load.returncode != 0:
+        raise SystemExit(f"load generator failed: {load.stderr.strip()[-2000:]}")
+    result = json.loads(load.stdout)
     print(f"load average after: {os.getloadavg()}")
     print(f"{result['conversations']} conversations, {result['sockets']} sockets, offered {result['offered']} msg/s "
           f"for {args.duration:g} s")
