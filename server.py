@@ -21,6 +21,7 @@ from config import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDI
     ConfigError
 from handlers import jobs
 from handlers.auth import Authenticator, mint_token
+from handlers.chat import build_chat
 from handlers.events import EventBus
 from handlers.publisher import Publisher
 from handlers.services import Services
@@ -56,9 +57,12 @@ async def build_services(config: Config, db: Database, redis: Any, publisher: Pu
     cipher = Cipher(config.message_keys)
     uploads = UploadStore(db, cipher)
     await uploads.ensure_indexes()
-    services = Services(config=config, auth=Authenticator(config), bus=EventBus(), publisher=publisher,
+    bus = EventBus()
+    chat = await build_chat(config, db, cipher, users, uploads, publisher, sockets, bus)
+    services = Services(config=config, auth=Authenticator(config), bus=bus, publisher=publisher,
                         rate_limiter=limiter, users=users, sockets=sockets, cipher=cipher, uploads=uploads,
-                        upload_handler=UploadHandler(uploads, config.upload_max_bytes))
+                        upload_handler=UploadHandler(uploads, config.upload_max_bytes, chat.member_of_any),
+                        chat=chat)
     return services
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from config import Config
 from handlers.auth import Authenticator
+from handlers.chat import ChatHandler
 from handlers.events import EventBus
 from handlers.jobs import Periodic
 from handlers.publisher import Publisher
@@ -30,4 +31,5 @@ class Services:
     cipher: Cipher
     uploads: UploadStore
     upload_handler: UploadHandler
+    chat: ChatHandler
     periodic: list[Periodic] = field(default_factory=list)
