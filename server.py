@@ -20,7 +20,10 @@ import logsetup
 from config import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDIS, SERVICES, SIO, Config, \
     ConfigError
 from handlers import jobs
+from handlers import notification_rules
 from handlers.auth import Authenticator, mint_token
+from handlers.notifications import NotificationHandler
+from handlers.preferences import PreferenceHandler
 from handlers.events import EventBus
 from handlers.publisher import Publisher
 from handlers.services import Services
@@ -33,6 +36,8 @@ from stores import mongo, redis as redis_store
 from stores.crypto import Cipher
 from stores.embedded import EmbeddedMongo, default_storage
 from stores.mongo import Database
+from stores.notification_prefs import PreferenceStore
+from stores.notifications import NotificationStore
 from stores.presence import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
 from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from stores.users import UserStore
@@ -54,7 +59,19 @@ async def build_services(config: Config, db: Database, redis: Any, publisher: Pu
     services = Services(config=config, auth=Authenticator(config), bus=EventBus(), publisher=publisher,
                         rate_limiter=limiter, users=users, sockets=sockets,
                         cipher=Cipher(config.message_keys))
+    await _build_notifications(db, services)
     return services
+
+
+async def _build_notifications(db: Database, services: Services) -> None:
+    """Notifications, preferences and the domain events that feed them."""
+    store, prefs = NotificationStore(db), PreferenceStore(db)
+    for each in (store, prefs):
+        await each.ensure_indexes()
+    services.notification_prefs = PreferenceHandler(prefs)
+    services.notifications = NotificationHandler(store, services.notification_prefs, services.publisher,
+                                                 services.sockets, services.users)
+    notification_rules.subscribe(services.bus, services.notifications)
 
 
 @contextlib.asynccontextmanager

@@ -7,6 +7,8 @@ from config import Config
 from handlers.auth import Authenticator
 from handlers.events import EventBus
 from handlers.jobs import Periodic
+from handlers.notifications import NotificationHandler
+from handlers.preferences import PreferenceHandler
 from handlers.publisher import Publisher
 from stores.crypto import Cipher
 from stores.presence import SocketRegistry
@@ -27,3 +29,5 @@ class Services:
     sockets: SocketRegistry
     cipher: Cipher
     periodic: list[Periodic] = field(default_factory=list)
+    notifications: NotificationHandler = None  # type: ignore[assignment]  # set by server.build_services
+    notification_prefs: PreferenceHandler = None  # type: ignore[assignment]
