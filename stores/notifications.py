@@ -70,9 +70,14 @@ class NotificationStore:
 
     async def next_seq(self, user_id: str) -> int:
         """Allocate the user's next seq atomically."""
-        doc = await self._seqs.find_one_and_update({"_id": user_id}, {"$inc": {"seq": 1}}, upsert=True,
-                                                   return_document=ReturnDocument.AFTER)
-        return int(doc["seq"])  # type: ignore[index]
+        while True:
+            try:
+                doc = await self._seqs.find_one_and_update({"_id": user_id}, {"$inc": {"seq": 1}}, upsert=True,
+                                                           return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:
+                doc = None
+            if doc is not None:  # two first-ever upserts can race; the loser retries as an update
+                return int(doc["seq"])
 
     async def _next_seqs(self, user_ids: list[str]) -> dict[str, int]:
         """Allocate one seq for each user in two round trips (a racing single allocation is retried later)."""
