@@ -24,6 +24,7 @@ from handlers import notification_rules
 from handlers.auth import Authenticator, mint_token
 from handlers.notifications import NotificationHandler
 from handlers.preferences import PreferenceHandler
+from handlers.push import PushHandler
 from handlers.events import EventBus
 from handlers.publisher import Publisher
 from handlers.services import Services
@@ -38,6 +39,7 @@ from stores.embedded import EmbeddedMongo, default_storage
 from stores.mongo import Database
 from stores.notification_prefs import PreferenceStore
 from stores.notifications import NotificationStore
+from stores.push import PushStore
 from stores.presence import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
 from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from stores.users import UserStore
@@ -65,13 +67,18 @@ async def build_services(config: Config, db: Database, redis: Any, publisher: Pu
 
 async def _build_notifications(db: Database, services: Services) -> None:
     """Notifications, preferences and the domain events that feed them."""
-    store, prefs = NotificationStore(db), PreferenceStore(db)
-    for each in (store, prefs):
+    config = services.config
+    store, prefs, pushes = NotificationStore(db), PreferenceStore(db), PushStore(db)
+    for each in (store, prefs, pushes):
         await each.ensure_indexes()
+    services.push = PushHandler(pushes, store, config, concurrency=config.push_concurrency,
+                                retry_base=config.push_retry_base)
     services.notification_prefs = PreferenceHandler(prefs)
     services.notifications = NotificationHandler(store, services.notification_prefs, services.publisher,
-                                                 services.sockets, services.users)
+                                                 services.sockets, services.users, services.push)
     notification_rules.subscribe(services.bus, services.notifications)
+    services.periodic.append(jobs.Periodic("notifications-held-pushes", config.push_release_interval,
+                                           services.notifications.release_held_pushes))
 
 
 @contextlib.asynccontextmanager
@@ -126,6 +133,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     await heartbeat
     await services.bus.drain()
+    await services.push.close()
     await sockets.close()
 
 
@@ -177,6 +185,7 @@ async def run_worker(config: Config) -> None:
         log.info("worker started")
         await jobs.run_all(services.periodic, stop)
         await services.bus.drain()
+        await services.push.close()
     await redis.aclose()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from handlers.errors import InvalidPayload
 from handlers.notify import CATEGORIES
@@ -23,8 +23,8 @@ log = logging.getLogger("careline.notifications")
 class PushDispatch(Protocol):
     """What the handler needs from Web Push (handlers/push.py)."""
 
-    def dispatch(self, notification: Notification) -> None:
-        """Send the notification to every push subscription of its user, in the background."""
+    async def dispatch(self, notification: Notification) -> None:
+        """Queue: send the notification to every push subscription of its user, in the background."""
 
     async def stats(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
         """Per category: pushed and failed deliveries."""
@@ -52,6 +52,7 @@ class NotificationHandler:
                  sockets: SocketRegistry, users: UserStore, push: PushDispatch | None = None) -> None:
         self._store, self._prefs, self._publisher = store, prefs, publisher
         self._sockets, self._users, self.push = sockets, users, push
+        self.clock: Callable[[], datetime] = utcnow  # the time quiet hours are judged by
 
     async def notify(self, user_id: str, *, category: str, title: str, body: str,
                      data: dict[str, Any] | None = None, critical: bool = False,
@@ -61,7 +62,7 @@ class NotificationHandler:
             raise ValueError(f"unknown notification category {category!r}")
         group = room_group(NAMESPACE, user_room(user_id))
         prefs, live = await asyncio.gather(self._prefs.get(user_id), self._sockets.any_live([group]))
-        now = utcnow()
+        now = self.clock()
         plan = decide(prefs, category, critical, live[group], now)
         fields: dict[str, Any] = {"category": category, "title": title, "body": body, "data": data or {},
                                   "critical": critical, "live": live[group] and plan.in_app,
@@ -80,12 +81,12 @@ class NotificationHandler:
             await self._publisher.to_user(NAMESPACE, user_id, "notification:created", wire(notification))
             await self.emit_unread(user_id)
         if fields["pushState"] == PUSH_SENDING:
-            self._dispatch(notification)
+            await self._dispatch(notification)
         return wire(notification)
 
-    def _dispatch(self, notification: Notification) -> None:
+    async def _dispatch(self, notification: Notification) -> None:
         if self.push is not None:
-            self.push.dispatch(notification)
+            await self.push.dispatch(notification)
 
     async def emit_unread(self, user_id: str) -> int:
         """Tell every socket of the user the current unread count."""
@@ -144,11 +145,11 @@ class NotificationHandler:
 
     async def release_held_pushes(self) -> None:
         """Periodic: send the pushes held for quiet hours that have ended, unless read meanwhile."""
-        while (notification := await self._store.claim_due_push(utcnow())) is not None:
+        while (notification := await self._store.claim_due_push(self.clock())) is not None:
             if notification.read_at is not None and not notification.silent:
                 await self._store.set_push_state(notification.user_id, notification.id, PUSH_DONE)
             else:
-                self._dispatch(notification)
+                await self._dispatch(notification)
 
     async def stats(self, days: int) -> dict[str, Any]:
         """Per category over the last `days`: sent, deliveredInApp, pushed, failed, read."""

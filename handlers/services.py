@@ -9,6 +9,7 @@ from handlers.events import EventBus
 from handlers.jobs import Periodic
 from handlers.notifications import NotificationHandler
 from handlers.preferences import PreferenceHandler
+from handlers.push import PushHandler
 from handlers.publisher import Publisher
 from stores.crypto import Cipher
 from stores.presence import SocketRegistry
@@ -31,3 +32,4 @@ class Services:
     periodic: list[Periodic] = field(default_factory=list)
     notifications: NotificationHandler = None  # type: ignore[assignment]  # set by server.build_services
     notification_prefs: PreferenceHandler = None  # type: ignore[assignment]
+    push: PushHandler = None  # type: ignore[assignment]

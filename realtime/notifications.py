@@ -50,7 +50,7 @@ class NotificationsNamespace(BaseNamespace):
         """Change some preferences."""
         return await self.services.notification_prefs.set(user.id, **payload)
 
-    @request("push:subscribe", Subscribe, rate=(10, 0.5))
+    @request("push:subscribe", Subscribe, rate=(20, 1.0))
     async def subscribe(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
         """Store a browser PushSubscription."""
         return await self.services.push.subscribe(user.id, **payload)
