@@ -13,10 +13,15 @@ CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 ROLES = ("client", "therapist", "admin")
 
 
+def Flag(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - reads like a field type
+    """A JSON boolean only (no "yes", 1 or "no")."""
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
 class ListNotifications(Pagination):
     """`notification:list {unreadOnly?, afterSeq?, limit?, cursor?}`."""
 
-    unread_only = fields.Boolean(load_default=False)
+    unread_only = Flag(load_default=False)
     after_seq = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(0, 2 ** 53))
 
 
@@ -38,7 +43,7 @@ class PushSwitch(fields.Field):
 class CategoryPreference(RequestSchema):
     """`{inApp?, push?}`."""
 
-    in_app = fields.Boolean()
+    in_app = Flag()
     push = PushSwitch()
 
 
