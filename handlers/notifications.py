@@ -61,7 +61,8 @@ class NotificationHandler:
         if category not in CATEGORIES:
             raise ValueError(f"unknown notification category {category!r}")
         group = room_group(NAMESPACE, user_room(user_id))
-        prefs, live = await asyncio.gather(self._prefs.get(user_id), self._sockets.any_live([group]))
+        prefs, live, seq = await asyncio.gather(self._prefs.get(user_id), self._sockets.any_live([group]),
+                                                self._store.next_seq())
         now = self.clock()
         plan = decide(prefs, category, critical, live[group], now)
         fields: dict[str, Any] = {"category": category, "title": title, "body": body, "data": data or {},
@@ -70,16 +71,18 @@ class NotificationHandler:
         if not plan.in_app:
             fields.update(readAt=now, silent=True)
         if plan.push:
-            fields.update(pushState=PUSH_HELD if plan.push_after else PUSH_SENDING, pushAfter=plan.push_after)
+            fields["pushState"] = PUSH_HELD if plan.push_after else PUSH_SENDING
+            if plan.push_after:
+                fields["pushAfter"] = plan.push_after
         for key, value in (("dedupeKey", dedupe_key), ("collapseKey", collapse_key)):
             if value is not None:
                 fields[key] = value
-        notification = await self._store.create(user_id, fields)
+        notification = await self._store.create(user_id, seq, fields)
         if notification is None:
             return None
         if plan.in_app:
             await self._publisher.to_user(NAMESPACE, user_id, "notification:created", wire(notification))
-            await self.emit_unread(user_id)
+            await self._emit_unread(user_id, await self._store.bump_unread(user_id, 1))
         if fields["pushState"] == PUSH_SENDING:
             await self._dispatch(notification)
         return wire(notification)
@@ -88,9 +91,7 @@ class NotificationHandler:
         if self.push is not None:
             await self.push.dispatch(notification)
 
-    async def emit_unread(self, user_id: str) -> int:
-        """Tell every socket of the user the current unread count."""
-        count = await self._store.unread_count(user_id)
+    async def _emit_unread(self, user_id: str, count: int) -> int:
         await self._publisher.to_user(NAMESPACE, user_id, "notification:unread", {"unreadCount": count})
         return count
 
@@ -118,12 +119,12 @@ class NotificationHandler:
 
     async def read_collapsed(self, user_id: str, collapse_key: str, up_to_seq: int | None = None) -> None:
         """Mark the pending collapsed notification read (e.g. the conversation was read)."""
-        if await self._store.mark_read(user_id, collapse_key=collapse_key, up_to_seq=up_to_seq):
-            await self.emit_unread(user_id)
+        await self._unread_after(user_id, await self._store.mark_read(user_id, collapse_key=collapse_key,
+                                                                      up_to_seq=up_to_seq))
 
     async def _unread_after(self, user_id: str, changed: int) -> int:
         if changed:
-            return await self.emit_unread(user_id)
+            return await self._emit_unread(user_id, await self._store.bump_unread(user_id, -changed))
         return await self._store.unread_count(user_id)
 
     async def unread_count(self, user_id: str) -> dict[str, int]:
@@ -137,10 +138,8 @@ class NotificationHandler:
         live = await self._sockets.any_live(groups.values()) if user_ids else {}
         fields = {"category": category, "title": title, "body": body, "data": {}, "critical": False,
                   "pushState": PUSH_NONE}
-        ref, created_at = await self._store.create_many(user_ids, fields, {u for u, g in groups.items() if live[g]})
-        shared = {"id": ref, "seq": None, **fields, "readAt": None, "createdAt": iso(created_at), "broadcast": True}
-        del shared["pushState"]
-        await self._publisher.to_room(NAMESPACE, role_room(role), "notification:created", shared)
+        shared = await self._store.create_many(user_ids, fields, {u for u, g in groups.items() if live[g]})
+        await self._publisher.to_room(NAMESPACE, role_room(role), "notification:created", wire(shared))
         return {"count": len(user_ids)}
 
     async def release_held_pushes(self) -> None:

@@ -1,11 +1,11 @@
-"""The `notifications` collection (per-user `seq` from `notification_seqs`) and `notification_prefs`."""
+"""The `notifications` collection, its seq counter and the per-user unread counters."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from stores.mongo import Database, Doc, new_id, utcnow
@@ -55,75 +55,71 @@ class NotificationStore:
 
     def __init__(self, db: Database) -> None:
         self._items = db["notifications"]
-        self._seqs = db["notification_seqs"]
+        self._counters = db["notification_counters"]
+        self._unread = db["notification_unread"]
 
     async def ensure_indexes(self) -> None:
-        """Create the indexes the queries below rely on."""
+        """Create the indexes the queries below rely on (few: a broadcast writes thousands at once)."""
         await self._items.create_index([("userId", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self._items.create_index([("userId", ASCENDING), ("ref", ASCENDING)], unique=True)
-        await self._items.create_index([("userId", ASCENDING), ("readAt", ASCENDING)])
         await self._items.create_index([("userId", ASCENDING), ("dedupeKey", ASCENDING)], **_partial("dedupeKey"))
         await self._items.create_index([("userId", ASCENDING), ("collapseKey", ASCENDING)],
                                        **_partial("collapseKey"))
-        await self._items.create_index([("pushState", ASCENDING), ("pushAfter", ASCENDING)])
-        await self._items.create_index([("createdAt", ASCENDING), ("category", ASCENDING)])
+        await self._items.create_index([("pushAfter", ASCENDING)],
+                                       partialFilterExpression={"pushAfter": {"$exists": True}})
+        await self._items.create_index([("createdAt", ASCENDING)])
 
-    async def next_seq(self, user_id: str) -> int:
-        """Allocate the user's next seq atomically."""
-        while True:
-            try:
-                doc = await self._seqs.find_one_and_update({"_id": user_id}, {"$inc": {"seq": 1}}, upsert=True,
-                                                           return_document=ReturnDocument.AFTER)
-            except DuplicateKeyError:
-                doc = None
-            if doc is not None:  # two first-ever upserts can race; the loser retries as an update
-                return int(doc["seq"])
+    async def next_seq(self) -> int:
+        """Allocate the next seq: one counter for everyone, so each user's stream increases monotonically
+        and every copy of a broadcast can share one seq."""
+        doc = await self._counters.find_one_and_update({"_id": "seq"}, {"$inc": {"seq": 1}}, upsert=True,
+                                                       return_document=ReturnDocument.AFTER)
+        return int(doc["seq"])  # type: ignore[index]
 
-    async def _next_seqs(self, user_ids: list[str]) -> dict[str, int]:
-        """Allocate one seq for each user in two round trips (a racing single allocation is retried later)."""
-        await self._seqs.bulk_write([UpdateOne({"_id": uid}, {"$inc": {"seq": 1}}, upsert=True)
-                                     for uid in user_ids], ordered=False)
-        return {doc["_id"]: int(doc["seq"]) async for doc in self._seqs.find({"_id": {"$in": user_ids}})}
-
-    async def create(self, user_id: str, fields: Doc) -> Notification | None:
+    async def create(self, user_id: str, seq: int, fields: Doc) -> Notification | None:
         """Insert one notification; None when its dedupeKey or collapseKey already exists for the user."""
         ref = new_id()
-        while True:
-            doc = {"_id": ref, "ref": ref, "userId": user_id, "seq": await self.next_seq(user_id),
-                   "readAt": None, "createdAt": utcnow(), **fields}
-            try:
-                await self._items.insert_one(doc)
-                return _notification(doc)
-            except DuplicateKeyError:
-                if await self._key_taken(user_id, fields):
-                    return None
-                # A broadcast raced us for this seq: take the next one.
+        doc = {"_id": ref, "ref": ref, "userId": user_id, "seq": seq, "readAt": None, "createdAt": utcnow(),
+               **fields}
+        try:
+            await self._items.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        return _notification(doc)
 
-    async def _key_taken(self, user_id: str, fields: Doc) -> bool:
-        for key in ("dedupeKey", "collapseKey"):
-            if key in fields and await self._items.find_one({"userId": user_id, key: fields[key]}, {"_id": 1}):
-                return True
-        return False
-
-    async def create_many(self, user_ids: list[str], fields: Doc, live: set[str]) -> tuple[str, datetime]:
-        """Insert the same notification for many users (one `ref`), in batches; returns (ref, createdAt)."""
-        ref, now = new_id(), utcnow()
+    async def create_many(self, user_ids: list[str], fields: Doc, live: set[str]) -> Notification:
+        """Insert the same notification (one `ref`, one `seq`) for many users in batches, counting it unread."""
+        ref, now, seq = new_id(), utcnow(), await self.next_seq()
         for start in range(0, len(user_ids), BATCH):
             batch = user_ids[start:start + BATCH]
-            seqs = await self._next_seqs(batch)
-            docs = [{"_id": new_id(), "ref": ref, "userId": uid, "seq": seqs[uid], "readAt": None,
-                     "createdAt": now, "live": uid in live, **fields} for uid in batch]
-            await self._insert_batch(docs)
-        return ref, now
+            await self._items.insert_many([{"_id": new_id(), "ref": ref, "userId": uid, "seq": seq, "readAt": None,
+                                            "createdAt": now, "live": uid in live, **fields} for uid in batch],
+                                          ordered=False)
+            await self._bump_unread_many(batch)
+        return _notification({"ref": ref, "userId": "", "seq": seq, "readAt": None, "createdAt": now, **fields})
 
-    async def _insert_batch(self, docs: list[Doc]) -> None:
+    async def bump_unread(self, user_id: str, delta: int) -> int:
+        """Move the user's unread counter by `delta`; returns the new count."""
+        doc = await self._unread.find_one_and_update({"_id": user_id}, {"$inc": {"n": delta}}, upsert=True,
+                                                     return_document=ReturnDocument.AFTER)
+        return max(0, int(doc["n"])) if doc else 0
+
+    async def _bump_unread_many(self, user_ids: list[str]) -> None:
+        result = await self._unread.update_many({"_id": {"$in": user_ids}}, {"$inc": {"n": 1}})
+        if result.matched_count == len(user_ids):
+            return
+        known = {doc["_id"] async for doc in self._unread.find({"_id": {"$in": user_ids}}, {"_id": 1})}
+        missing = [uid for uid in user_ids if uid not in known]
         try:
-            await self._items.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
+            await self._unread.insert_many([{"_id": uid, "n": 1} for uid in missing], ordered=False)
+        except BulkWriteError as error:  # created meanwhile by a single notification: count ours on top
             for failed in error.details.get("writeErrors", []):
-                doc = docs[failed["index"]]
-                doc["seq"] = await self.next_seq(doc["userId"])
-                await self._items.insert_one(doc)
+                await self.bump_unread(missing[failed["index"]], 1)
+
+    async def unread_count(self, user_id: str) -> int:
+        """How many of the user's notifications are unread (a counter kept beside the notifications)."""
+        doc = await self._unread.find_one({"_id": user_id})
+        return max(0, int(doc["n"])) if doc else 0
 
     async def page(self, user_id: str, *, limit: int, before_seq: int | None = None,
                    after_seq: int | None = None, unread_only: bool = False) -> list[Notification]:
@@ -140,10 +136,6 @@ class NotificationStore:
             order = DESCENDING
         cursor = self._items.find(query).sort("seq", order).limit(limit)
         return [_notification(doc) async for doc in cursor]
-
-    async def unread_count(self, user_id: str) -> int:
-        """How many of the user's notifications are unread."""
-        return await self._items.count_documents({"userId": user_id, "readAt": None})
 
     async def mark_read(self, user_id: str, refs: list[str] | None = None, collapse_key: str | None = None,
                         up_to_seq: int | None = None) -> int:
@@ -167,18 +159,15 @@ class NotificationStore:
         doc = await self._items.find_one({"userId": user_id, "ref": ref})
         return _notification(doc) if doc else None
 
-    async def set_push_state(self, user_id: str, ref: str, state: str, push_after: datetime | None = None) -> None:
-        """Record where the notification's Web Push stands (held until `push_after`, sending, done)."""
-        update: Doc = {"$set": {"pushState": state}}
-        if push_after is not None:
-            update["$set"]["pushAfter"] = push_after
-        await self._items.update_one({"userId": user_id, "ref": ref}, update)
+    async def set_push_state(self, user_id: str, ref: str, state: str) -> None:
+        """Record where the notification's Web Push stands (sending, done)."""
+        await self._items.update_one({"userId": user_id, "ref": ref}, {"$set": {"pushState": state}})
 
     async def claim_due_push(self, now: datetime) -> Notification | None:
         """Atomically take one held push whose quiet hours are over (safe with several processes)."""
         doc = await self._items.find_one_and_update(
-            {"pushState": PUSH_HELD, "pushAfter": {"$lte": now}},
-            {"$set": {"pushState": PUSH_SENDING}}, return_document=ReturnDocument.AFTER)
+            {"pushAfter": {"$lte": now}},
+            {"$set": {"pushState": PUSH_SENDING}, "$unset": {"pushAfter": ""}}, return_document=ReturnDocument.AFTER)
         return _notification(doc) if doc else None
 
     async def stats(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
