@@ -82,7 +82,7 @@ class NotificationHandler:
             return None
         if plan.in_app:
             await self._publisher.to_user(NAMESPACE, user_id, "notification:created", wire(notification))
-            await self._emit_unread(user_id, await self._store.bump_unread(user_id, 1))
+            await self._emit_unread(user_id, await self._store.unread_count(user_id))
         if fields["pushState"] == PUSH_SENDING:
             await self._dispatch(notification)
         return wire(notification)
@@ -124,7 +124,7 @@ class NotificationHandler:
 
     async def _unread_after(self, user_id: str, changed: int) -> int:
         if changed:
-            return await self._emit_unread(user_id, await self._store.bump_unread(user_id, -changed))
+            return await self._emit_unread(user_id, await self._store.unread_count(user_id))
         return await self._store.unread_count(user_id)
 
     async def unread_count(self, user_id: str) -> dict[str, int]:

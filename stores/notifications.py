@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from stores.mongo import Database, Doc, new_id, utcnow
 
@@ -56,12 +56,11 @@ class NotificationStore:
     def __init__(self, db: Database) -> None:
         self._items = db["notifications"]
         self._counters = db["notification_counters"]
-        self._unread = db["notification_unread"]
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on (few: a broadcast writes thousands at once)."""
         await self._items.create_index([("userId", ASCENDING), ("seq", ASCENDING)], unique=True)
-        await self._items.create_index([("userId", ASCENDING), ("ref", ASCENDING)], unique=True)
+        await self._items.create_index([("unreadBy", ASCENDING)], sparse=True)
         await self._items.create_index([("userId", ASCENDING), ("dedupeKey", ASCENDING)], **_partial("dedupeKey"))
         await self._items.create_index([("userId", ASCENDING), ("collapseKey", ASCENDING)],
                                        **_partial("collapseKey"))
@@ -72,15 +71,22 @@ class NotificationStore:
     async def next_seq(self) -> int:
         """Allocate the next seq: one counter for everyone, so each user's stream increases monotonically
         and every copy of a broadcast can share one seq."""
-        doc = await self._counters.find_one_and_update({"_id": "seq"}, {"$inc": {"seq": 1}}, upsert=True,
-                                                       return_document=ReturnDocument.AFTER)
-        return int(doc["seq"])  # type: ignore[index]
+        while True:
+            try:
+                doc = await self._counters.find_one_and_update({"_id": "seq"}, {"$inc": {"seq": 1}}, upsert=True,
+                                                               return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:
+                doc = None
+            if doc is not None:  # the first-ever upserts can race; the losers retry as updates
+                return int(doc["seq"])
 
     async def create(self, user_id: str, seq: int, fields: Doc) -> Notification | None:
         """Insert one notification; None when its dedupeKey or collapseKey already exists for the user."""
         ref = new_id()
-        doc = {"_id": ref, "ref": ref, "userId": user_id, "seq": seq, "readAt": None, "createdAt": utcnow(),
-               **fields}
+        doc = {"_id": ref, "ref": ref, "userId": user_id, "seq": seq, "readAt": None, "unreadBy": user_id,
+               "createdAt": utcnow(), **fields}
+        if doc["readAt"] is not None:
+            del doc["unreadBy"]
         try:
             await self._items.insert_one(doc)
         except DuplicateKeyError:
@@ -88,45 +94,23 @@ class NotificationStore:
         return _notification(doc)
 
     async def create_many(self, user_ids: list[str], fields: Doc, live: set[str]) -> Notification:
-        """Insert the same notification (one `ref`, one `seq`) for many users in batches, counting it unread."""
+        """Insert the same notification (one `ref`, one `seq`) for many users, in batches."""
         ref, now, seq = new_id(), utcnow(), await self.next_seq()
         for start in range(0, len(user_ids), BATCH):
             batch = user_ids[start:start + BATCH]
             await self._items.insert_many([{"_id": new_id(), "ref": ref, "userId": uid, "seq": seq, "readAt": None,
-                                            "createdAt": now, "live": uid in live, **fields} for uid in batch],
-                                          ordered=False)
-            await self._bump_unread_many(batch)
+                                            "unreadBy": uid, "createdAt": now, "live": uid in live, **fields}
+                                           for uid in batch], ordered=False)
         return _notification({"ref": ref, "userId": "", "seq": seq, "readAt": None, "createdAt": now, **fields})
 
-    async def bump_unread(self, user_id: str, delta: int) -> int:
-        """Move the user's unread counter by `delta`; returns the new count."""
-        doc = await self._unread.find_one_and_update({"_id": user_id}, {"$inc": {"n": delta}}, upsert=True,
-                                                     return_document=ReturnDocument.AFTER)
-        return max(0, int(doc["n"])) if doc else 0
-
-    async def _bump_unread_many(self, user_ids: list[str]) -> None:
-        result = await self._unread.update_many({"_id": {"$in": user_ids}}, {"$inc": {"n": 1}})
-        if result.matched_count == len(user_ids):
-            return
-        known = {doc["_id"] async for doc in self._unread.find({"_id": {"$in": user_ids}}, {"_id": 1})}
-        missing = [uid for uid in user_ids if uid not in known]
-        try:
-            await self._unread.insert_many([{"_id": uid, "n": 1} for uid in missing], ordered=False)
-        except BulkWriteError as error:  # created meanwhile by a single notification: count ours on top
-            for failed in error.details.get("writeErrors", []):
-                await self.bump_unread(missing[failed["index"]], 1)
-
     async def unread_count(self, user_id: str) -> int:
-        """How many of the user's notifications are unread (a counter kept beside the notifications)."""
-        doc = await self._unread.find_one({"_id": user_id})
-        return max(0, int(doc["n"])) if doc else 0
+        """How many of the user's notifications are unread (`unreadBy` indexes only unread ones)."""
+        return await self._items.count_documents({"unreadBy": user_id})
 
     async def page(self, user_id: str, *, limit: int, before_seq: int | None = None,
                    after_seq: int | None = None, unread_only: bool = False) -> list[Notification]:
         """Newest first below `before_seq`, or oldest first above `after_seq` (catch-up)."""
-        query: Doc = {"userId": user_id}
-        if unread_only:
-            query["readAt"] = None
+        query: Doc = {"unreadBy": user_id} if unread_only else {"userId": user_id}
         if after_seq is not None:
             query["seq"] = {"$gt": after_seq}
             order = ASCENDING
@@ -143,7 +127,7 @@ class NotificationStore:
 
         `up_to_seq` limits a collapse-key read to notifications whose `data.seq` is at most that.
         """
-        query: Doc = {"userId": user_id, "readAt": None}
+        query: Doc = {"unreadBy": user_id}
         if refs is not None:
             query["ref"] = {"$in": refs}
         if collapse_key is not None:
@@ -151,7 +135,7 @@ class NotificationStore:
         if up_to_seq is not None:
             query["data.seq"] = {"$lte": up_to_seq}
         result = await self._items.update_many(query, {"$set": {"readAt": utcnow()},
-                                                       "$unset": {"collapseKey": ""}})
+                                                       "$unset": {"collapseKey": "", "unreadBy": ""}})
         return result.modified_count
 
     async def get(self, user_id: str, ref: str) -> Notification | None:
