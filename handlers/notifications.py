@@ -72,8 +72,6 @@ class NotificationHandler:
             fields.update(readAt=now, silent=True)
         if plan.push:
             fields["pushState"] = PUSH_HELD if plan.push_after else PUSH_SENDING
-            if plan.push_after:
-                fields["pushAfter"] = plan.push_after
         for key, value in (("dedupeKey", dedupe_key), ("collapseKey", collapse_key)):
             if value is not None:
                 fields[key] = value
@@ -83,7 +81,9 @@ class NotificationHandler:
         if plan.in_app:
             await self._publisher.to_user(NAMESPACE, user_id, "notification:created", wire(notification))
             await self._emit_unread(user_id, await self._store.unread_count(user_id))
-        if fields["pushState"] == PUSH_SENDING:
+        if plan.push_after:
+            await self._store.hold_push(notification.id, plan.push_after)
+        elif plan.push:
             await self._dispatch(notification)
         return wire(notification)
 
@@ -136,8 +136,7 @@ class NotificationHandler:
         user_ids = await self._users.ids_with_role(role)
         groups = {uid: room_group(NAMESPACE, user_room(uid)) for uid in user_ids}
         live = await self._sockets.any_live(groups.values()) if user_ids else {}
-        fields = {"category": category, "title": title, "body": body, "data": {}, "critical": False,
-                  "pushState": PUSH_NONE}
+        fields = {"category": category, "title": title, "body": body, "data": {}, "critical": False}
         shared = await self._store.create_many(user_ids, fields, {u for u, g in groups.items() if live[g]})
         await self._publisher.to_room(NAMESPACE, role_room(role), "notification:created", wire(shared))
         return {"count": len(user_ids)}
@@ -146,7 +145,7 @@ class NotificationHandler:
         """Periodic: send the pushes held for quiet hours that have ended, unless read meanwhile."""
         while (notification := await self._store.claim_due_push(self.clock())) is not None:
             if notification.read_at is not None and not notification.silent:
-                await self._store.set_push_state(notification.user_id, notification.id, PUSH_DONE)
+                await self._store.set_push_state(notification.id, PUSH_DONE)
             else:
                 await self._dispatch(notification)
 

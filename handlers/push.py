@@ -105,7 +105,7 @@ class PushHandler:
         subscriptions = await self._store.for_user(notification.user_id)
         if self._vapid is not None:
             await asyncio.gather(*(self._deliver(sub, notification) for sub in subscriptions))
-        await self._notifications.set_push_state(notification.user_id, notification.id, PUSH_DONE)
+        await self._notifications.set_push_state(notification.id, PUSH_DONE)
 
     async def _deliver(self, subscription: PushSubscription, notification: Notification) -> None:
         """Up to MAX_TRIES POSTs: 429/5xx/no answer back off (Retry-After wins), 404/410 drop the subscription."""

@@ -56,17 +56,17 @@ class NotificationStore:
     def __init__(self, db: Database) -> None:
         self._items = db["notifications"]
         self._counters = db["notification_counters"]
+        self._held = db["notification_held_pushes"]
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on (few: a broadcast writes thousands at once)."""
-        await self._items.create_index([("userId", ASCENDING), ("seq", ASCENDING)], unique=True)
+        # seq comes from one counter, so (userId, seq) needs no unique check (costly on bulk inserts)
+        await self._items.create_index([("userId", ASCENDING), ("seq", ASCENDING)])
         await self._items.create_index([("unreadBy", ASCENDING)], sparse=True)
         await self._items.create_index([("userId", ASCENDING), ("dedupeKey", ASCENDING)], **_partial("dedupeKey"))
         await self._items.create_index([("userId", ASCENDING), ("collapseKey", ASCENDING)],
                                        **_partial("collapseKey"))
-        await self._items.create_index([("pushAfter", ASCENDING)],
-                                       partialFilterExpression={"pushAfter": {"$exists": True}})
-        await self._items.create_index([("createdAt", ASCENDING)])
+        await self._held.create_index([("pushAfter", ASCENDING)])
 
     async def next_seq(self) -> int:
         """Allocate the next seq: one counter for everyone, so each user's stream increases monotonically
@@ -98,9 +98,12 @@ class NotificationStore:
         ref, now, seq = new_id(), utcnow(), await self.next_seq()
         for start in range(0, len(user_ids), BATCH):
             batch = user_ids[start:start + BATCH]
-            await self._items.insert_many([{"_id": new_id(), "ref": ref, "userId": uid, "seq": seq, "readAt": None,
-                                            "unreadBy": uid, "createdAt": now, "live": uid in live, **fields}
-                                           for uid in batch], ordered=False)
+            docs = [{"_id": new_id(), "ref": ref, "userId": uid, "seq": seq, "unreadBy": uid, "createdAt": now,
+                     **fields} for uid in batch]
+            for doc in docs:
+                if doc["userId"] in live:
+                    doc["live"] = True
+            await self._items.insert_many(docs, ordered=False)
         return _notification({"ref": ref, "userId": "", "seq": seq, "readAt": None, "createdAt": now, **fields})
 
     async def unread_count(self, user_id: str) -> int:
@@ -138,21 +141,22 @@ class NotificationStore:
                                                        "$unset": {"collapseKey": "", "unreadBy": ""}})
         return result.modified_count
 
-    async def get(self, user_id: str, ref: str) -> Notification | None:
-        """One notification of the user by public id."""
-        doc = await self._items.find_one({"userId": user_id, "ref": ref})
-        return _notification(doc) if doc else None
+    async def set_push_state(self, notification_id: str, state: str) -> None:
+        """Record where a (single, not broadcast) notification's Web Push stands (sending, done)."""
+        await self._items.update_one({"_id": notification_id}, {"$set": {"pushState": state}})
 
-    async def set_push_state(self, user_id: str, ref: str, state: str) -> None:
-        """Record where the notification's Web Push stands (sending, done)."""
-        await self._items.update_one({"userId": user_id, "ref": ref}, {"$set": {"pushState": state}})
+    async def hold_push(self, notification_id: str, push_after: datetime) -> None:
+        """Queue the notification's push until quiet hours end."""
+        await self._held.insert_one({"_id": notification_id, "pushAfter": push_after})
 
     async def claim_due_push(self, now: datetime) -> Notification | None:
         """Atomically take one held push whose quiet hours are over (safe with several processes)."""
-        doc = await self._items.find_one_and_update(
-            {"pushAfter": {"$lte": now}},
-            {"$set": {"pushState": PUSH_SENDING}, "$unset": {"pushAfter": ""}}, return_document=ReturnDocument.AFTER)
-        return _notification(doc) if doc else None
+        while (held := await self._held.find_one_and_delete({"pushAfter": {"$lte": now}})) is not None:
+            doc = await self._items.find_one_and_update({"_id": held["_id"]}, {"$set": {"pushState": PUSH_SENDING}},
+                                                        return_document=ReturnDocument.AFTER)
+            if doc is not None:
+                return _notification(doc)
+        return None
 
     async def stats(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
         """Per category: created, delivered live in-app, and read, over [since, until)."""
