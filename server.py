@@ -20,8 +20,12 @@ import logsetup
 from config import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDIS, SERVICES, SIO, Config, \
     ConfigError
 from handlers import jobs
+from handlers import notification_rules
 from handlers.auth import Authenticator, mint_token
 from handlers.chat import build_chat
+from handlers.notifications import NotificationHandler
+from handlers.preferences import PreferenceHandler
+from handlers.push import PushHandler
 from handlers.events import EventBus
 from handlers.publisher import Publisher
 from handlers.services import Services
@@ -35,6 +39,9 @@ from stores import mongo, redis as redis_store
 from stores.crypto import Cipher
 from stores.embedded import EmbeddedMongo, default_storage
 from stores.mongo import Database
+from stores.notification_prefs import PreferenceStore
+from stores.notifications import NotificationStore
+from stores.push import PushStore
 from stores.presence import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
 from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from stores.uploads import UploadStore
@@ -63,7 +70,24 @@ async def build_services(config: Config, db: Database, redis: Any, publisher: Pu
                         rate_limiter=limiter, users=users, sockets=sockets, cipher=cipher, uploads=uploads,
                         upload_handler=UploadHandler(uploads, config.upload_max_bytes, chat.member_of_any),
                         chat=chat)
+    await _build_notifications(db, services)
     return services
+
+
+async def _build_notifications(db: Database, services: Services) -> None:
+    """Notifications, preferences and the domain events that feed them."""
+    config = services.config
+    store, prefs, pushes = NotificationStore(db), PreferenceStore(db), PushStore(db)
+    for each in (store, prefs, pushes):
+        await each.ensure_indexes()
+    services.push = PushHandler(pushes, store, config, concurrency=config.push_concurrency,
+                                retry_base=config.push_retry_base)
+    services.notification_prefs = PreferenceHandler(prefs)
+    services.notifications = NotificationHandler(store, services.notification_prefs, services.publisher,
+                                                 services.sockets, services.users, services.push)
+    notification_rules.subscribe(services.bus, services.notifications)
+    services.periodic.append(jobs.Periodic("notifications-held-pushes", config.push_release_interval,
+                                           services.notifications.release_held_pushes))
 
 
 @contextlib.asynccontextmanager
@@ -118,6 +142,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     await heartbeat
     await services.bus.drain()
+    await services.push.close()
     await sockets.close()
 
 
@@ -169,6 +194,7 @@ async def run_worker(config: Config) -> None:
         log.info("worker started")
         await jobs.run_all(services.periodic, stop)
         await services.bus.drain()
+        await services.push.close()
     await redis.aclose()
 
 

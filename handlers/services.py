@@ -8,6 +8,9 @@ from handlers.auth import Authenticator
 from handlers.chat import ChatHandler
 from handlers.events import EventBus
 from handlers.jobs import Periodic
+from handlers.notifications import NotificationHandler
+from handlers.preferences import PreferenceHandler
+from handlers.push import PushHandler
 from handlers.publisher import Publisher
 from handlers.uploads import UploadHandler
 from stores.crypto import Cipher
@@ -33,3 +36,6 @@ class Services:
     upload_handler: UploadHandler
     chat: ChatHandler
     periodic: list[Periodic] = field(default_factory=list)
+    notifications: NotificationHandler = None  # type: ignore[assignment]  # set by server.build_services
+    notification_prefs: PreferenceHandler = None  # type: ignore[assignment]
+    push: PushHandler = None  # type: ignore[assignment]
