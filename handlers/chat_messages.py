@@ -17,6 +17,10 @@ from stores.messages import MAX_REACTION_KEYS, Message
 from stores.mongo import utcnow
 
 
+async def _nobody() -> set[str]:
+    return set()
+
+
 class MessageHandler:
     """Message requests of /chat."""
 
@@ -28,18 +32,21 @@ class MessageHandler:
     async def send(self, sid: str, user: User, conversation_id: str, request_id: str, text: str = "",
                    attachment_ids: list[str] | None = None, reply_to_id: str | None = None) -> dict[str, Any]:
         """Store and deliver a message; a repeated requestId returns the first message unchanged."""
-        existing, conversation = await asyncio.gather(self.deps.messages.by_request(user.id, request_id),
-                                                      self.deps.conversations.get_for_member(conversation_id, user.id))
+        self.moderation.check_text(text)
+        membership = await self.deps.conversations.membership(conversation_id)
+        if membership is None or user.id not in membership.member_ids:
+            raise NotFound("No such conversation")
+        existing, blockers = await asyncio.gather(
+            self.deps.messages.by_request(user.id, request_id),
+            self.deps.blocks.blockers_of(user.id) if membership.direct else _nobody())
         if existing is not None:
             return existing.to_dict()
-        if conversation is None:
-            raise NotFound("No such conversation")
-        await self.deps.refuse_if_blocked(user, conversation)
-        self.moderation.check_text(text)
+        if blockers & membership.member_ids:
+            raise Forbidden("You cannot message this user")
         attachments = await self._attachments(user, attachment_ids or [])
         if reply_to_id is not None:
-            await self._check_reply(conversation, reply_to_id)
-        conversation = await self.deps.conversations.allocate_seq(conversation.id)
+            await self._check_reply(conversation_id, reply_to_id)
+        conversation = await self.deps.conversations.allocate_seq(conversation_id)
         message, created = await self.deps.messages.insert(conversation.id, conversation.last_seq, user.id,
                                                            request_id, text, attachments, reply_to_id)
         if not created:  # a concurrent repeat won the race: its seq stands, this one stays unused
@@ -69,9 +76,9 @@ class MessageHandler:
             raise InvalidPayload("Unknown attachment", {"attachmentIds": ["Attach only files you uploaded."]})
         return found
 
-    async def _check_reply(self, conversation: Conversation, reply_to_id: str) -> None:
+    async def _check_reply(self, conversation_id: str, reply_to_id: str) -> None:
         replied = await self.deps.messages.get(reply_to_id)
-        if replied is None or replied.conversation_id != conversation.id:
+        if replied is None or replied.conversation_id != conversation_id:
             raise InvalidPayload("Unknown message", {"replyToId": ["Not a message of this conversation."]})
 
     async def edit(self, user: User, message_id: str, text: str) -> dict[str, Any]:

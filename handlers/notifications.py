@@ -119,8 +119,8 @@ class NotificationHandler:
 
     async def read_collapsed(self, user_id: str, collapse_key: str, up_to_seq: int | None = None) -> None:
         """Mark the pending collapsed notification read (e.g. the conversation was read)."""
-        await self._unread_after(user_id, await self._store.mark_read(user_id, collapse_key=collapse_key,
-                                                                      up_to_seq=up_to_seq))
+        if await self._store.mark_read(user_id, collapse_key=collapse_key, up_to_seq=up_to_seq):
+            await self._emit_unread(user_id, await self._store.unread_count(user_id))
 
     async def _unread_after(self, user_id: str, changed: int) -> int:
         if changed:

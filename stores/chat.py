@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 from handlers.serialize import iso
 from stores.mongo import Database, Doc, insert_or_existing, new_id, utcnow
 
+MEMBERSHIP_CACHE = 50_000  # conversations whose (immutable) membership one process remembers
 CONTACTS_SCAN = 2000  # conversations looked at when finding who shares one with a user
 MEMBER_IDS_SCAN = 5000  # conversations of one user considered by search
 
@@ -39,6 +41,19 @@ class Conversation:
         return {"id": self.id, "kind": self.kind, "memberIds": list(self.member_ids), "title": self.title,
                 "createdBy": self.created_by, "createdAt": iso(self.created_at),
                 "lastActivityAt": iso(self.last_activity_at), "lastSeq": self.last_seq}
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Who belongs to a conversation and its kind: fixed at creation, so safe to cache."""
+
+    kind: str
+    member_ids: frozenset[str]
+
+    @property
+    def direct(self) -> bool:
+        """True for two-member conversations (blocks apply to these)."""
+        return self.kind != "group"
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,7 @@ class ConversationStore:
     def __init__(self, db: Database) -> None:
         self._conversations = db["chat_conversations"]
         self._markers = db["chat_markers"]
+        self._memberships: OrderedDict[str, Membership] = OrderedDict()
 
     async def ensure_indexes(self) -> None:
         """Unique pair and request keys; member listing by activity; one marker per member."""
@@ -116,6 +132,21 @@ class ConversationStore:
         """One conversation, only if `user_id` is a member."""
         doc = await self._conversations.find_one({"_id": conversation_id, "memberIds": user_id})
         return _conversation(doc) if doc else None
+
+    async def membership(self, conversation_id: str) -> Membership | None:
+        """Kind and members of a conversation; cached, since no request changes them after creation."""
+        cached = self._memberships.get(conversation_id)
+        if cached is not None:
+            self._memberships.move_to_end(conversation_id)
+            return cached
+        doc = await self._conversations.find_one({"_id": conversation_id}, {"kind": 1, "memberIds": 1})
+        if doc is None:
+            return None
+        membership = Membership(doc["kind"], frozenset(doc["memberIds"]))
+        self._memberships[conversation_id] = membership
+        if len(self._memberships) > MEMBERSHIP_CACHE:
+            self._memberships.popitem(last=False)
+        return membership
 
     async def member_of_any(self, user_id: str, conversation_ids: list[str]) -> bool:
         """Whether `user_id` belongs to at least one of the conversations (by _id, then membership)."""

@@ -45,6 +45,7 @@ class BlockStore:
     async def ensure_indexes(self) -> None:
         """One block per (blocker, blocked)."""
         await self._blocks.create_index([("blockerId", ASCENDING), ("blockedId", ASCENDING)], unique=True)
+        await self._blocks.create_index([("blockedId", ASCENDING), ("blockerId", ASCENDING)])
 
     async def block(self, blocker_id: str, blocked_id: str) -> None:
         """Record a block (idempotent upsert)."""
@@ -54,6 +55,11 @@ class BlockStore:
     async def unblock(self, blocker_id: str, blocked_id: str) -> None:
         """Remove a block if there is one."""
         await self._blocks.delete_one({"blockerId": blocker_id, "blockedId": blocked_id})
+
+    async def blockers_of(self, blocked_id: str) -> set[str]:
+        """Everyone who has blocked `blocked_id`."""
+        cursor = self._blocks.find({"blockedId": blocked_id}, {"blockerId": 1, "_id": 0})
+        return {doc["blockerId"] async for doc in cursor}
 
     async def is_blocked(self, blocker_id: str, blocked_id: str) -> bool:
         """Whether `blocker_id` has blocked `blocked_id`."""
