@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
+from datetime import timedelta
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -21,6 +22,9 @@ from config import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDI
     ConfigError
 from handlers import jobs
 from handlers.auth import Authenticator, mint_token
+from handlers.availability import AvailabilityHandler
+from handlers.booking import BookingHandler
+from handlers.reminders import ReminderScheduler
 from handlers.events import EventBus
 from handlers.publisher import Publisher
 from handlers.services import Services
@@ -32,7 +36,10 @@ from rest.routes import setup_routes
 from stores import mongo, redis as redis_store
 from stores.crypto import Cipher
 from stores.embedded import EmbeddedMongo, default_storage
-from stores.mongo import Database
+from stores.availability import AvailabilityStore
+from stores.booking import BookingStore
+from stores.mongo import Database, utcnow
+from stores.reminders import ReminderStore
 from stores.presence import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
 from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from stores.users import UserStore
@@ -54,7 +61,23 @@ async def build_services(config: Config, db: Database, redis: Any, publisher: Pu
     services = Services(config=config, auth=Authenticator(config), bus=EventBus(), publisher=publisher,
                         rate_limiter=limiter, users=users, sockets=sockets,
                         cipher=Cipher(config.message_keys))
+    await _build_booking(services, db)
     return services
+
+
+async def _build_booking(services: Services, db: Database) -> None:
+    """Availability, bookings and reminders; the scheduler runs as a periodic job."""
+    stores = AvailabilityStore(db), BookingStore(db), ReminderStore(db)
+    for store in stores:
+        await store.ensure_indexes()
+    availability_store, booking_store, reminder_store = stores
+    services.availability = AvailabilityHandler(availability_store, booking_store, services.publisher, utcnow)
+    reminders = ReminderScheduler(reminder_store, booking_store, getattr(services, "notifications", None),
+                                  timedelta(seconds=services.config.booking_lease_seconds))
+    services.booking = BookingHandler(booking_store, services.availability, reminders, services.publisher,
+                                      services.bus, services.cipher)
+    services.periodic.append(jobs.Periodic("booking-scheduler", services.config.booking_tick_seconds,
+                                           services.booking.tick))
 
 
 @contextlib.asynccontextmanager

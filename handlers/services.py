@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 from config import Config
 from handlers.auth import Authenticator
+from handlers.availability import AvailabilityHandler
+from handlers.booking import BookingHandler
 from handlers.events import EventBus
 from handlers.jobs import Periodic
 from handlers.publisher import Publisher
@@ -26,4 +28,6 @@ class Services:
     users: UserStore
     sockets: SocketRegistry
     cipher: Cipher
+    availability: AvailabilityHandler = field(init=False)
+    booking: BookingHandler = field(init=False)
     periodic: list[Periodic] = field(default_factory=list)

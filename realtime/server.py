@@ -10,6 +10,7 @@ import socketio
 from config import Config
 from handlers.services import Services
 from realtime.base import BaseNamespace
+from realtime.booking import BookingNamespace
 from realtime.metrics import Metrics
 from realtime.transport import CarelineServer
 
@@ -57,7 +58,9 @@ def create_sio(config: Config) -> CarelineServer:
 
 def namespace_classes() -> dict[str, type[BaseNamespace]]:
     """The namespace class of each feature (the shared base until a feature brings its own)."""
-    return {namespace: BaseNamespace for namespace in NAMESPACES}
+    classes: dict[str, type[BaseNamespace]] = {namespace: BaseNamespace for namespace in NAMESPACES}
+    classes["/booking"] = BookingNamespace
+    return classes
 
 
 def register_namespaces(sio: socketio.AsyncServer, services: Services, metrics: Metrics) -> None:
