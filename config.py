@@ -127,6 +127,9 @@ class Config:
     upload_max_bytes: int = 10 * 1024 * 1024
     vapid_private_key: str | None = None
     vapid_subject: str = "mailto:admin@careline.invalid"
+    push_concurrency: int = 20
+    push_release_interval: float = 30.0
+    push_retry_base: float = 1.0
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
@@ -195,6 +198,9 @@ class Config:
             upload_max_bytes=int(env.get("UPLOAD_MAX_BYTES") or 10 * 1024 * 1024),
             vapid_private_key=env.get("VAPID_PRIVATE_KEY") or None,
             vapid_subject=env.get("VAPID_SUBJECT") or "mailto:admin@careline.invalid",
+            push_concurrency=int(env.get("PUSH_CONCURRENCY") or 20),
+            push_release_interval=float(env.get("PUSH_RELEASE_INTERVAL_SECONDS") or 30),
+            push_retry_base=float(env.get("PUSH_RETRY_BASE_SECONDS") or 1),
             stripe_api_key=env.get("STRIPE_API_KEY") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             stripe_api_base=env.get("STRIPE_API_BASE") or None,

@@ -9,6 +9,9 @@ from handlers.availability import AvailabilityHandler
 from handlers.booking import BookingHandler
 from handlers.events import EventBus
 from handlers.jobs import Periodic
+from handlers.notifications import NotificationHandler
+from handlers.preferences import PreferenceHandler
+from handlers.push import PushHandler
 from handlers.publisher import Publisher
 from stores.crypto import Cipher
 from stores.presence import SocketRegistry
@@ -31,3 +34,6 @@ class Services:
     availability: AvailabilityHandler = field(init=False)
     booking: BookingHandler = field(init=False)
     periodic: list[Periodic] = field(default_factory=list)
+    notifications: NotificationHandler = None  # type: ignore[assignment]  # set by server.build_services
+    notification_prefs: PreferenceHandler = None  # type: ignore[assignment]
+    push: PushHandler = None  # type: ignore[assignment]

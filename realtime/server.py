@@ -12,6 +12,7 @@ from handlers.services import Services
 from realtime.base import BaseNamespace
 from realtime.booking import BookingNamespace
 from realtime.metrics import Metrics
+from realtime.notifications import NotificationsNamespace
 from realtime.transport import CarelineServer
 
 NAMESPACES = ("/chat", "/booking", "/meetings", "/worksheets", "/notifications", "/billing")
@@ -60,6 +61,7 @@ def namespace_classes() -> dict[str, type[BaseNamespace]]:
     """The namespace class of each feature (the shared base until a feature brings its own)."""
     classes: dict[str, type[BaseNamespace]] = {namespace: BaseNamespace for namespace in NAMESPACES}
     classes["/booking"] = BookingNamespace
+    classes["/notifications"] = NotificationsNamespace
     return classes
 
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rest import ops
+from rest import ops, push
 
 
 def setup_routes(app: web.Application) -> None:
     """Add all REST routes (features add theirs here)."""
     ops.setup(app)
+    push.setup(app)
