@@ -55,3 +55,15 @@ def later(hours: float) -> datetime:
     """A time `hours` from now, on the hour (real clock)."""
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     return now + timedelta(hours=hours)
+
+
+def collect_events(server: RunningServer) -> list[tuple[str, dict[str, Any]]]:
+    """Record every booking.* domain event of a server as (name, payload)."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    async def record(event: Any) -> None:
+        seen.append((event.name, event.payload))
+
+    for name in ("requested", "confirmed", "cancelled", "rescheduled", "declined"):
+        server.services.bus.subscribe(f"booking.{name}", record)
+    return seen
