@@ -1,6 +1,7 @@
 """Therapists' availability: storing the rules, computing open slots, announcing changes to subscribers."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -37,10 +38,37 @@ def rules_of(stored: dict[str, Any]) -> Rules:
 
 def availability_wire(stored: dict[str, Any]) -> dict[str, Any]:
     """`Availability` as clients see it."""
-    wire = camel_keys({key: value for key, value in stored.items() if key != "updated_at"})
+    wire = camel_keys({key: value for key, value in stored.items() if key not in ("updated_at", "calendar_version")})
     wire["overrides"] = [{k: v for k, v in o.items() if v is not None and v is not False}
                          for o in wire["overrides"]]
     return {**wire, "updatedAt": iso(stored.get("updated_at"))}
+
+
+class BusyCache:
+    """Busy times per therapist, valid while the therapist's calendar version is unchanged.
+
+    Every booking change bumps the version in the availability document that availability:get reads
+    anyway, so a hit costs no query and a stale entry is never used after the change is written.
+    """
+
+    def __init__(self, size: int = 1000) -> None:
+        self._entries: OrderedDict[str, tuple[int, datetime, datetime, list[Busy]]] = OrderedDict()
+        self._size = size
+
+    def get(self, therapist_id: str, version: int, start: datetime, end: datetime) -> list[Busy] | None:
+        """The cached busy times if they are current and cover [start, end)."""
+        entry = self._entries.get(therapist_id)
+        if entry is None or entry[0] != version or start < entry[1] or end > entry[2]:
+            return None
+        self._entries.move_to_end(therapist_id)
+        return entry[3]
+
+    def put(self, therapist_id: str, version: int, start: datetime, end: datetime, busy: list[Busy]) -> None:
+        """Remember the busy times of [start, end) at `version`."""
+        self._entries[therapist_id] = (version, start, end, busy)
+        self._entries.move_to_end(therapist_id)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
 
 
 class AvailabilityHandler:
@@ -52,6 +80,7 @@ class AvailabilityHandler:
         self.bookings = bookings
         self.publisher = publisher
         self.clock = clock
+        self.cache = BusyCache()
 
     async def set(self, user: User, **values: Any) -> dict[str, Any]:
         """Replace the calling therapist's availability and tell subscribers."""
@@ -67,15 +96,31 @@ class AvailabilityHandler:
         return (rules_of(stored), stored["policy"]) if stored else None
 
     async def open(self, user: User, therapist_id: str, from_: datetime, to: datetime) -> dict[str, Any]:
-        """The open slots of a therapist starting in [from, to): one indexed query for the bookings."""
-        found = await self.rules(therapist_id)
+        """The open slots of a therapist starting in [from, to)."""
+        stored = await self.store.get(therapist_id)
         slots: list[dict[str, str | None]] = []
-        if found is not None:
-            rules, _policy = found
-            holds = await self.bookings.holds(therapist_id, from_, to)
-            busy = [Busy(start, end + timedelta(minutes=buffer)) for start, end, buffer in holds]
-            slots = [{"start": iso(s), "end": iso(e)} for s, e in open_slots(rules, busy, from_, to, self.clock())]
+        if stored is not None:
+            busy = await self._busy(therapist_id, stored.get("calendar_version", 0), from_, to)
+            found = open_slots(rules_of(stored), busy, from_, to, self.clock())
+            slots = [{"start": iso(s), "end": iso(e)} for s, e in found]
         return {"therapistId": therapist_id, "slots": slots}
+
+    async def _busy(self, therapist_id: str, version: int, from_: datetime, to: datetime) -> list[Busy]:
+        """Busy times from the cache, else from one indexed query (widened so later ranges hit too)."""
+        cached = self.cache.get(therapist_id, version, from_, to)
+        if cached is not None:
+            return cached
+        to = max(to, from_ + timedelta(days=62))
+        holds = await self.bookings.holds(therapist_id, from_, to)
+        busy = [Busy(start, end + timedelta(minutes=buffer)) for start, end, buffer in holds]
+        self.cache.put(therapist_id, version, from_, to, busy)
+        return busy
+
+    async def changed(self, therapist_id: str, spans: list[tuple[datetime, datetime]]) -> None:
+        """A booking of the therapist changed: invalidate cached busy times everywhere, then announce."""
+        await self.store.bump(therapist_id)
+        for start, end in spans:
+            await self.announce(therapist_id, start, end)
 
     async def announce(self, therapist_id: str, start: datetime, end: datetime) -> None:
         """Tell subscribers that open slots in [start, end) may have changed."""

@@ -204,14 +204,14 @@ class BookingHandler:
         await self._changed(updated, event, actor, [_span(updated)])
         return updated
 
-    async def _changed(self, record: BookingRecord, event: str, actor: str | None, freed: list[Span]) -> None:
+    async def _changed(self, record: BookingRecord, event: str, actor: str | None, spans: list[Span]) -> None:
         """booking:updated to both parties, the domain event, and availability:updated for changed time."""
+        pads = [(start, end, timedelta(minutes=buffer)) for start, end, buffer in spans]
+        if pads:
+            await self.availability.changed(record.therapist_id, [(s - pad, e + pad) for s, e, pad in pads])
         data = self.wire(record)
         await asyncio.gather(*(self.publisher.to_user(NAMESPACE, party, "booking:updated", data)
                                for party in {record.client_id, record.therapist_id}))
-        for start, end, buffer in freed:
-            pad = timedelta(minutes=buffer)
-            await self.availability.announce(record.therapist_id, start - pad, end + pad)
         await self.bus.publish(event, booking={**data, "note": None}, actor_id=actor)
 
     # -- background ------------------------------------------------------------------------------

@@ -23,11 +23,15 @@ class AvailabilityStore:
         return _plain(doc) if doc else None
 
     async def replace(self, therapist_id: str, values: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """Store a therapist's availability whole; returns (previous, current)."""
+        """Store a therapist's availability (every field; the calendar version survives); returns (previous, current)."""
         doc: Doc = {**values, "updated_at": utcnow()}
-        before = await self._availability.find_one_and_replace(
-            {"_id": therapist_id}, doc, upsert=True, return_document=ReturnDocument.BEFORE)
+        before = await self._availability.find_one_and_update(
+            {"_id": therapist_id}, {"$set": doc}, upsert=True, return_document=ReturnDocument.BEFORE)
         return (_plain(before) if before else None), {**doc, "therapist_id": therapist_id}
+
+    async def bump(self, therapist_id: str) -> None:
+        """Count a change of the therapist's bookings (what cached busy times are checked against)."""
+        await self._availability.update_one({"_id": therapist_id}, {"$inc": {"calendar_version": 1}})
 
 
 def _plain(doc: Doc) -> dict[str, Any]:

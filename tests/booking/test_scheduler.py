@@ -7,6 +7,7 @@ from datetime import timedelta
 from config import MONGO_DB
 from handlers.auth import User
 from handlers.serialize import iso
+from handlers.slots import units
 from tests.booking.helpers import NS, at, availability, book, collect_events, fix_clock, slots, therapist
 from tests.conftest import RunningServer, StartServer
 
@@ -129,3 +130,22 @@ async def test_the_periodic_job_sends_reminders(start_server: StartServer) -> No
     created = await watcher.expect("notification:created", lambda n: n["title"] == "Session reminder", timeout=3)
     assert created["data"] == {"bookingId": booking["id"]}
     assert "booking-scheduler" in [job.name for job in server.services.periodic]
+
+
+async def test_claims_left_by_a_crashed_request_are_repaired(start_server: StartServer) -> None:
+    server = await start_server(run_worker_in_web=False)
+    clock = fix_clock(server, now=NOW)
+    await therapist(server)
+    client = await server.client("c1", "client", NS)
+    kept = await book(client, "t1", START + timedelta(hours=2))
+    store = server.services.booking.store
+    await store.claim("t1", "ghost", units(START, START + timedelta(minutes=50), 10), NOW)  # never inserted
+    await store.settle(kept["id"], settled=False, now=NOW)   # a cancel that died before touching the booking
+    assert await slots(client, "t1", START, START + timedelta(hours=1)) == [iso(START)]  # bookings are truth
+    await client.error("booking:create", {"therapistId": "t1", "start": iso(START), "requestId": "x"}, "conflict")
+    clock[0] = NOW + timedelta(minutes=3)
+    await server.services.booking.tick()
+    await book(client, "t1", START, "r2")
+    claims = server.app[MONGO_DB]["booking_claims"]
+    assert await claims.count_documents({"bookingId": kept["id"], "settled": True}) == 12
+    assert await claims.count_documents({"bookingId": "ghost"}) == 0
