@@ -8,11 +8,12 @@ from typing import Any, Callable
 from handlers.auth import User
 from handlers.publisher import Publisher
 from handlers.serialize import camel, iso
-from handlers.slots import Busy, Rules, open_slots
+from handlers.slots import Busy, Rules, bookable, grid
 from stores.availability import AvailabilityStore
 from stores.booking import BookingStore
 
 NAMESPACE = "/booking"
+GRID_CACHE_SIZE = 1000
 RULE_FIELDS = ("timezone", "weekly", "overrides", "session_minutes", "buffer_minutes", "min_notice_minutes",
                "max_days_ahead")
 
@@ -81,6 +82,8 @@ class AvailabilityHandler:
         self.publisher = publisher
         self.clock = clock
         self.cache = BusyCache()
+        self.grids: OrderedDict[str, tuple[tuple[Any, ...], list[tuple[datetime, dict[str, str | None]]]]] = \
+            OrderedDict()  # the last computed range per therapist: subscribers refetch the same range at once
 
     async def set(self, user: User, **values: Any) -> dict[str, Any]:
         """Replace the calling therapist's availability and tell subscribers."""
@@ -100,9 +103,17 @@ class AvailabilityHandler:
         stored = await self.store.get(therapist_id)
         slots: list[dict[str, str | None]] = []
         if stored is not None:
-            busy = await self._busy(therapist_id, stored.get("calendar_version", 0), from_, to)
-            found = open_slots(rules_of(stored), busy, from_, to, self.clock())
-            slots = [{"start": iso(s), "end": iso(e)} for s, e in found]
+            rules = rules_of(stored)
+            key = (stored.get("calendar_version", 0), stored["updated_at"], from_, to)
+            found = self.grids.get(therapist_id)
+            if found is None or found[0] != key:
+                busy = await self._busy(therapist_id, key[0], from_, to)
+                found = key, [(s, {"start": iso(s), "end": iso(e)}) for s, e in grid(rules, busy, from_, to)]
+                self.grids[therapist_id] = found
+                self.grids.move_to_end(therapist_id)
+                if len(self.grids) > GRID_CACHE_SIZE:
+                    self.grids.popitem(last=False)
+            slots = [wire for _start, wire in bookable(rules, found[1], self.clock())]
         return {"therapistId": therapist_id, "slots": slots}
 
     async def _busy(self, therapist_id: str, version: int, from_: datetime, to: datetime) -> list[Busy]:

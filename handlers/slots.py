@@ -7,12 +7,14 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 from zoneinfo import ZoneInfo
 
 UNIT_MINUTES = 5
 UNIT = timedelta(minutes=UNIT_MINUTES)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+T = TypeVar("T", bound=tuple)  # type: ignore[type-arg]
 
 DEFAULT_POLICY: dict[str, Any] = {
     "refund_tiers": [{"min_hours_before": 24, "percent": 100}, {"min_hours_before": 2, "percent": 75},
@@ -119,18 +121,28 @@ def _ceil_unit(moment: datetime) -> datetime:
 
 def open_slots(rules: Rules, busy: list[Busy], start: datetime, end: datetime,
                now: datetime) -> list[tuple[datetime, datetime]]:
-    """Open slots starting in [start, end): inside a window, within notice/max days, clear of every booking.
+    """Open slots starting in [start, end): inside a window, within notice/max days, clear of every booking."""
+    return bookable(rules, grid(rules, busy, start, end), now)
+
+
+def grid(rules: Rules, busy: list[Busy], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Slots starting in [start, end) inside a window and clear of every booking (whatever the time now).
 
     Slots follow each other at session + buffer from the window start; after a booking the grid
     restarts at the end of that booking's buffer, so free time around off-grid bookings is not lost.
     """
-    earliest, latest = bookable_span(rules, now)
     index = BusyIndex(busy)
     found: list[tuple[datetime, datetime]] = []
     for day in _dates(rules, start - timedelta(days=1), end):
         for window_start, window_end in day_windows(rules, day):
             found.extend(_window_slots(rules, index, window_start, window_end))
-    return [(s, e) for s, e in found if start <= s < end and earliest <= s <= latest]
+    return [(s, e) for s, e in found if start <= s < end]
+
+
+def bookable(rules: Rules, slots: list[T], now: datetime) -> list[T]:
+    """The slots (tuples starting with their start) that min notice and max days allow at `now`."""
+    earliest, latest = bookable_span(rules, now)
+    return [slot for slot in slots if earliest <= slot[0] <= latest]
 
 
 def _window_slots(rules: Rules, busy: BusyIndex, window_start: datetime,

@@ -26,7 +26,8 @@ class AvailabilityStore:
         """Store a therapist's availability (every field; the calendar version survives); returns (previous, current)."""
         doc: Doc = {**values, "updated_at": utcnow()}
         before = await self._availability.find_one_and_update(
-            {"_id": therapist_id}, {"$set": doc}, upsert=True, return_document=ReturnDocument.BEFORE)
+            {"_id": therapist_id}, {"$set": doc, "$inc": {"calendar_version": 1}}, upsert=True,
+            return_document=ReturnDocument.BEFORE)
         return (_plain(before) if before else None), {**doc, "therapist_id": therapist_id}
 
     async def bump(self, therapist_id: str) -> None:
