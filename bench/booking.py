@@ -17,7 +17,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import aiohttp
 import socketio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +26,7 @@ from config import Config  # noqa: E402
 from handlers.auth import mint_token  # noqa: E402
 from handlers.serialize import iso  # noqa: E402
 from stores.embedded import EmbeddedMongo, free_port  # noqa: E402
+from tests.conftest import wait_healthy  # noqa: E402 - the same readiness probe as the tests
 
 SECRET = "bench-secret-" + "x" * 32
 NS = "/booking"
@@ -51,20 +51,6 @@ def spawn(env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
     process = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env={**os.environ, **env, "PORT": port,
                                                                              "HOST": "127.0.0.1"})
     return f"http://127.0.0.1:{port}", process
-
-
-async def healthy(url: str) -> None:
-    """Wait for /health."""
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(url + "/health") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError(url)
 
 
 async def seed(url: str, start: datetime) -> socketio.AsyncClient:
@@ -131,7 +117,7 @@ async def main() -> None:
            "DATA_DIR": tempfile.mkdtemp(prefix="careline-bench-booking-")}
     servers = [spawn(env) for _ in range(2)]
     try:
-        await asyncio.gather(*(healthy(url) for url, _ in servers))
+        await asyncio.gather(*(wait_healthy(url, process) for url, process in servers))
         start = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         therapist = await seed(servers[0][0], start)
         timings = await availability_latency(servers[1][0], start)
