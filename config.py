@@ -114,6 +114,8 @@ class Config:
     rate_limit_burst: int = 30
     rate_limit_per_second: float = 10.0
     run_worker_in_web: bool = True
+    booking_tick_seconds: float = 5.0
+    booking_lease_seconds: float = 60.0
     message_keys: tuple[tuple[str, bytes], ...] = ()
     chat_client_to_client: bool = True
     chat_edit_window_minutes: int = 15
@@ -186,6 +188,8 @@ class Config:
             rate_limit_burst=int(env.get("RATE_LIMIT_BURST") or 30),
             rate_limit_per_second=float(env.get("RATE_LIMIT_PER_SECOND") or 10),
             run_worker_in_web=_bool(env.get("RUN_WORKER_IN_WEB"), True),
+            booking_tick_seconds=float(env.get("BOOKING_TICK_SECONDS") or 5),
+            booking_lease_seconds=float(env.get("BOOKING_LEASE_SECONDS") or 60),
             message_keys=parse_message_keys(env.get("MESSAGE_KEYS", "")),
             chat_client_to_client=_bool(env.get("CHAT_CLIENT_TO_CLIENT"), True),
             chat_edit_window_minutes=int(env.get("CHAT_EDIT_WINDOW_MINUTES") or 15),

@@ -11,6 +11,7 @@ from config import Config
 from handlers.services import Services
 from realtime.base import BaseNamespace
 from realtime.chat import ChatNamespace
+from realtime.booking import BookingNamespace
 from realtime.metrics import Metrics
 from realtime.notifications import NotificationsNamespace
 from realtime.transport import CarelineServer
@@ -62,6 +63,7 @@ def namespace_classes() -> dict[str, type[BaseNamespace]]:
     """The namespace class of each feature (the shared base until a feature brings its own)."""
     classes: dict[str, type[BaseNamespace]] = {namespace: BaseNamespace for namespace in NAMESPACES}
     classes["/chat"] = ChatNamespace
+    classes["/booking"] = BookingNamespace
     classes["/notifications"] = NotificationsNamespace
     return classes
 

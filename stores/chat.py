@@ -109,6 +109,8 @@ class ConversationStore:
                     {"pairKey": key}, {"$setOnInsert": fields}, upsert=True, return_document=ReturnDocument.AFTER)
             except DuplicateKeyError:  # a concurrent open inserted it first: read theirs
                 continue
+            if found is None:  # SecantusDB can answer a racing upsert with no document: look again
+                continue
             return _conversation(found), found["_id"] == doc["_id"]
         found = await self._conversations.find_one({"pairKey": key})
         assert found is not None
