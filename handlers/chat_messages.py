@@ -17,6 +17,21 @@ from stores.messages import MAX_REACTION_KEYS, Message
 from stores.mongo import utcnow
 
 
+# A seq is allocated a moment before its message is written, so a fresh gap may still fill in;
+# one older than this belongs to a send that failed and stays a gap forever.
+GAP_SETTLE = timedelta(seconds=5)
+
+
+def _settled_prefix(items: list[Message], first: int, more: bool) -> tuple[list[Message], bool]:
+    """Catch-up must never step over a message still being written: stop before a fresh gap."""
+    expected, settled_before = first, utcnow() - GAP_SETTLE
+    for index, message in enumerate(items):
+        if message.seq != expected and message.created_at > settled_before:
+            return items[:index], True
+        expected = message.seq + 1
+    return items, more
+
+
 async def _nobody() -> set[str]:
     return set()
 
@@ -145,6 +160,8 @@ class MessageHandler:
         if first > last:
             return {"items": [], "hasMore": False}
         items = await self.deps.messages.seq_range(conversation.id, first, last)
+        if after_seq is not None:
+            items, more = _settled_prefix(items, first, more)
         return {"items": [message.to_dict() for message in items], "hasMore": more}
 
     async def search(self, user: User, query: str, limit: int, conversation_id: str | None = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import asyncio
 from datetime import timedelta
 
 from config import MONGO_DB
+from stores.mongo import utcnow
 from tests.chat.helpers import direct, rid, send
 from tests.conftest import RunningServer, StartServer
 
@@ -191,3 +192,19 @@ async def test_catch_up_after_reconnect_gets_all_100_in_order(start_server: Star
     caught = await bob.ok("message:history", {"conversationId": cid, "afterSeq": seen, "limit": 100})
     assert [m["text"] for m in caught["items"]] == [f"missed {i}" for i in range(100)]
     assert [m["seq"] for m in caught["items"]] == list(range(2, 102)) and caught["hasMore"] is False
+
+
+async def test_catch_up_never_steps_over_a_message_still_being_written(server: RunningServer) -> None:
+    alice, _bob, conversation = await direct(server)
+    cid = conversation["id"]
+    first = await send(alice, cid, "one")
+    await server.services.chat.deps.conversations.allocate_seq(cid)  # a send in flight on another process
+    third = await send(alice, cid, "three")
+    assert (first["seq"], third["seq"]) == (1, 3)
+    page = await alice.ok("message:history", {"conversationId": cid, "afterSeq": 0})
+    assert [m["seq"] for m in page["items"]] == [1] and page["hasMore"] is True
+    # The in-flight send failed for good: once the gap has settled, catch-up steps over it.
+    await server.app[MONGO_DB]["chat_messages"].update_one(  # type: ignore[index]
+        {"_id": third["id"]}, {"$set": {"createdAt": utcnow() - timedelta(seconds=10)}})
+    page = await alice.ok("message:history", {"conversationId": cid, "afterSeq": 1})
+    assert [m["seq"] for m in page["items"]] == [3] and page["hasMore"] is False
