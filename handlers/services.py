@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 
 from config import Config
 from handlers.auth import Authenticator
-from handlers.chat import ChatHandler
 from handlers.availability import AvailabilityHandler
 from handlers.booking import BookingHandler
+from handlers.chat import ChatHandler
 from handlers.events import EventBus
 from handlers.jobs import Periodic
 from handlers.notifications import NotificationHandler
@@ -37,9 +37,10 @@ class Services:
     uploads: UploadStore
     upload_handler: UploadHandler
     chat: ChatHandler
+    periodic: list[Periodic] = field(default_factory=list)
+    # Features built after the shared services exist (server.build_services sets them):
+    notifications: NotificationHandler = field(init=False)
+    notification_prefs: PreferenceHandler = field(init=False)
+    push: PushHandler = field(init=False)
     availability: AvailabilityHandler = field(init=False)
     booking: BookingHandler = field(init=False)
-    periodic: list[Periodic] = field(default_factory=list)
-    notifications: NotificationHandler = None  # type: ignore[assignment]  # set by server.build_services
-    notification_prefs: PreferenceHandler = None  # type: ignore[assignment]
-    push: PushHandler = None  # type: ignore[assignment]
