@@ -96,6 +96,7 @@ class Config:
     port: int = 8080
     mongodb_uri: str | None = None
     mongodb_db: str = "careline"
+    mongodb_pool_size: int = 100
     redis_url: str | None = None
     redis_prefix: str = "careline:"
     jwt_secret: str | None = None
@@ -170,6 +171,8 @@ class Config:
             port=int(env.get("PORT") or 8080),
             mongodb_uri=env.get("MONGODB_URI") or None,
             mongodb_db=env.get("MONGODB_DB") or "careline",
+            # The embedded server answers more commands per second through few connections.
+            mongodb_pool_size=int(env.get("MONGODB_POOL_SIZE") or (100 if env.get("MONGODB_URI") else 8)),
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("REDIS_PREFIX") or "careline:",
             jwt_secret=env.get("JWT_SECRET") or None,

@@ -18,11 +18,11 @@ Collection = AsyncCollection[Doc]
 T = TypeVar("T")
 
 
-def connect(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Doc]:
-    """Create the process-wide client (tz-aware datetimes, bounded server selection)."""
+def connect(uri: str, *, pool_size: int = 100, timeout_ms: int = 5000) -> AsyncMongoClient[Doc]:
+    """Create the process-wide client (tz-aware datetimes, bounded server selection and pool)."""
     return AsyncMongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-        appname="careline",
+        maxPoolSize=pool_size, appname="careline",
     )
 
 
