@@ -70,4 +70,19 @@ const careline = {
   },
 };
 
-module.exports = { protocols: { bench, careline }, pmap };
+// careline's transport with the reference protocol (bench/careline_server.py): one-object payloads, ack envelopes.
+const carelineBench = {
+  namespace: '/bench',
+  event: 'msg',
+  auth: (token) => ({ token }),
+  textOf: (arr) => arr[1],
+  async setupRoom(publisher, receivers, ctx) {
+    const room = ctx.roomName || 'fanout';
+    await pmap(receivers, 200, async (c) => { checkAck('join', await c.emitWithAck('join', { room })); });
+    return room;
+  },
+  publish(publisher, room, text) { publisher.emit('publish', { room, text }); },
+  async joinOne(client, room) { checkAck('join', await client.emitWithAck('join', { room })); },
+};
+
+module.exports = { protocols: { bench, careline, carelineBench }, pmap };
