@@ -12,7 +12,13 @@ Run from the repo root: `python bench/careline_server.py` (same env as `python s
 """
 from __future__ import annotations
 
+import asyncio
+import collections
+import gc
+import os
 import sys
+import time
+import tracemalloc
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -60,7 +66,25 @@ class BenchNamespace(BaseNamespace):
 
 async def _bench_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SIO].register_namespace(BenchNamespace(NAMESPACE, app[SERVICES], app[METRICS]))  # type: ignore[union-attr]
+    dump_to = os.environ.get("BENCH_MEMORY_DUMP")
+    task = asyncio.create_task(_dump_memory(dump_to)) if dump_to else None
     yield
+    if task is not None:
+        task.cancel()
+
+
+async def _dump_memory(path: str) -> None:
+    """Profiling aid: every 10 s, append the top allocation sites and object counts to `path`."""
+    tracemalloc.start(3)
+    while True:
+        await asyncio.sleep(10)
+        stats = tracemalloc.take_snapshot().statistics("traceback")[:25]
+        counts = collections.Counter(type(o).__name__ for o in gc.get_objects()).most_common(25)
+        with open(path, "a") as out:
+            out.write(f"=== {time.strftime('%X')} traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MB\n")
+            for stat in stats:
+                out.write(f"{stat.size / 1024:10.0f} KB {stat.count:8d}  {stat.traceback.format()[-2:]}\n")
+            out.write("".join(f"{n:10d} {name}\n" for name, n in counts))
 
 
 def main() -> int:

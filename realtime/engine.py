@@ -38,8 +38,7 @@ class CarelineEngine(engineio.AsyncServer):
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         """Reject what the protocol forbids, then let python-engineio handle the request."""
-        environ = await self._environ(*args, **kwargs)
-        early = await self._precheck(environ)
+        early = await self._precheck(await self._environ(*args, **kwargs))  # no local: a WebSocket lives here
         if early is not None:
             return early
         return await super().handle_request(*args, **kwargs)
@@ -162,10 +161,7 @@ class CarelineEngine(engineio.AsyncServer):
         sock = self.sockets.get(sid)
         if sock is None or not sock._ws_active:
             return
-        try:
-            await asyncio.wait_for(sock.queue.join(), self.ping_timeout)
-        except asyncio.TimeoutError:
-            return
+        await sock.output_flushed(self.ping_timeout)
         await asyncio.sleep(pause)
 
     def options(self) -> dict:
