@@ -94,9 +94,10 @@ class CarelineEngine(engineio.AsyncServer):
 
     async def _handle_connect(self, environ: dict, transport: str, jsonp_index: int | None = None) -> Any:
         """Open a session: exact handshake values, heartbeat started before the OPEN is sent."""
-        self._start_monitor()
         sid = self.generate_id()
         sock = self.socket_class(self, sid)
+        if transport == "websocket":
+            sock._early = []
         self.sockets[sid] = sock
         sock.schedule_ping()
         await sock.send(packet.Packet(packet.OPEN, self.handshake(sid, transport)))
@@ -126,12 +127,6 @@ class CarelineEngine(engineio.AsyncServer):
             "pingInterval": round((self.ping_interval + self.ping_interval_grace_period) * 1000),
             "maxPayload": self.max_http_buffer_size,
         }
-
-    def _start_monitor(self) -> None:
-        """Start python-engineio's client monitor task once (it garbage-collects closed sessions)."""
-        if self.start_service_task:
-            self.start_service_task = False
-            self.service_task_handle = self.start_background_task(self._service_task)
 
     def _cookie_headers(self, sid: str) -> list | None:
         """The Set-Cookie header for the sid cookie, if one is configured."""

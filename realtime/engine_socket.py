@@ -220,7 +220,8 @@ class CarelineSocket(Output, AsyncSocket):
 
     def _take_queued(self) -> list[packet.Packet]:
         """Everything queued for polling that no poll took (sent during the upgrade)."""
-        taken: list[packet.Packet] = []
+        taken: list[packet.Packet] = self._early or []
+        self._early = None
         queue = self._queue
         while queue is not None and not queue.empty():
             pkt = queue.get_nowait()
@@ -234,13 +235,13 @@ class CarelineSocket(Output, AsyncSocket):
         self._upgraded_event = asyncio.Event()
         self.upgrading = True
         try:
-            pkt = await self._ws_read(ws)
+            pkt = await self._ws_read(ws, probing=True)
             if pkt is None or pkt.packet_type != packet.PING or pkt.data != "probe":
                 return False
             await ws.send(packet.Packet(packet.PONG, data="probe").encode())
             if self._poll_pending:
                 self.queue.put_nowait(packet.Packet(packet.NOOP))  # end the pending poll
-            pkt = await self._ws_read(ws)
+            pkt = await self._ws_read(ws, probing=True)
             if pkt is None or pkt.packet_type != packet.UPGRADE:
                 return False
             self.upgraded = True
@@ -251,10 +252,14 @@ class CarelineSocket(Output, AsyncSocket):
         finally:
             self.upgrading = False
 
-    async def _ws_read(self, ws: Any) -> packet.Packet | None:
-        """Read and decode one frame; None when the connection ends, InvalidPacket if malformed."""
-        timeout = self.server.ping_interval + self.server.ping_timeout
-        try:  # receive(timeout) needs no extra task per read, unlike wait_for(ws.wait())
+    async def _ws_read(self, ws: Any, probing: bool = False) -> packet.Packet | None:
+        """Read and decode one frame; None when the connection ends, InvalidPacket if malformed.
+
+        Only the upgrade probe has a read deadline: afterwards the heartbeat closes a silent session
+        (and so the WebSocket), which spares a timer per read and per idle connection.
+        """
+        timeout = self.server.ping_interval + self.server.ping_timeout if probing else None
+        try:  # receive() needs no extra task per read, unlike wait_for(ws.wait())
             msg = await ws._sock.receive(timeout)
         except (OSError, asyncio.TimeoutError, ValueError, RuntimeError):
             return None

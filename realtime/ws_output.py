@@ -89,6 +89,7 @@ class Output:
     """Mixin for an Engine.IO session: ordered, task-free output over WebSocket, queue for polling."""
 
     _ws: Any = None  # the aiohttp WebSocketResponse while the WebSocket transport is active
+    _early: list | None = None  # a WebSocket-only session's output before its WebSocket runs (no queue needed)
     _backlog: deque | None = None
     _flusher: asyncio.Task | None = None
 
@@ -98,7 +99,10 @@ class Output:
             return
         ws = self._ws
         if ws is None:
-            self.queue.put_nowait(pkt)  # type: ignore[attr-defined]  # polling, or not upgraded yet
+            if self._early is not None:
+                self._early.append(pkt)
+            else:
+                self.queue.put_nowait(pkt)  # type: ignore[attr-defined]  # polling, or not upgraded yet
             return
         if self._backlog is None:
             writer = ws._writer

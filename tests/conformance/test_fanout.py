@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
 import aiohttp
 import socketio
 
+from realtime.engine_socket import CarelineSocket
 from tests.conformance.conftest import Running, Serve, recv
 
 ROOM = "fanout"
@@ -113,3 +115,20 @@ async def test_redis_broadcast_keeps_order_on_the_receiving_process(serve: Serve
     frames = await read_sequence(ws, 100)
     assert [json.loads(f[2:])[1]["i"] for f in frames] == list(range(100))
     await ws.close()
+
+
+async def test_closed_websockets_leave_no_session_behind(slow: Running) -> None:
+    sockets = [await raw_socket(slow) for _ in range(5)]
+    for ws in sockets[:3]:
+        await ws.send_str("41")
+        await ws.close()
+    for ws in sockets[3:]:
+        await ws.close()
+    for _ in range(50):
+        if not slow.sio.eio.sockets and not slow.sio.environ:
+            break
+        await asyncio.sleep(0.05)
+    assert slow.sio.eio.sockets == {} and slow.sio.environ == {}
+    assert not slow.sio.manager.rooms.get("/", {}).get(None)
+    gc.collect()  # nothing (e.g. a monitor task's snapshot of the session table) keeps a closed session alive
+    assert not [obj for obj in gc.get_objects() if isinstance(obj, CarelineSocket) and obj.closed]
