@@ -132,3 +132,22 @@ async def test_closed_websockets_leave_no_session_behind(slow: Running) -> None:
     assert not slow.sio.manager.rooms.get("/", {}).get(None)
     gc.collect()  # nothing (e.g. a monitor task's snapshot of the session table) keeps a closed session alive
     assert not [obj for obj in gc.get_objects() if isinstance(obj, CarelineSocket) and obj.closed]
+
+
+async def test_rooms_index_follows_enter_leave_and_disconnect(slow: Running) -> None:
+    add_fanout_handlers(slow)
+    ws = await raw_socket(slow)
+    await ws.send_str('421["join"]')
+    assert await recv(ws) == "431[true]"
+    manager = slow.sio.manager
+    (sid,) = [sid for (namespace, sid) in manager._rooms_of if namespace == "/"]
+    assert set(slow.sio.rooms(sid, namespace="/")) == {sid, ROOM}
+    await slow.sio.leave_room(sid, ROOM, namespace="/")
+    assert slow.sio.rooms(sid, namespace="/") == [sid]
+    await slow.sio.enter_room(sid, ROOM, namespace="/")
+    await ws.close()
+    for _ in range(50):
+        if not manager._rooms_of:
+            break
+        await asyncio.sleep(0.05)
+    assert manager._rooms_of == {} and ROOM not in manager.rooms.get("/", {})
