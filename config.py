@@ -114,6 +114,8 @@ class Config:
     rate_limit_burst: int = 30
     rate_limit_per_second: float = 10.0
     run_worker_in_web: bool = True
+    booking_tick_seconds: float = 5.0
+    booking_lease_seconds: float = 60.0
     message_keys: tuple[tuple[str, bytes], ...] = ()
     chat_client_to_client: bool = True
     chat_edit_window_minutes: int = 15
@@ -126,6 +128,9 @@ class Config:
     upload_max_bytes: int = 10 * 1024 * 1024
     vapid_private_key: str | None = None
     vapid_subject: str = "mailto:admin@careline.invalid"
+    push_concurrency: int = 20
+    push_release_interval: float = 30.0
+    push_retry_base: float = 1.0
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
@@ -183,6 +188,8 @@ class Config:
             rate_limit_burst=int(env.get("RATE_LIMIT_BURST") or 30),
             rate_limit_per_second=float(env.get("RATE_LIMIT_PER_SECOND") or 10),
             run_worker_in_web=_bool(env.get("RUN_WORKER_IN_WEB"), True),
+            booking_tick_seconds=float(env.get("BOOKING_TICK_SECONDS") or 5),
+            booking_lease_seconds=float(env.get("BOOKING_LEASE_SECONDS") or 60),
             message_keys=parse_message_keys(env.get("MESSAGE_KEYS", "")),
             chat_client_to_client=_bool(env.get("CHAT_CLIENT_TO_CLIENT"), True),
             chat_edit_window_minutes=int(env.get("CHAT_EDIT_WINDOW_MINUTES") or 15),
@@ -193,6 +200,9 @@ class Config:
             upload_max_bytes=int(env.get("UPLOAD_MAX_BYTES") or 10 * 1024 * 1024),
             vapid_private_key=env.get("VAPID_PRIVATE_KEY") or None,
             vapid_subject=env.get("VAPID_SUBJECT") or "mailto:admin@careline.invalid",
+            push_concurrency=int(env.get("PUSH_CONCURRENCY") or 20),
+            push_release_interval=float(env.get("PUSH_RELEASE_INTERVAL_SECONDS") or 30),
+            push_retry_base=float(env.get("PUSH_RETRY_BASE_SECONDS") or 1),
             stripe_api_key=env.get("STRIPE_API_KEY") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             stripe_api_base=env.get("STRIPE_API_BASE") or None,

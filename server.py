@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
+from datetime import timedelta
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -20,9 +21,17 @@ import logsetup
 from config import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDIS, SERVICES, SIO, Config, \
     ConfigError
 from handlers import jobs
+from handlers import notification_rules
 from handlers.auth import Authenticator, mint_token
+from handlers.chat import build_chat
+from handlers.availability import AvailabilityHandler
+from handlers.booking import BookingHandler
 from handlers.events import EventBus
+from handlers.notifications import NotificationHandler
+from handlers.preferences import PreferenceHandler
 from handlers.publisher import Publisher
+from handlers.push import PushHandler
+from handlers.reminders import ReminderScheduler
 from handlers.services import Services
 from handlers.uploads import UploadHandler
 from realtime.metrics import Metrics
@@ -31,12 +40,18 @@ from realtime.server import create_sio, redis_manager, register_namespaces, shut
 from rest.middleware import cors_middleware, error_middleware
 from rest.routes import setup_routes
 from stores import mongo, redis as redis_store
+from stores.availability import AvailabilityStore
+from stores.booking import BookingStore
 from stores.crypto import Cipher
 from stores.embedded import EmbeddedMongo, default_storage
-from stores.mongo import Database
+from stores.mongo import Database, utcnow
+from stores.notification_prefs import PreferenceStore
+from stores.notifications import NotificationStore
 from stores.presence import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
+from stores.push import PushStore
 from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from stores.uploads import UploadStore
+from stores.reminders import ReminderStore
 from stores.users import UserStore
 
 log = logging.getLogger("careline")
@@ -56,10 +71,46 @@ async def build_services(config: Config, db: Database, redis: Any, publisher: Pu
     cipher = Cipher(config.message_keys)
     uploads = UploadStore(db, cipher)
     await uploads.ensure_indexes()
-    services = Services(config=config, auth=Authenticator(config), bus=EventBus(), publisher=publisher,
+    bus = EventBus()
+    chat = await build_chat(config, db, cipher, users, uploads, publisher, sockets, bus)
+    services = Services(config=config, auth=Authenticator(config), bus=bus, publisher=publisher,
                         rate_limiter=limiter, users=users, sockets=sockets, cipher=cipher, uploads=uploads,
-                        upload_handler=UploadHandler(uploads, config.upload_max_bytes))
+                        upload_handler=UploadHandler(uploads, config.upload_max_bytes, chat.member_of_any),
+                        chat=chat)
+    await _build_notifications(db, services)
+    await _build_booking(services, db)
     return services
+
+
+async def _build_notifications(db: Database, services: Services) -> None:
+    """Notifications, preferences and the domain events that feed them."""
+    config = services.config
+    store, prefs, pushes = NotificationStore(db), PreferenceStore(db), PushStore(db)
+    for each in (store, prefs, pushes):
+        await each.ensure_indexes()
+    services.push = PushHandler(pushes, store, config, concurrency=config.push_concurrency,
+                                retry_base=config.push_retry_base)
+    services.notification_prefs = PreferenceHandler(prefs)
+    services.notifications = NotificationHandler(store, services.notification_prefs, services.publisher,
+                                                 services.sockets, services.users, services.push)
+    notification_rules.subscribe(services.bus, services.notifications)
+    services.periodic.append(jobs.Periodic("notifications-held-pushes", config.push_release_interval,
+                                           services.notifications.release_held_pushes))
+
+
+async def _build_booking(services: Services, db: Database) -> None:
+    """Availability, bookings and reminders; the scheduler runs as a periodic job."""
+    stores = AvailabilityStore(db), BookingStore(db), ReminderStore(db)
+    for store in stores:
+        await store.ensure_indexes()
+    availability_store, booking_store, reminder_store = stores
+    services.availability = AvailabilityHandler(availability_store, booking_store, services.publisher, utcnow)
+    reminders = ReminderScheduler(reminder_store, booking_store, services.notifications,
+                                  timedelta(seconds=services.config.booking_lease_seconds))
+    services.booking = BookingHandler(booking_store, services.availability, reminders, services.publisher,
+                                      services.bus, services.cipher)
+    services.periodic.append(jobs.Periodic("booking-scheduler", services.config.booking_tick_seconds,
+                                           services.booking.tick))
 
 
 @contextlib.asynccontextmanager
@@ -114,6 +165,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     await heartbeat
     await services.bus.drain()
+    await services.push.close()
     await sockets.close()
 
 
@@ -165,6 +217,7 @@ async def run_worker(config: Config) -> None:
         log.info("worker started")
         await jobs.run_all(services.periodic, stop)
         await services.bus.drain()
+        await services.push.close()
     await redis.aclose()
 
 

@@ -10,8 +10,11 @@ import socketio
 from config import Config
 from handlers.services import Services
 from realtime.base import BaseNamespace
+from realtime.booking import BookingNamespace
+from realtime.chat import ChatNamespace
 from realtime.manager import FastEmitManager, FastEmitRedisManager
 from realtime.metrics import Metrics
+from realtime.notifications import NotificationsNamespace
 from realtime.transport import CarelineServer
 
 NAMESPACES = ("/chat", "/booking", "/meetings", "/worksheets", "/notifications", "/billing")
@@ -59,7 +62,11 @@ def create_sio(config: Config) -> CarelineServer:
 
 def namespace_classes() -> dict[str, type[BaseNamespace]]:
     """The namespace class of each feature (the shared base until a feature brings its own)."""
-    return {namespace: BaseNamespace for namespace in NAMESPACES}
+    classes: dict[str, type[BaseNamespace]] = {namespace: BaseNamespace for namespace in NAMESPACES}
+    classes["/chat"] = ChatNamespace
+    classes["/booking"] = BookingNamespace
+    classes["/notifications"] = NotificationsNamespace
+    return classes
 
 
 def register_namespaces(sio: socketio.AsyncServer, services: Services, metrics: Metrics) -> None:

@@ -1,0 +1,50 @@
+"""Chat: the handlers behind /chat, built from their stores (see docs/chat.md)."""
+from __future__ import annotations
+
+from config import Config
+from handlers.chat_access import ChatDeps
+from handlers.chat_conversations import ConversationHandler
+from handlers.chat_live import PresenceTracker, TypingTracker
+from handlers.chat_messages import MessageHandler
+from handlers.chat_moderation import ModerationHandler
+from handlers.chat_rules import ContentRules
+from handlers.events import EventBus
+from handlers.publisher import Publisher
+from stores.blind_index import BlindIndex
+from stores.chat import ConversationStore
+from stores.chat_moderation import BlockStore, ReportStore
+from stores.crypto import Cipher
+from stores.messages import MessageStore
+from stores.mongo import Database
+from stores.presence import SocketRegistry
+from stores.uploads import UploadStore
+from stores.users import UserStore
+
+
+class ChatHandler:
+    """Every chat handler of one app: conversations, messages, moderation, typing, presence."""
+
+    def __init__(self, deps: ChatDeps, rules: ContentRules) -> None:
+        self.deps = deps
+        self.conversations = ConversationHandler(deps)
+        self.moderation = ModerationHandler(deps, rules)
+        self.messages = MessageHandler(deps, self.conversations, self.moderation)
+        self.typing = TypingTracker(deps)
+        self.presence = PresenceTracker(deps)
+
+    async def member_of_any(self, user_id: str, conversation_ids: list[str]) -> bool:
+        """Whether the user belongs to any of the conversations (the upload download check)."""
+        return await self.deps.conversations.member_of_any(user_id, conversation_ids)
+
+
+async def build_chat(config: Config, db: Database, cipher: Cipher, users: UserStore, uploads: UploadStore,
+                     publisher: Publisher, sockets: SocketRegistry, bus: EventBus) -> ChatHandler:
+    """Create the chat stores (ensuring their indexes), load the content rules, and the handler."""
+    deps = ChatDeps(config=config, conversations=ConversationStore(db),
+                    messages=MessageStore(db, cipher, BlindIndex(config.message_keys)), blocks=BlockStore(db),
+                    reports=ReportStore(db), users=users, uploads=uploads, publisher=publisher, sockets=sockets,
+                    bus=bus)
+    for store in (deps.conversations, deps.messages, deps.blocks, deps.reports):
+        await store.ensure_indexes()
+    rules = ContentRules.load(config.chat_blocklist_file, config.chat_crisis_phrases_file)
+    return ChatHandler(deps, rules)

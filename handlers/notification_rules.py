@@ -1,0 +1,80 @@
+"""Which domain events notify whom, and with what neutral words (never message text, notes or reasons)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from handlers.events import DomainEvent, EventBus
+from handlers.notifications import NotificationHandler
+from handlers.serialize import iso, parse_iso
+
+BOOKING_TITLES = {
+    "booking.requested": "Session requested",
+    "booking.confirmed": "Session confirmed",
+    "booking.cancelled": "Session cancelled",
+    "booking.rescheduled": "Session rescheduled",
+    "booking.declined": "Session declined",
+}
+MESSAGE_BODY = "Open careline to read it."
+
+
+def message_collapse_key(conversation_id: str) -> str:
+    """At most one unread message notification per conversation and member carries this key."""
+    return f"message:{conversation_id}"
+
+
+def _time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else parse_iso(str(value))
+
+
+def session_time(start: Any) -> str:
+    """`Tue 24 Nov 2026, 10:00 UTC`: the only detail a booking notification carries."""
+    return _time(start).strftime("%a %d %b %Y, %H:%M UTC")
+
+
+class NotificationRules:
+    """Domain event subscribers that turn what happened into notifications."""
+
+    def __init__(self, notifications: NotificationHandler) -> None:
+        self._notifications = notifications
+
+    async def message_created(self, event: DomainEvent) -> None:
+        """Every member without a live socket in the conversation hears of it (bursts collapse)."""
+        message, conversation = event.payload["message"], event.payload["conversation"]
+        name = (event.payload.get("sender") or {}).get("name") or "someone"
+        data = {"conversationId": conversation["id"], "messageId": message["id"], "seq": message.get("seq")}
+        for member in event.payload.get("absent_member_ids") or ():
+            if member == message.get("senderId"):
+                continue
+            await self._notifications.notify(member, category="message", title=f"New message from {name}",
+                                             body=MESSAGE_BODY, data=data,
+                                             collapse_key=message_collapse_key(conversation["id"]))
+
+    async def conversation_read(self, event: DomainEvent) -> None:
+        """Reading the conversation reads its pending message notification."""
+        payload = event.payload
+        seq = payload.get("seq")
+        await self._notifications.read_collapsed(payload["user_id"], message_collapse_key(payload["conversation_id"]),
+                                                 up_to_seq=seq if isinstance(seq, int) else None)
+
+    async def booking_changed(self, event: DomainEvent) -> None:
+        """The other party hears of it; for a system action (no actor), the client."""
+        booking, actor = event.payload["booking"], event.payload.get("actor_id")
+        parties = {booking["clientId"], booking["therapistId"]}
+        recipients = [booking["clientId"]] if actor is None else sorted(parties - {actor})
+        start = iso(_time(booking["start"]))
+        for user_id in recipients:
+            await self._notifications.notify(
+                user_id, category="booking", title=BOOKING_TITLES[event.name], body=session_time(booking["start"]),
+                data={"bookingId": booking["id"], "start": start},
+                dedupe_key=f"{event.name}:{booking['id']}:{start}:{booking.get('status')}")
+
+
+def subscribe(bus: EventBus, notifications: NotificationHandler) -> NotificationRules:
+    """Wire the rules to the bus."""
+    rules = NotificationRules(notifications)
+    bus.subscribe("message.created", rules.message_created)
+    bus.subscribe("conversation.read", rules.conversation_read)
+    for name in BOOKING_TITLES:
+        bus.subscribe(name, rules.booking_changed)
+    return rules

@@ -1,0 +1,203 @@
+"""Request payloads of /booking."""
+from __future__ import annotations
+
+import re
+from datetime import date
+from functools import lru_cache
+from typing import Any
+from zoneinfo import available_timezones
+
+from marshmallow import validates_schema
+
+from handlers.slots import DEFAULT_POLICY, UNIT_MINUTES, minutes_of
+from realtime.schemas import Id, Pagination, RequestId, RequestSchema, UtcDateTime, ValidationError, fields, \
+    validate
+
+CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
+STATUSES = ("pending", "confirmed", "declined", "cancelled", "completed", "no_show")
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+class Clock(fields.String):
+    """A local wall time "HH:MM" (or "24:00") on a 5-minute boundary."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not CLOCK.match(text):
+            raise ValidationError("Not a time of day (HH:MM).")
+        if minutes_of(text) % UNIT_MINUTES:
+            raise ValidationError(f"Must be on a {UNIT_MINUTES}-minute boundary.")
+        return text
+
+
+class Day(fields.String):
+    """A calendar date "YYYY-MM-DD"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return date.fromisoformat(text).isoformat() if len(text) == 10 else _bad_day()
+        except ValueError:
+            return _bad_day()
+
+
+def _bad_day() -> str:
+    raise ValidationError("Not a date (YYYY-MM-DD).")
+
+
+def _ranges_valid(ranges: list[dict[str, Any]]) -> str | None:
+    """Why a list of same-day ranges is invalid (inverted or overlapping), or None."""
+    spans = sorted((minutes_of(r["start"]), minutes_of(r["end"])) for r in ranges)
+    if any(start >= end for start, end in spans):
+        return "A range must end after it starts."
+    if any(spans[i][1] > spans[i + 1][0] for i in range(len(spans) - 1)):
+        return "Ranges overlap."
+    return None
+
+
+class WeeklyRange(RequestSchema):
+    """`{weekday: 0-6 (Monday = 0), start, end}`."""
+
+    weekday = fields.Integer(required=True, strict=True, validate=validate.Range(0, 6))
+    start = Clock(required=True)
+    end = Clock(required=True)
+
+
+class Override(RequestSchema):
+    """`{date, start?, end?, unavailable?}`: a day off, or other hours that day."""
+
+    date = Day(required=True)
+    start = Clock(load_default=None)
+    end = Clock(load_default=None)
+    unavailable = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _one_kind(self, data: dict[str, Any], **kwargs: Any) -> None:
+        hours = data.get("start") is not None, data.get("end") is not None
+        if data.get("unavailable") and any(hours):
+            raise ValidationError("A day off has no hours.", "unavailable")
+        if not data.get("unavailable") and not all(hours):
+            raise ValidationError("Give start and end, or unavailable: true.", "start")
+
+
+class RefundTier(RequestSchema):
+    """`{minHoursBefore, percent}`."""
+
+    min_hours_before = fields.Integer(required=True, strict=True, validate=validate.Range(0, 24 * 365))
+    percent = fields.Integer(required=True, strict=True, validate=validate.Range(0, 100))
+
+
+class Policy(RequestSchema):
+    """`{refundTiers, confirmWithinHours}`."""
+
+    refund_tiers = fields.List(fields.Nested(RefundTier), load_default=lambda: DEFAULT_POLICY["refund_tiers"],
+                               validate=validate.Length(1, 10))
+    confirm_within_hours = fields.Integer(load_default=24, strict=True, validate=validate.Range(1, 24 * 14))
+
+    @validates_schema
+    def _distinct(self, data: dict[str, Any], **kwargs: Any) -> None:
+        hours = [tier["min_hours_before"] for tier in data.get("refund_tiers", [])]
+        if len(set(hours)) != len(hours):
+            raise ValidationError("Each tier needs its own minHoursBefore.", "refundTiers")
+
+
+def _on_unit(value: int) -> None:
+    if value % UNIT_MINUTES:
+        raise ValidationError(f"Must be a multiple of {UNIT_MINUTES}.")
+
+
+def _step(low: int, high: int) -> list[Any]:
+    return [validate.Range(low, high), _on_unit]
+
+
+def _known_zone(name: str) -> None:
+    if name not in _zones():
+        raise ValidationError("Unknown time zone.")
+
+
+class SetAvailability(RequestSchema):
+    """`availability:set`: the whole availability of the calling therapist."""
+
+    timezone = fields.String(required=True, validate=[validate.Length(1, 64), _known_zone])
+    weekly = fields.List(fields.Nested(WeeklyRange), required=True, validate=validate.Length(max=70))
+    overrides = fields.List(fields.Nested(Override), load_default=list, validate=validate.Length(max=400))
+    session_minutes = fields.Integer(load_default=50, strict=True, validate=_step(15, 240))
+    buffer_minutes = fields.Integer(load_default=10, strict=True, validate=_step(0, 240))
+    min_notice_minutes = fields.Integer(load_default=120, strict=True, validate=validate.Range(0, 60 * 24 * 30))
+    max_days_ahead = fields.Integer(load_default=60, strict=True, validate=validate.Range(1, 365))
+    policy = fields.Nested(Policy, load_default=lambda: dict(DEFAULT_POLICY))
+
+    @validates_schema
+    def _no_overlaps(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        for weekday in range(7):
+            problem = _ranges_valid([r for r in data.get("weekly", []) if r["weekday"] == weekday])
+            if problem:
+                errors.setdefault("weekly", []).append(f"Weekday {weekday}: {problem}")
+        hours = [o for o in data.get("overrides", []) if not o["unavailable"]]
+        for day in sorted({o["date"] for o in data.get("overrides", [])}):
+            same = [o for o in data["overrides"] if o["date"] == day]
+            problem = _ranges_valid([o for o in hours if o["date"] == day])
+            if problem or (len(same) > 1 and any(o["unavailable"] for o in same)):
+                errors.setdefault("overrides", []).append(f"{day}: {problem or 'A day off has no hours.'}")
+        if errors:
+            raise ValidationError(errors)
+
+
+class TherapistRef(RequestSchema):
+    """`{therapistId}`."""
+
+    therapist_id = Id(required=True)
+
+
+class GetAvailability(TherapistRef):
+    """`availability:get {therapistId, from, to}`."""
+
+    from_ = UtcDateTime(required=True, data_key="from")
+    to = UtcDateTime(required=True)
+
+    @validates_schema
+    def _range(self, data: dict[str, Any], **kwargs: Any) -> None:
+        span = data["to"] - data["from_"]
+        if span.total_seconds() <= 0:
+            raise ValidationError("Must be after from.", "to")
+        if span.days > 62 or (span.days == 62 and span.seconds):
+            raise ValidationError("The range is at most 62 days.", "to")
+
+
+class CreateBooking(TherapistRef):
+    """`booking:create {therapistId, start, requestId, note?}`."""
+
+    start = UtcDateTime(required=True)
+    request_id = RequestId(required=True)
+    note = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class BookingRef(RequestSchema):
+    """`{bookingId}`."""
+
+    booking_id = Id(required=True)
+
+
+class WithReason(BookingRef):
+    """`{bookingId, reason?}`."""
+
+    reason = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class Reschedule(BookingRef):
+    """`booking:reschedule {bookingId, start}`."""
+
+    start = UtcDateTime(required=True)
+
+
+class ListBookings(Pagination):
+    """`booking:list {status?, from?, to?, limit?, cursor?}`."""
+
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    from_ = UtcDateTime(load_default=None, data_key="from")
+    to = UtcDateTime(load_default=None)

@@ -1,0 +1,209 @@
+"""Chat conversations (`chat_conversations`) and per-member receipt markers (`chat_markers`)."""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from handlers.serialize import iso
+from stores.mongo import Database, Doc, insert_or_existing, new_id, utcnow
+
+MEMBERSHIP_CACHE = 50_000  # conversations whose (immutable) membership one process remembers
+CONTACTS_SCAN = 2000  # conversations looked at when finding who shares one with a user
+MEMBER_IDS_SCAN = 5000  # conversations of one user considered by search
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One conversation."""
+
+    id: str
+    kind: str
+    member_ids: tuple[str, ...]
+    title: str | None
+    created_by: str
+    created_at: datetime
+    last_activity_at: datetime
+    last_seq: int
+
+    @property
+    def direct(self) -> bool:
+        """True for two-member conversations (blocks apply to these)."""
+        return self.kind != "group"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's Conversation object (without the per-caller fields)."""
+        return {"id": self.id, "kind": self.kind, "memberIds": list(self.member_ids), "title": self.title,
+                "createdBy": self.created_by, "createdAt": iso(self.created_at),
+                "lastActivityAt": iso(self.last_activity_at), "lastSeq": self.last_seq}
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Who belongs to a conversation and its kind: fixed at creation, so safe to cache."""
+
+    kind: str
+    member_ids: frozenset[str]
+
+    @property
+    def direct(self) -> bool:
+        """True for two-member conversations (blocks apply to these)."""
+        return self.kind != "group"
+
+
+@dataclass(frozen=True)
+class Markers:
+    """How far one member has received and read a conversation."""
+
+    delivered_seq: int = 0
+    read_seq: int = 0
+
+
+def _conversation(doc: Doc) -> Conversation:
+    return Conversation(id=doc["_id"], kind=doc["kind"], member_ids=tuple(doc["memberIds"]), title=doc.get("title"),
+                        created_by=doc["createdBy"], created_at=doc["createdAt"],
+                        last_activity_at=doc["lastActivityAt"], last_seq=doc.get("lastSeq", 0))
+
+
+def pair_key(a: str, b: str) -> str:
+    """The unique key of the direct conversation between two users (order-independent, unambiguous)."""
+    return json.dumps(sorted((a, b)))
+
+
+def _new_doc(kind: str, member_ids: list[str], title: str | None, created_by: str) -> Doc:
+    now = utcnow()
+    return {"_id": new_id(), "kind": kind, "memberIds": member_ids, "title": title, "createdBy": created_by,
+            "createdAt": now, "lastActivityAt": now, "lastSeq": 0}
+
+
+class ConversationStore:
+    """Named queries on conversations and read/delivered markers."""
+
+    def __init__(self, db: Database) -> None:
+        self._conversations = db["chat_conversations"]
+        self._markers = db["chat_markers"]
+        self._memberships: OrderedDict[str, Membership] = OrderedDict()
+
+    async def ensure_indexes(self) -> None:
+        """Unique pair and request keys; member listing by activity; one marker per member."""
+        await self._conversations.create_index("pairKey", unique=True)
+        await self._conversations.create_index("requestKey", unique=True)
+        await self._conversations.create_index([("memberIds", ASCENDING), ("lastActivityAt", DESCENDING),
+                                                ("_id", DESCENDING)])
+        await self._markers.create_index([("conversationId", ASCENDING), ("userId", ASCENDING)], unique=True)
+
+    async def open_direct(self, kind: str, a: str, b: str, title: str | None) -> tuple[Conversation, bool]:
+        """The direct conversation of a pair, created on first use (an upsert on the unique pair key)."""
+        key = pair_key(a, b)
+        doc = _new_doc(kind, [a, b], title, a)
+        doc.update(pairKey=key, requestKey="pair:" + key)
+        fields = {k: v for k, v in doc.items() if k != "pairKey"}
+        for _ in range(3):
+            try:
+                found = await self._conversations.find_one_and_update(
+                    {"pairKey": key}, {"$setOnInsert": fields}, upsert=True, return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:  # a concurrent open inserted it first: read theirs
+                continue
+            if found is None:  # SecantusDB can answer a racing upsert with no document: look again
+                continue
+            return _conversation(found), found["_id"] == doc["_id"]
+        found = await self._conversations.find_one({"pairKey": key})
+        assert found is not None
+        return _conversation(found), False
+
+    async def create_group(self, member_ids: list[str], title: str | None, created_by: str,
+                           request_id: str | None) -> tuple[Conversation, bool]:
+        """A new group; a repeated `request_id` of the same creator returns the first one."""
+        doc = _new_doc("group", member_ids, title, created_by)
+        request_key = f"{created_by}\n{request_id}" if request_id else "id:" + doc["_id"]
+        doc.update(pairKey="group:" + doc["_id"], requestKey=request_key)
+        found, created = await insert_or_existing(self._conversations, doc, {"requestKey": request_key})
+        return _conversation(found), created
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        """One conversation by id, whoever asks (callers check membership)."""
+        doc = await self._conversations.find_one({"_id": conversation_id})
+        return _conversation(doc) if doc else None
+
+    async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        """One conversation, only if `user_id` is a member."""
+        doc = await self._conversations.find_one({"_id": conversation_id, "memberIds": user_id})
+        return _conversation(doc) if doc else None
+
+    async def membership(self, conversation_id: str) -> Membership | None:
+        """Kind and members of a conversation; cached, since no request changes them after creation."""
+        cached = self._memberships.get(conversation_id)
+        if cached is not None:
+            self._memberships.move_to_end(conversation_id)
+            return cached
+        doc = await self._conversations.find_one({"_id": conversation_id}, {"kind": 1, "memberIds": 1})
+        if doc is None:
+            return None
+        membership = Membership(doc["kind"], frozenset(doc["memberIds"]))
+        self._memberships[conversation_id] = membership
+        if len(self._memberships) > MEMBERSHIP_CACHE:
+            self._memberships.popitem(last=False)
+        return membership
+
+    async def member_of_any(self, user_id: str, conversation_ids: list[str]) -> bool:
+        """Whether `user_id` belongs to at least one of the conversations (by _id, then membership)."""
+        if not conversation_ids:
+            return False
+        doc = await self._conversations.find_one({"_id": {"$in": conversation_ids}, "memberIds": user_id},
+                                                 {"_id": 1})
+        return doc is not None
+
+    async def ids_for_member(self, user_id: str) -> list[str]:
+        """Ids of the user's conversations (at most MEMBER_IDS_SCAN)."""
+        cursor = self._conversations.find({"memberIds": user_id}, {"_id": 1}).limit(MEMBER_IDS_SCAN)
+        return [doc["_id"] async for doc in cursor]
+
+    async def contacts(self, user_id: str) -> set[str]:
+        """Everyone who shares a conversation with the user (not the user)."""
+        cursor = self._conversations.find({"memberIds": user_id}, {"memberIds": 1}).limit(CONTACTS_SCAN)
+        found = {member async for doc in cursor for member in doc["memberIds"]}
+        found.discard(user_id)
+        return found
+
+    async def page_for_member(self, user_id: str, limit: int,
+                              after: tuple[datetime, str] | None) -> list[Conversation]:
+        """The user's conversations, latest activity first, after a (lastActivityAt, id) cursor."""
+        query: Doc = {"memberIds": user_id}
+        if after is not None:
+            at, last_id = after
+            query["$or"] = [{"lastActivityAt": {"$lt": at}}, {"lastActivityAt": at, "_id": {"$lt": last_id}}]
+        cursor = self._conversations.find(query).sort([("lastActivityAt", DESCENDING), ("_id", DESCENDING)])
+        return [_conversation(doc) async for doc in cursor.limit(limit)]
+
+    async def allocate_seq(self, conversation_id: str) -> Conversation:
+        """Take the next message seq atomically (never reused) and mark activity; returns the updated doc."""
+        doc = await self._conversations.find_one_and_update(
+            {"_id": conversation_id}, {"$inc": {"lastSeq": 1}, "$set": {"lastActivityAt": utcnow()}},
+            return_document=ReturnDocument.AFTER)
+        if doc is None:
+            raise LookupError(conversation_id)
+        return _conversation(doc)
+
+    async def move_markers(self, conversation_id: str, user_id: str, delivered: int,
+                           read: int | None) -> tuple[Markers, Markers]:
+        """Move a member's markers forward only ($max); returns (before, after)."""
+        update: Doc = {"deliveredSeq": delivered}
+        if read is not None:
+            update["readSeq"] = read
+        doc = await self._markers.find_one_and_update(
+            {"conversationId": conversation_id, "userId": user_id}, {"$max": update}, upsert=True,
+            return_document=ReturnDocument.BEFORE)
+        before = Markers(doc.get("deliveredSeq", 0), doc.get("readSeq", 0)) if doc else Markers()
+        after = Markers(max(before.delivered_seq, delivered), max(before.read_seq, read or 0))
+        return before, after
+
+    async def markers_of(self, conversation_ids: list[str], user_id: str) -> dict[str, Markers]:
+        """The user's markers in each of the conversations (absent means nothing read)."""
+        cursor = self._markers.find({"conversationId": {"$in": conversation_ids}, "userId": user_id})
+        return {doc["conversationId"]: Markers(doc.get("deliveredSeq", 0), doc.get("readSeq", 0))
+                async for doc in cursor}

@@ -1,0 +1,195 @@
+"""Chat messages (`chat_messages`): text only as AES-256-GCM ciphertext, plus a blind index for search."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from handlers.serialize import iso
+from stores.blind_index import BlindIndex
+from stores.crypto import Cipher, DecryptionError
+from stores.mongo import Database, Doc, new_id, utcnow
+
+log = logging.getLogger("careline.chat")
+
+SEARCH_SCAN = 5000  # candidate messages looked at per search (bounded work)
+MAX_REACTION_KEYS = 500  # (emoji, user) pairs per message
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message, decrypted."""
+
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str
+    text: str
+    attachments: list[dict[str, Any]]
+    reply_to_id: str | None
+    reactions: dict[str, list[str]]
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's Message object."""
+        return {"id": self.id, "conversationId": self.conversation_id, "seq": self.seq, "senderId": self.sender_id,
+                "text": self.text, "attachments": self.attachments, "replyToId": self.reply_to_id,
+                "reactions": self.reactions, "createdAt": iso(self.created_at), "editedAt": iso(self.edited_at),
+                "deleted": self.deleted}
+
+
+def reactions_of(keys: list[str]) -> dict[str, list[str]]:
+    """`emoji\\nuserId` keys, in the order given, as `{emoji: [userId]}`."""
+    reactions: dict[str, list[str]] = {}
+    for key in keys:
+        emoji, _, user_id = key.partition("\n")
+        reactions.setdefault(emoji, []).append(user_id)
+    return reactions
+
+
+class MessageStore:
+    """Named queries on messages; encrypts on the way in, decrypts on the way out."""
+
+    def __init__(self, db: Database, cipher: Cipher, index: BlindIndex) -> None:
+        self._messages = db["chat_messages"]
+        self._cipher = cipher
+        self.index = index
+
+    async def ensure_indexes(self) -> None:
+        """Seq per conversation, requestId per sender, and the token index for search."""
+        await self._messages.create_index([("conversationId", ASCENDING), ("seq", ASCENDING)], unique=True)
+        await self._messages.create_index([("senderId", ASCENDING), ("requestId", ASCENDING)], unique=True)
+        await self._messages.create_index([("tokens", ASCENDING), ("conversationId", ASCENDING)])
+
+    def _open(self, doc: Doc) -> str:
+        """The plaintext; an undecryptable text (tampered, key removed) reads as empty and is logged."""
+        if not doc.get("text"):
+            return ""
+        try:
+            return self._cipher.open_text(doc["text"], doc["_id"])
+        except DecryptionError as error:
+            log.warning("message %s cannot be decrypted: %s", doc["_id"], error)
+            return ""
+
+    def _message(self, doc: Doc) -> Message:
+        text = self._open(doc)
+        return Message(id=doc["_id"], conversation_id=doc["conversationId"], seq=doc["seq"], sender_id=doc["senderId"],
+                       text=text, attachments=doc.get("attachments", []), reply_to_id=doc.get("replyToId"),
+                       reactions=reactions_of(doc.get("reactionKeys", [])), created_at=doc["createdAt"],
+                       edited_at=doc.get("editedAt"), deleted=doc.get("deleted", False))
+
+    def _text_fields(self, message_id: str, text: str) -> Doc:
+        """Ciphertext and blind-index tokens of a text (nothing in clear)."""
+        sealed = self._cipher.seal_text(text, message_id) if text else None
+        return {"text": sealed, "tokens": self.index.tokens(text), "tkid": self.index.current_kid}
+
+    async def by_request(self, sender_id: str, request_id: str) -> Message | None:
+        """The message a sender already sent with this requestId."""
+        doc = await self._messages.find_one({"senderId": sender_id, "requestId": request_id})
+        return self._message(doc) if doc else None
+
+    async def insert(self, conversation_id: str, seq: int, sender_id: str, request_id: str, text: str,
+                     attachments: list[dict[str, Any]], reply_to_id: str | None) -> tuple[Message, bool]:
+        """Store a new message; a duplicate requestId returns the first message and False."""
+        message_id = new_id()
+        doc: Doc = {"_id": message_id, "conversationId": conversation_id, "seq": seq, "senderId": sender_id,
+                    "requestId": request_id, "attachments": attachments, "replyToId": reply_to_id,
+                    "reactionKeys": [], "createdAt": utcnow(), "editedAt": None, "deleted": False,
+                    **self._text_fields(message_id, text)}
+        try:
+            await self._messages.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.by_request(sender_id, request_id)
+            if existing is None:
+                raise
+            return existing, False
+        return self._message(doc), True
+
+    async def get(self, message_id: str) -> Message | None:
+        """One message by id (callers check membership)."""
+        doc = await self._messages.find_one({"_id": message_id})
+        return self._message(doc) if doc else None
+
+    async def get_many(self, message_ids: list[str]) -> dict[str, Message]:
+        """Several messages by id."""
+        cursor = self._messages.find({"_id": {"$in": message_ids}})
+        return {doc["_id"]: self._message(doc) async for doc in cursor}
+
+    async def edit(self, message: Message, text: str, not_before: datetime) -> Message | None:
+        """Replace the text if still unchanged since `message` was read and created after `not_before`.
+
+        The previous ciphertext moves to the (encrypted) edit history. None when the message changed
+        meanwhile, was deleted, or the window has closed.
+        """
+        raw = await self._messages.find_one({"_id": message.id}, {"text": 1})
+        previous = {"text": raw["text"] if raw else None, "editedAt": message.edited_at}
+        doc = await self._messages.find_one_and_update(
+            {"_id": message.id, "deleted": False, "editedAt": message.edited_at, "createdAt": {"$gte": not_before}},
+            {"$set": {"editedAt": utcnow(), **self._text_fields(message.id, text)}, "$push": {"history": previous}},
+            return_document=ReturnDocument.AFTER)
+        return self._message(doc) if doc else None
+
+    async def delete(self, message_id: str) -> Message | None:
+        """Wipe text, history, tokens, attachments and reactions; keep id and seq. None if already deleted."""
+        doc = await self._messages.find_one_and_update(
+            {"_id": message_id, "deleted": False},
+            {"$set": {"deleted": True, "text": None, "tokens": [], "history": [], "attachments": [],
+                      "reactionKeys": [], "deletedAt": utcnow()}},
+            return_document=ReturnDocument.AFTER)
+        return self._message(doc) if doc else None
+
+    async def toggle_reaction(self, message_id: str, emoji: str, user_id: str) -> Message | None:
+        """Add the user's reaction if absent, else remove it (each step one atomic update)."""
+        key = f"{emoji}\n{user_id}"
+        added = await self._messages.update_one({"_id": message_id, "deleted": False, "reactionKeys": {"$ne": key}},
+                                                {"$push": {"reactionKeys": key}})
+        if not added.matched_count:
+            await self._messages.update_one({"_id": message_id, "reactionKeys": key},
+                                            {"$pull": {"reactionKeys": key}})
+        return await self.get(message_id)
+
+    async def reaction_count(self, message_id: str) -> int:
+        """How many (emoji, user) reactions a message has."""
+        doc = await self._messages.find_one({"_id": message_id}, {"reactionKeys": 1})
+        return len(doc.get("reactionKeys", [])) if doc else 0
+
+    async def seq_range(self, conversation_id: str, first: int, last: int) -> list[Message]:
+        """Messages with first <= seq <= last, in seq order (index range on conversationId, seq)."""
+        cursor = self._messages.find({"conversationId": conversation_id, "seq": {"$gte": first, "$lte": last}})
+        return sorted([self._message(doc) async for doc in cursor], key=lambda message: message.seq)
+
+    async def latest(self, conversation_id: str, last_seq: int) -> Message | None:
+        """The newest stored message at or below `last_seq` (looks back a few seqs for gaps)."""
+        found = await self.seq_range(conversation_id, max(1, last_seq - 4), last_seq)
+        return found[-1] if found else None
+
+    async def count_unread(self, conversation_id: str, after_seq: int, user_id: str) -> int:
+        """Messages from others after `after_seq` that are not deleted."""
+        return await self._messages.count_documents({"conversationId": conversation_id, "seq": {"$gt": after_seq},
+                                                     "senderId": {"$ne": user_id}, "deleted": False})
+
+    async def search(self, words: list[str], conversation_ids: list[str], limit: int) -> list[Message]:
+        """Messages holding every word, newest first, from these conversations only.
+
+        Queries the first (longest) word's token by equality (one query per index key) with the
+        conversations by `$in`, both indexed; the other words are checked here on at most SEARCH_SCAN
+        candidates.
+        """
+        pivot = max(words, key=len)
+        matched: list[str] = []
+        for kid in self.index.kids:
+            wanted = {self.index.token(word, kid) for word in words}
+            cursor = self._messages.find({"tokens": self.index.token(pivot, kid),
+                                          "conversationId": {"$in": conversation_ids}},
+                                         {"tokens": 1, "tkid": 1}).limit(SEARCH_SCAN)
+            matched += [doc["_id"] async for doc in cursor
+                        if doc.get("tkid") == kid and wanted.issubset(doc["tokens"])]
+        newest = sorted(set(matched), reverse=True)[:limit]  # ObjectId strings sort by creation time
+        found = await self.get_many(newest)
+        return [found[i] for i in newest if i in found and not found[i].deleted]

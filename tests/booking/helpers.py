@@ -1,0 +1,69 @@
+"""Shared setup for booking tests: a therapist with availability, a fixed clock, time helpers."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from handlers.serialize import iso
+from tests.clients import SioClient
+from tests.conftest import RunningServer
+
+NS = "/booking"
+ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
+
+
+def at(text: str) -> datetime:
+    """A UTC time from "2026-03-02T14:00"."""
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def fix_clock(*servers: RunningServer, now: datetime) -> list[datetime]:
+    """Make every server's booking rules use a movable 'now'; returns the one-element holder to move it."""
+    holder = [now]
+    for server in servers:
+        server.services.booking.clock = lambda: holder[0]
+    return holder
+
+
+def availability(**overrides: Any) -> dict[str, Any]:
+    """A valid availability:set payload (UTC, all week, 50 + 10 minutes, no notice) with overrides."""
+    base: dict[str, Any] = {"timezone": "UTC", "weekly": ALL_WEEK, "sessionMinutes": 50, "bufferMinutes": 10,
+                            "minNoticeMinutes": 0, "maxDaysAhead": 365}
+    return {**base, **overrides}
+
+
+async def therapist(server: RunningServer, sub: str = "t1", **overrides: Any) -> SioClient:
+    """A connected therapist who has set availability."""
+    client = await server.client(sub, "therapist", NS)
+    await client.ok("availability:set", availability(**overrides))
+    return client
+
+
+async def slots(client: SioClient, therapist_id: str, start: datetime, end: datetime) -> list[str]:
+    """Open slot starts (ISO) in [start, end)."""
+    data = await client.ok("availability:get", {"therapistId": therapist_id, "from": iso(start), "to": iso(end)})
+    return [slot["start"] for slot in data["slots"]]
+
+
+async def book(client: SioClient, therapist_id: str, start: datetime, request_id: str = "r1") -> dict[str, Any]:
+    """booking:create that must succeed."""
+    return await client.ok("booking:create", {"therapistId": therapist_id, "start": iso(start),  # type: ignore[no-any-return]
+                                              "requestId": request_id})
+
+
+def later(hours: float) -> datetime:
+    """A time `hours` from now, on the hour (real clock)."""
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return now + timedelta(hours=hours)
+
+
+def collect_events(server: RunningServer) -> list[tuple[str, dict[str, Any]]]:
+    """Record every booking.* domain event of a server as (name, payload)."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    async def record(event: Any) -> None:
+        seen.append((event.name, event.payload))
+
+    for name in ("requested", "confirmed", "cancelled", "rescheduled", "declined"):
+        server.services.bus.subscribe(f"booking.{name}", record)
+    return seen

@@ -1,0 +1,113 @@
+"""Receipts, typing, presence (across processes) and the message.created domain event."""
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.events import DomainEvent
+from tests.chat.helpers import direct, send
+from tests.conftest import RunningServer, StartServer
+
+
+async def test_receipts_move_forward_only_and_broadcast(server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server)
+    cid = conversation["id"]
+    read_events: list[DomainEvent] = []
+
+    async def record(event: DomainEvent) -> None:
+        read_events.append(event)
+
+    server.services.bus.subscribe("conversation.read", record)
+    for text in ("one", "two", "three"):
+        await send(alice, cid, text)
+    assert await bob.ok("message:delivered", {"conversationId": cid, "seq": 3}) == {}
+    assert await alice.expect("receipt:updated") == {"conversationId": cid, "userId": "bob", "deliveredSeq": 3,
+                                                     "readSeq": 0}
+    assert await bob.ok("message:read", {"conversationId": cid, "seq": 2}) == {}
+    assert await alice.expect("receipt:updated") == {"conversationId": cid, "userId": "bob", "deliveredSeq": 3,
+                                                     "readSeq": 2}
+    await bob.ok("message:read", {"conversationId": cid, "seq": 1})  # backwards: nothing moves
+    await bob.ok("message:delivered", {"conversationId": cid, "seq": 2})
+    await alice.absent("receipt:updated", within=0.3)
+    await bob.ok("message:read", {"conversationId": cid, "seq": 999})  # clamped to lastSeq
+    assert (await alice.expect("receipt:updated"))["readSeq"] == 3
+    assert (await bob.ok("conversation:list", {}))["items"][0]["unreadCount"] == 0
+    await server.services.bus.drain()
+    assert [(e.payload["user_id"], e.payload["seq"]) for e in read_events] == [
+        ("alice", 1), ("alice", 2), ("alice", 3), ("bob", 2), ("bob", 3)]
+    await bob.error("message:read", {"conversationId": cid, "seq": -1}, code="invalid_payload")
+
+
+async def test_typing_reaches_others_only_throttled_and_stops_itself(server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server)
+    alice_tab = await server.client("alice", "client")
+    await alice_tab.ok("conversation:join", {"conversationId": conversation["id"]})
+    server.services.chat.typing.timeout = 0.6
+    cid = conversation["id"]
+    for _ in range(3):
+        assert await alice.ok("typing:start", {"conversationId": cid}) == {}
+    assert await bob.expect("typing") == {"conversationId": cid, "userId": "alice", "isTyping": True}
+    await bob.absent("typing", within=0.3)
+    assert await alice.ok("typing:stop", {"conversationId": cid}) == {}
+    assert (await bob.expect("typing"))["isTyping"] is False
+    await alice.ok("typing:stop", {"conversationId": cid})  # not typing: nothing to say
+    await alice.ok("typing:start", {"conversationId": cid})
+    assert (await bob.expect("typing"))["isTyping"] is True
+    assert (await bob.expect("typing", timeout=2))["isTyping"] is False  # automatic stop
+    for client in (alice, alice_tab):
+        await client.absent("typing", within=0.05)
+    assert server.services.chat.typing._states == {}
+
+
+async def test_typing_stops_when_the_typist_disconnects(server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server)
+    await alice.ok("typing:start", {"conversationId": conversation["id"]})
+    await bob.expect("typing")
+    await alice.disconnect()
+    assert (await bob.expect("typing"))["isTyping"] is False
+
+
+async def test_presence_across_two_processes(start_server: StartServer) -> None:
+    one, two = await start_server(redis=True), await start_server(redis=True)
+    alice = await one.client("alice", "client")
+    bob = await two.client("bob", "therapist")
+    conversation = await alice.ok("conversation:open", {"memberIds": ["bob"]})
+    joined = await bob.ok("conversation:join", {"conversationId": conversation["id"]})
+    assert joined["presence"] == {"alice": "online", "bob": "online"}
+    stranger = await two.client("stranger", "client")
+    alice_tab = await one.client("alice", "client")
+    await alice_tab.disconnect()
+    await alice.disconnect()
+    changed = await bob.expect("presence:changed")
+    assert changed["userId"] == "alice" and changed["status"] == "offline" and changed["lastSeenAt"].endswith("Z")
+    assert (await bob.ok("conversation:join", {"conversationId": conversation["id"]}))["presence"]["alice"] == \
+        "offline"
+    record = await two.services.users.get("alice")
+    assert record is not None and record.last_seen_at is not None
+    await one.client("alice", "client")
+    assert (await bob.expect("presence:changed"))["status"] == "online"
+    await bob.absent("presence:changed", within=0.2)  # one offline, one online: no flapping for the tab
+    await stranger.absent("presence:changed", within=0.05)
+
+
+async def test_message_created_event_names_absent_members(server: RunningServer) -> None:
+    events: list[dict[str, Any]] = []
+
+    async def record(event: DomainEvent) -> None:
+        events.append(event.payload)
+
+    server.services.bus.subscribe("message.created", record)
+    staff = await server.client("t1", "therapist")
+    viewer, _away = await server.client("c1"), await server.client("c2")
+    conversation = await staff.ok("conversation:open", {"memberIds": ["c1", "c2"]})
+    await viewer.ok("conversation:join", {"conversationId": conversation["id"]})
+    message = await send(staff, conversation["id"], "hello group")
+    await server.services.bus.drain()
+    (payload,) = events
+    assert payload["message"] == message
+    assert payload["conversation"]["id"] == conversation["id"] and payload["conversation"]["lastSeq"] == 1
+    assert payload["sender"] == {"id": "t1", "role": "therapist", "name": "T1"}
+    assert payload["absent_member_ids"] == ["c2"]
+    await viewer.ok("conversation:leave", {"conversationId": conversation["id"]})
+    await send(staff, conversation["id"], "again")
+    await server.services.bus.drain()
+    assert sorted(events[1]["absent_member_ids"]) == ["c1", "c2"]
