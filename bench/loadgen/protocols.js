@@ -26,10 +26,7 @@ const bench = {
   textOf: (arr) => arr[1],
   async setupRoom(publisher, receivers, ctx) {
     const room = ctx.roomName || 'fanout';
-    await pmap(receivers, 200, async (c) => {
-      const ok = await c.emitWithAck('join', room);
-      if (ok !== true) throw new Error('join failed: ' + JSON.stringify(ok));
-    });
+    await pmap(receivers, 200, (c) => this.joinOne(c, room));
     return room;
   },
   publish(publisher, room, text) { publisher.emit('publish', room, text); },
@@ -72,15 +69,7 @@ const careline = {
 
 // careline's transport with the reference protocol (bench/careline_server.py): one-object payloads, ack envelopes.
 const carelineBench = {
-  namespace: '/bench',
-  event: 'msg',
-  auth: (token) => ({ token }),
-  textOf: (arr) => arr[1],
-  async setupRoom(publisher, receivers, ctx) {
-    const room = ctx.roomName || 'fanout';
-    await pmap(receivers, 200, async (c) => { checkAck('join', await c.emitWithAck('join', { room })); });
-    return room;
-  },
+  ...bench,
   publish(publisher, room, text) { publisher.emit('publish', { room, text }); },
   async joinOne(client, room) { checkAck('join', await client.emitWithAck('join', { room })); },
 };
