@@ -228,6 +228,9 @@ class CarelineSocket(Output, AsyncSocket):
             queue.task_done()
             if pkt is not None:
                 taken.append(pkt)
+        if not self._poll_pending:  # polls are refused from now on: the queue is not needed any more
+            self._queue = None
+        self._upgraded_event = None
         return taken
 
     async def _probe_and_upgrade(self, ws: Any) -> bool:
