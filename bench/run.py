@@ -32,7 +32,7 @@ QUICK = dict(sockets=100, rates="500,1000,2000,5000", step_duration=3.0, memory_
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--targets", default="node,plain,careline", help="comma list of: node, plain, careline (default: all; unavailable ones are skipped)")
+    p.add_argument("--targets", default="node,plain,careline,careline-transport", help="comma list of: node, plain, careline, careline-transport (default: all; unavailable ones are skipped)")
     p.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS), help=f"comma list of {ALL_SCENARIOS} (default: {','.join(DEFAULT_SCENARIOS)}; churn only on request)")
     p.add_argument("--quick", action="store_true", help="small sizes for development / smoke runs (explicit flags still win)")
     g = p.add_argument_group("fan-out (1)")
@@ -432,17 +432,16 @@ def render(res: dict) -> str:
         sockets = next((r["sockets"] for r in sc["fanout"].values() if "sockets" in r), "?")
         parts.append(table(f"fan-out: {sockets} sockets in one room, {res['meta']['args']['payload_bytes']}-byte message",
                            ["target", "rate/s", "achieved/s", "p50 ms", "p99 ms", "max ms", "lost", "srv cpu%", "lg cpu%", "lg lag99 ms", "flags"], rows))
-        if "careline" in sc["fanout"] and "error" not in sc["fanout"]["careline"]:
+        for cname in (t for t in sc["fanout"] if t.startswith("careline") and "error" not in sc["fanout"][t]):
             rrows = []
             for ref in ("node", "plain"):
                 for rate in res["meta"]["args"]["rates"]:
-                    c, o = by.get(("careline", rate)), by.get((ref, rate))
+                    c, o = by.get((cname, rate)), by.get((ref, rate))
                     if not c or not o or c.get("skipped") or o.get("skipped"):
                         continue
-                    rrows.append([f"careline/{ref}", rate, ratio(c["latencyMs"]["p50"], o["latencyMs"]["p50"]),
+                    rrows.append([f"{cname}/{ref}", rate, ratio(c["latencyMs"]["p50"], o["latencyMs"]["p50"]),
                                   ratio(c["latencyMs"]["p99"], o["latencyMs"]["p99"]), ratio(c["achievedPerS"], o["achievedPerS"])])
-            rrows = [[r[0], r[1]] + [None if v is None else round(v, 2) for v in r[2:]] for r in rrows]
-            parts.append(table("careline ratios (latency: <1 = careline faster; achieved: >1 = careline delivers more)",
+            parts.append(table(f"{cname} ratios (latency: <1 = careline faster; achieved: >1 = careline delivers more)",
                                ["ratio", "rate/s", "p50 x", "p99 x", "achieved x"], [[r[0], r[1]] + [None if v is None else f"{v:.2f}" for v in r[2:]] for r in rrows]))
     if "memory" in sc:
         rows = []

@@ -28,7 +28,7 @@ REPO_ROOT = BENCH_DIR.parent
 @dataclass
 class Target:
     name: str
-    protocol: str  # loadgen adapter name: "bench" (reference protocol) or "careline"
+    protocol: str  # loadgen adapter name: "bench" (reference protocol), "careline" or "carelineBench"
     description: str
     cmd: list[str]
     cwd: Path
@@ -70,6 +70,11 @@ def make_targets(args) -> dict[str, Target]:
             e["REDIS_URL"] = redis_url
         return e
 
+    def careline_transport_env(port, redis_url, prefix, scratch):
+        # the bench user publishes 50 broadcasts/s: lift the default per-user limit to measure the transport
+        return dict(careline_env(port, redis_url, prefix, scratch), RATE_LIMIT_BURST="1000000",
+                    RATE_LIMIT_PER_SECOND="1000000")
+
     return {
         "node": Target(
             name="node",
@@ -94,6 +99,16 @@ def make_targets(args) -> dict[str, Target]:
             cmd=[py, "server.py"],
             cwd=careline_root,
             env=careline_env,
+            ready_timeout_s=args.careline_ready_timeout,
+            requires=[careline_root / "server.py"],
+        ),
+        "careline-transport": Target(
+            name="careline-transport",
+            protocol="carelineBench",
+            description=f"careline transport (bench/careline_server.py in {careline_root}: create_app + /bench namespace)",
+            cmd=[py, str(BENCH_DIR / "careline_server.py")],
+            cwd=careline_root,
+            env=careline_transport_env,
             ready_timeout_s=args.careline_ready_timeout,
             requires=[careline_root / "server.py"],
         ),

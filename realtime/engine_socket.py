@@ -6,54 +6,85 @@ import time
 from typing import Any
 
 import engineio
+from aiohttp import WSMsgType
 from aiohttp.web import WebSocketResponse
 from engineio import exceptions, packet, payload
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 
+from realtime.ws_output import PING, Output
+
 #: how long a poll that arrives mid-upgrade waits for the upgrade to finish (Node checks every 100 ms)
 UPGRADE_POLL_WAIT = 0.1
+#: tasks started from timer callbacks (asyncio keeps only weak references to tasks)
+_closing_tasks: set[asyncio.Task] = set()
 
 
 class InvalidPacket(exceptions.EngineIOError):
     """A client sent something that is not a valid Engine.IO packet or payload."""
 
 
-class CarelineSocket(AsyncSocket):
-    """One Engine.IO session with protocol-exact heartbeat, polling and upgrade handling."""
+class CarelineSocket(Output, AsyncSocket):
+    """One Engine.IO session with protocol-exact heartbeat, polling and upgrade handling.
+
+    Lean by design (thousands per process): no writer or heartbeat task (timer handles and
+    `Output` instead), the polling queue and upgrade event are created only when needed.
+    """
 
     def __init__(self, server: engineio.AsyncServer, sid: str) -> None:
-        """Create the session and its heartbeat state."""
-        super().__init__(server, sid)
+        """Create the session (BaseSocket's fields, without its eager queue) and its heartbeat state."""
+        self.server = server
+        self.sid = sid
+        self.connected = self.upgrading = self.upgraded = self.closing = self.closed = False
+        self.session: dict = {}
         self.last_ping = None  # stock heartbeat bookkeeping is replaced by the fields below
+        self._queue: asyncio.Queue | None = None
         self._ping_sent_at: float | None = None
-        self._heartbeat: asyncio.Task | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
         self._poll_pending = False
         self._ws_active = False
-        self._upgraded_event = asyncio.Event()
+        self._upgraded_event: asyncio.Event | None = None
+
+    @property
+    def queue(self) -> asyncio.Queue:
+        """The polling queue (created on first use: a WebSocket-only session never needs one)."""
+        if self._queue is None:
+            self._queue = self.server.create_queue()
+        return self._queue
+
+    async def send(self, pkt: packet.Packet) -> None:
+        """Send a packet (through the same ordered path as broadcasts)."""
+        if await self.check_ping_timeout():
+            self.send_nowait(pkt)
 
     # -- heartbeat -------------------------------------------------------
     def schedule_ping(self) -> None:
         """(Re)start the cycle: PING after ping_interval, close if no PONG within ping_timeout."""
         self._cancel_heartbeat()
-        self._heartbeat = asyncio.ensure_future(self._heartbeat_cycle())
+        loop = asyncio.get_running_loop()
+        self._heartbeat = loop.call_later(self.server.ping_interval, self._ping_due)
 
-    async def _heartbeat_cycle(self) -> None:
-        """Send one PING and close the session if its PONG does not arrive in time."""
-        await asyncio.sleep(self.server.ping_interval)
+    def _ping_due(self) -> None:
+        """Send one PING and give the client ping_timeout to answer it."""
         if self.closing or self.closed:
             return
         self._ping_sent_at = time.monotonic()
-        await self.send(packet.Packet(packet.PING))
-        await asyncio.sleep(self.server.ping_timeout)
-        if self._ping_sent_at is not None:
-            await self.close(wait=False, reason=self.server.reason.PING_TIMEOUT)
+        self.send_nowait(PING)
+        self._heartbeat = asyncio.get_running_loop().call_later(self.server.ping_timeout, self._pong_due)
+
+    def _pong_due(self) -> None:
+        """Close the session if the PONG did not arrive in time."""
+        self._heartbeat = None
+        if self._ping_sent_at is not None and not (self.closing or self.closed):
+            task = asyncio.ensure_future(self.close(wait=False, reason=self.server.reason.PING_TIMEOUT))
+            _closing_tasks.add(task)
+            task.add_done_callback(_closing_tasks.discard)
 
     def _cancel_heartbeat(self) -> None:
-        """Stop the heartbeat task (unless we are running inside it)."""
-        task, self._heartbeat = self._heartbeat, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        """Stop the heartbeat timer."""
+        handle, self._heartbeat = self._heartbeat, None
+        if handle is not None:
+            handle.cancel()
 
     def _on_pong(self) -> None:
         """Accept the PONG for the outstanding PING and schedule the next one."""
@@ -97,15 +128,28 @@ class CarelineSocket(AsyncSocket):
         await super().close(wait=False, abort=abort, reason=reason)
         if abort and self._poll_pending:
             self.queue.put_nowait(packet.Packet(packet.NOOP))
-        if self._ws_active:
-            self.queue.put_nowait(None)
+        closing_ws = None
+        if self._ws is not None:
+            closing_ws = asyncio.ensure_future(self._close_ws())
+            _closing_tasks.add(closing_ws)
+            closing_ws.add_done_callback(_closing_tasks.discard)
         if self.server.sockets.get(self.sid) is self:
             del self.server.sockets[self.sid]
-        if wait and (self._poll_pending or self._ws_active):
+        if wait and closing_ws is not None:
+            await closing_ws
+        elif wait and self._poll_pending:
             try:
                 await asyncio.wait_for(self.queue.join(), self.server.ping_timeout)
             except asyncio.TimeoutError:
                 pass
+
+    async def _close_ws(self) -> None:
+        """Close the WebSocket once what was sent before (e.g. the CLOSE packet) is written."""
+        await self.output_flushed(self.server.ping_timeout)
+        ws = self._ws
+        self.stop_ws_output()
+        if ws is not None:
+            await ws.close()
 
     # -- HTTP long-polling -----------------------------------------------
     async def handle_get_request(self, environ: dict) -> Any:
@@ -125,10 +169,11 @@ class CarelineSocket(AsyncSocket):
 
     async def _poll_during_upgrade(self) -> Any:
         """Answer a poll made mid-upgrade: NOOP, or 400 if the upgrade completes meanwhile."""
-        try:
-            await asyncio.wait_for(self._upgraded_event.wait(), UPGRADE_POLL_WAIT)
-        except asyncio.TimeoutError:
-            pass
+        if self._upgraded_event is not None:
+            try:
+                await asyncio.wait_for(self._upgraded_event.wait(), UPGRADE_POLL_WAIT)
+            except asyncio.TimeoutError:
+                pass
         if self.upgraded:
             return self.server._bad_request("Unexpected HTTP request")
         return [packet.Packet(packet.NOOP)]
@@ -164,24 +209,42 @@ class CarelineSocket(AsyncSocket):
         else:
             self.connected = True
             self.upgraded = True
+        ws.environ.clear()  # the request's environ stays referenced by the handler frames for the whole session
         self._ws_active = True
-        writer = asyncio.ensure_future(self._ws_writer(ws))
+        self.start_ws_output(ws._sock, self._take_queued())
         await self._ws_reader(ws)
-        self.queue.put_nowait(None)
-        await writer
+        self._ws_active = False
+        self.stop_ws_output()
+        await ws.close()
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    def _take_queued(self) -> list[packet.Packet]:
+        """Everything queued for polling that no poll took (sent during the upgrade)."""
+        taken: list[packet.Packet] = self._early or []
+        self._early = None
+        queue = self._queue
+        while queue is not None and not queue.empty():
+            pkt = queue.get_nowait()
+            queue.task_done()
+            if pkt is not None:
+                taken.append(pkt)
+        if not self._poll_pending:  # polls are refused from now on: the queue is not needed any more
+            self._queue = None
+        self._upgraded_event = None
+        return taken
 
     async def _probe_and_upgrade(self, ws: Any) -> bool:
         """Run the `2probe`/`3probe`/`5` exchange; True once the session is upgraded."""
+        self._upgraded_event = asyncio.Event()
         self.upgrading = True
         try:
-            pkt = await self._ws_read(ws)
+            pkt = await self._ws_read(ws, probing=True)
             if pkt is None or pkt.packet_type != packet.PING or pkt.data != "probe":
                 return False
             await ws.send(packet.Packet(packet.PONG, data="probe").encode())
             if self._poll_pending:
                 self.queue.put_nowait(packet.Packet(packet.NOOP))  # end the pending poll
-            pkt = await self._ws_read(ws)
+            pkt = await self._ws_read(ws, probing=True)
             if pkt is None or pkt.packet_type != packet.UPGRADE:
                 return False
             self.upgraded = True
@@ -192,14 +255,21 @@ class CarelineSocket(AsyncSocket):
         finally:
             self.upgrading = False
 
-    async def _ws_read(self, ws: Any) -> packet.Packet | None:
-        """Read and decode one frame; None when the connection ends, InvalidPacket if malformed."""
-        timeout = self.server.ping_interval + self.server.ping_timeout
-        try:
-            data = await asyncio.wait_for(ws.wait(), timeout)
-        except (OSError, asyncio.TimeoutError, ValueError):
+    async def _ws_read(self, ws: Any, probing: bool = False) -> packet.Packet | None:
+        """Read and decode one frame; None when the connection ends, InvalidPacket if malformed.
+
+        Only the upgrade probe has a read deadline: afterwards the heartbeat closes a silent session
+        (and so the WebSocket), which spares a timer per read and per idle connection.
+        """
+        timeout = self.server.ping_interval + self.server.ping_timeout if probing else None
+        try:  # receive() needs no extra task per read, unlike wait_for(ws.wait())
+            msg = await ws._sock.receive(timeout)
+        except (OSError, asyncio.TimeoutError, ValueError, RuntimeError):
             return None
-        if data is None or len(data) > self.server.max_http_buffer_size:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return None
+        data = msg.data
+        if len(data) > self.server.max_http_buffer_size:
             return None
         try:
             return packet.Packet(encoded_packet=data)
@@ -217,23 +287,6 @@ class CarelineSocket(AsyncSocket):
             except exceptions.EngineIOError:
                 await self.fail()
                 return
-
-    async def _ws_writer(self, ws: Any) -> None:
-        """Send queued packets over the WebSocket until a None sentinel, then close it."""
-        try:
-            while True:
-                pkt = await self.queue.get()
-                try:
-                    if pkt is None:
-                        break
-                    await ws.send(pkt.encode())
-                finally:
-                    self.queue.task_done()  # after the write, so flush() means "on the wire"
-        except Exception:  # the peer went away mid-send
-            pass
-        finally:
-            self._ws_active = False
-            await ws.close()
 
 
 def is_websocket_request(environ: dict) -> bool:
@@ -278,4 +331,5 @@ class UncompressedWebSocket(aiohttp_driver.WebSocket):
         await self._sock.prepare(environ["aiohttp.request"])
         self.environ = environ
         await self.handler(self)
+        self.environ = None
         return self._sock

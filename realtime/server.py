@@ -10,8 +10,9 @@ import socketio
 from config import Config
 from handlers.services import Services
 from realtime.base import BaseNamespace
-from realtime.chat import ChatNamespace
 from realtime.booking import BookingNamespace
+from realtime.chat import ChatNamespace
+from realtime.manager import FastEmitManager, FastEmitRedisManager
 from realtime.metrics import Metrics
 from realtime.notifications import NotificationsNamespace
 from realtime.transport import CarelineServer
@@ -44,13 +45,13 @@ def cors_origins(config: Config) -> str | list[str]:
 def redis_manager(config: Config, write_only: bool = False) -> socketio.AsyncRedisManager:
     """The manager that carries emits and room operations between processes."""
     assert config.redis_url
-    return socketio.AsyncRedisManager(config.redis_url, channel=config.redis_prefix + "socketio",
-                                      write_only=write_only)
+    return FastEmitRedisManager(config.redis_url, channel=config.redis_prefix + "socketio", write_only=write_only,
+                                json=OrjsonCodec)
 
 
 def create_sio(config: Config) -> CarelineServer:
     """The one AsyncServer of this process."""
-    manager = redis_manager(config) if config.redis_url else socketio.AsyncManager()
+    manager = redis_manager(config) if config.redis_url else FastEmitManager()
     return CarelineServer(
         async_mode="aiohttp", client_manager=manager, cors_allowed_origins=cors_origins(config),
         ping_interval=config.ping_interval, ping_timeout=config.ping_timeout,

@@ -10,6 +10,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from realtime.engine import CarelineEngine
+from realtime.ws_output import BinaryPacket, EncodedPacket
 
 #: event names a client may not emit (they are reserved by the protocol)
 RESERVED_EVENTS = frozenset(
@@ -29,6 +30,18 @@ CLIENT_PACKETS = {
 BINARY_PACKETS = frozenset({sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK})
 #: packets that are never held back while a namespace connection is being accepted
 CONNECT_REPLIES = frozenset({sio_packet.CONNECT, sio_packet.CONNECT_ERROR, sio_packet.DISCONNECT})
+
+
+#: what careline keeps of a connection's HTTP request for namespace connect handlers (python-socketio keeps
+#: the whole environ, aiohttp request included, for the life of the connection)
+KEPT_ENVIRON = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "HTTP_AUTHORIZATION", "HTTP_ORIGIN",
+                "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
+
+
+def eio_messages(encoded: str | list) -> list[eio_packet.Packet]:
+    """The Engine.IO MESSAGE packets carrying an encoded Socket.IO packet (text, then attachments)."""
+    parts = encoded if isinstance(encoded, list) else [encoded]
+    return [EncodedPacket("4" + part) if isinstance(part, str) else BinaryPacket(part) for part in parts]
 
 
 #: type digit, optional attachment count, optional namespace of an encoded Socket.IO packet
@@ -74,8 +87,8 @@ class CarelineServer(socketio.AsyncServer):
 
     # -- Engine.IO events ------------------------------------------------
     async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
-        """Register the session and give it connect_timeout to join a namespace."""
-        await super()._handle_eio_connect(eio_sid, environ)
+        """Register the session (keeping only KEPT_ENVIRON) and give it connect_timeout to join a namespace."""
+        await super()._handle_eio_connect(eio_sid, {key: environ[key] for key in KEPT_ENVIRON if key in environ})
         self._connect_timers[eio_sid] = asyncio.ensure_future(self._connect_deadline(eio_sid))
 
     async def _connect_deadline(self, eio_sid: str) -> None:
@@ -169,21 +182,26 @@ class CarelineServer(socketio.AsyncServer):
             if held:
                 await self.eio.flush(eio_sid, CONNECT_REPLY_PAUSE)  # CONNECT reply goes out alone
             for pkt in held:
-                await super()._send_eio_packet(eio_sid, pkt)
+                self.send_eio_nowait(eio_sid, pkt)
 
     async def _send_packet(self, eio_sid: str, pkt: sio_packet.Packet) -> None:
-        """Send a Socket.IO packet as Engine.IO messages (all output goes through _send_eio_packet)."""
-        encoded = pkt.encode()
-        for part in encoded if isinstance(encoded, list) else [encoded]:
-            await self._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, part))
+        """Send a Socket.IO packet as Engine.IO messages (all output goes through send_eio_nowait)."""
+        for part in eio_messages(pkt.encode()):
+            self.send_eio_nowait(eio_sid, part)
 
     async def _send_eio_packet(self, eio_sid: str, eio_pkt: eio_packet.Packet) -> None:
-        """Send an Engine.IO packet, holding it back while its namespace connection is pending."""
+        """Send an Engine.IO packet (see send_eio_nowait)."""
+        self.send_eio_nowait(eio_sid, eio_pkt)
+
+    def send_eio_nowait(self, eio_sid: str, eio_pkt: eio_packet.Packet) -> None:
+        """Send an Engine.IO packet in order, holding it back while its namespace connection is pending."""
         state = self._connecting.get(eio_sid)
         if state is not None and self._must_hold(eio_sid, state[0], eio_pkt):
             state[1].append(eio_pkt)
             return
-        await super()._send_eio_packet(eio_sid, eio_pkt)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is not None:
+            sock.send_nowait(eio_pkt)
 
     def _must_hold(self, eio_sid: str, connecting: str, eio_pkt: eio_packet.Packet) -> bool:
         """True for output to the namespace being connected, other than the connect reply."""

@@ -40,27 +40,34 @@ class SocketRegistry(Protocol):
 
 
 class MemorySocketRegistry:
-    """One process: plain dictionaries."""
+    """One process: group -> user -> sids (counting a user's sockets never scans the group)."""
 
     def __init__(self) -> None:
-        self._groups: dict[str, dict[str, str]] = defaultdict(dict)
+        self._groups: dict[str, dict[str, set[str]]] = defaultdict(dict)
 
     async def add(self, group: str, sid: str, user_id: str) -> int:
         """Register a socket."""
-        self._groups[group][sid] = user_id
-        return sum(1 for user in self._groups[group].values() if user == user_id)
+        sids = self._groups[group].setdefault(user_id, set())
+        sids.add(sid)
+        return len(sids)
 
     async def remove(self, group: str, sid: str, user_id: str) -> int:
         """Forget a socket."""
-        sockets = self._groups.get(group, {})
-        sockets.pop(sid, None)
-        if not sockets:
-            self._groups.pop(group, None)
-        return sum(1 for user in sockets.values() if user == user_id)
+        users = self._groups.get(group)
+        if users is None:
+            return 0
+        owner = user_id if sid in users.get(user_id, ()) else next((u for u, s in users.items() if sid in s), None)
+        if owner is not None:
+            users[owner].discard(sid)
+            if not users[owner]:
+                del users[owner]
+        if not users:
+            del self._groups[group]
+        return len(users.get(user_id, ()))
 
     async def users(self, group: str) -> set[str]:
         """Users with a live socket in the group."""
-        return set(self._groups.get(group, {}).values())
+        return set(self._groups.get(group, {}))
 
     async def any_live(self, groups: Iterable[str]) -> dict[str, bool]:
         """Whether each group has a live socket."""

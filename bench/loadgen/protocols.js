@@ -26,10 +26,7 @@ const bench = {
   textOf: (arr) => arr[1],
   async setupRoom(publisher, receivers, ctx) {
     const room = ctx.roomName || 'fanout';
-    await pmap(receivers, 200, async (c) => {
-      const ok = await c.emitWithAck('join', room);
-      if (ok !== true) throw new Error('join failed: ' + JSON.stringify(ok));
-    });
+    await pmap(receivers, 200, (c) => this.joinOne(c, room));
     return room;
   },
   publish(publisher, room, text) { publisher.emit('publish', room, text); },
@@ -70,4 +67,11 @@ const careline = {
   },
 };
 
-module.exports = { protocols: { bench, careline }, pmap };
+// careline's transport with the reference protocol (bench/careline_server.py): one-object payloads, ack envelopes.
+const carelineBench = {
+  ...bench,
+  publish(publisher, room, text) { publisher.emit('publish', { room, text }); },
+  async joinOne(client, room) { checkAck('join', await client.emitWithAck('join', { room })); },
+};
+
+module.exports = { protocols: { bench, careline, carelineBench }, pmap };

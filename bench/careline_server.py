@@ -1,0 +1,104 @@
+"""careline's transport under the benchmark's reference protocol (the `careline-transport` target).
+
+The app is built exactly as in production (`create_app(Config.from_env())`: auth, envelope,
+rate limits, manager, engine); one extra namespace `/bench` speaks the reference protocol
+through careline's own request path:
+
+* connect auth `{token}` (a careline JWT)
+* `join {room}` -> `services.publisher.join(...)`, acks `{ok: true, data: {}}`
+* `publish {room, text}` -> `services.publisher.to_room(..., "msg", text)`
+
+Run from the repo root: `python bench/careline_server.py` (same env as `python server.py`).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aiohttp import web  # noqa: E402
+
+import server  # noqa: E402
+from config import METRICS, SERVICES, SIO, Config  # noqa: E402
+from handlers.auth import User  # noqa: E402
+from realtime.base import BaseNamespace, request  # noqa: E402
+from realtime.schemas import RequestSchema, fields, validate  # noqa: E402
+
+NAMESPACE = "/bench"
+
+
+class JoinRoom(RequestSchema):
+    """`join {room}`."""
+
+    room = fields.String(required=True, validate=validate.Length(1, 128))
+
+
+class Publish(RequestSchema):
+    """`publish {room, text}`."""
+
+    room = fields.String(required=True, validate=validate.Length(1, 128))
+    text = fields.String(required=True, validate=validate.Length(max=4096))
+
+
+class BenchNamespace(BaseNamespace):
+    """The reference protocol on careline's request path (validation, rate limit, envelope)."""
+
+    @request("join", JoinRoom)
+    async def join(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+        """Enter a room through the publisher (socket registry included)."""
+        await self.services.publisher.join(self.namespace, sid, payload["room"], user.id)
+        return {}
+
+    @request("publish", Publish)
+    async def publish(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+        """Broadcast `msg(text)` to the room through the publisher."""
+        await self.services.publisher.to_room(self.namespace, payload["room"], "msg", payload["text"])
+        return {}
+
+
+async def _bench_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[SIO].register_namespace(BenchNamespace(NAMESPACE, app[SERVICES], app[METRICS]))  # type: ignore[union-attr]
+    dump_to = os.environ.get("BENCH_MEMORY_DUMP")
+    task = asyncio.create_task(_dump_memory(dump_to)) if dump_to else None
+    yield
+    if task is not None:
+        task.cancel()
+
+
+async def _dump_memory(path: str) -> None:
+    """Profiling aid: every 10 s, append the top allocation sites and object counts to `path`."""
+    tracemalloc.start(3)
+    while True:
+        await asyncio.sleep(10)
+        stats = tracemalloc.take_snapshot().statistics("traceback")[:25]
+        counts = collections.Counter(type(o).__name__ for o in gc.get_objects()).most_common(25)
+        with open(path, "a") as out:
+            out.write(f"=== {time.strftime('%X')} traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MB\n")
+            for stat in stats:
+                out.write(f"{stat.size / 1024:10.0f} KB {stat.count:8d}  {stat.traceback.format()[-2:]}\n")
+            out.write("".join(f"{n:10d} {name}\n" for name, n in counts))
+
+
+def main() -> int:
+    """Run careline with the `/bench` namespace (same entry point as `python server.py`)."""
+    original = server.create_app
+
+    def create_app(config: Config) -> web.Application:
+        app = original(config)
+        app.cleanup_ctx.append(_bench_ctx)
+        return app
+
+    server.create_app = create_app  # type: ignore[assignment]
+    return server.main([])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
