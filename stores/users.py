@@ -1,12 +1,17 @@
 """The `users` collection: who has connected, with role, name and last activity."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ASCENDING
 
 from stores.mongo import Database, Doc, utcnow
+
+
+RECORD_INTERVAL_SECONDS = 60.0
+RECORDED_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -28,18 +33,28 @@ class UserStore:
 
     def __init__(self, db: Database) -> None:
         self._users = db["users"]
+        # user id -> (role, name, when this process last recorded them): reconnect storms and the
+        # six namespaces of one client cost one write a minute, not one per socket.
+        self._recorded: dict[str, tuple[str, str | None, float]] = {}
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
         await self._users.create_index([("role", ASCENDING), ("_id", ASCENDING)])
 
     async def upsert_seen(self, user_id: str, role: str, name: str | None) -> None:
-        """Record a connection: role and name from the token, lastSeenAt now."""
+        """Record a connection: role and name from the token, lastSeenAt now (at most once a minute)."""
+        recorded = self._recorded.get(user_id)
+        moment = time.monotonic()
+        if recorded and recorded[:2] == (role, name) and moment - recorded[2] < RECORD_INTERVAL_SECONDS:
+            return
         now = utcnow()
         update: Doc = {"$set": {"role": role, "lastSeenAt": now}, "$setOnInsert": {"createdAt": now}}
         if name:
             update["$set"]["name"] = name
         await self._users.update_one({"_id": user_id}, update, upsert=True)
+        if len(self._recorded) >= RECORDED_MAX:
+            self._recorded.clear()
+        self._recorded[user_id] = (role, name, moment)
 
     async def touch(self, user_id: str) -> None:
         """Move lastSeenAt to now."""
