@@ -104,3 +104,31 @@ def test_development_secrets_are_generated_once(tmp_path: Path) -> None:
         claims = jwt.decode(value, secret, algorithms=["HS256"])
         assert claims["sub"] == "u1" and claims["role"] == "therapist" and claims["name"] == "Dr A"
         assert 0 < claims["exp"] - time.time() <= 60
+
+
+def test_worker_refuses_the_embedded_default(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "server.py", "worker"], cwd=ROOT, env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "the worker needs MONGODB_URI and REDIS_URL" in result.stderr
+
+
+def test_worker_runs_the_background_jobs_and_stops_cleanly(tmp_path: Path, test_env: dict[str, str]) -> None:
+    env = _env(tmp_path, MONGODB_URI=test_env["MONGODB_URI"], MONGODB_DB=test_env["MONGODB_DB"],
+               REDIS_URL=test_env["_REDIS_URL"], REDIS_PREFIX=test_env["REDIS_PREFIX"], JWT_SECRET="s" * 40)
+    env["LOG_LEVEL"] = "INFO"
+    process = subprocess.Popen([sys.executable, "server.py", "worker"], cwd=ROOT, env=env,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            lines.append(process.stderr.readline())
+            if "background jobs running" in lines[-1]:
+                break
+        assert "booking-scheduler" in lines[-1] and "notifications-held-pushes" in lines[-1]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    finally:
+        process.kill()
