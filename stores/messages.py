@@ -17,6 +17,7 @@ from stores.mongo import Database, Doc, new_id, utcnow
 log = logging.getLogger("careline.chat")
 
 SEARCH_SCAN = 5000  # candidate messages looked at per search (bounded work)
+TOGGLE_ATTEMPTS = 8
 MAX_REACTION_KEYS = 500  # (emoji, user) pairs per message
 
 
@@ -147,11 +148,16 @@ class MessageStore:
     async def toggle_reaction(self, message_id: str, emoji: str, user_id: str) -> Message | None:
         """Add the user's reaction if absent, else remove it (each step one atomic update)."""
         key = f"{emoji}\n{user_id}"
-        added = await self._messages.update_one({"_id": message_id, "deleted": False, "reactionKeys": {"$ne": key}},
-                                                {"$push": {"reactionKeys": key}})
-        if not added.matched_count:
-            await self._messages.update_one({"_id": message_id, "reactionKeys": key},
-                                            {"$pull": {"reactionKeys": key}})
+        for _ in range(TOGGLE_ATTEMPTS):  # a concurrent toggle may flip it between our two steps: try again
+            added = await self._messages.update_one(
+                {"_id": message_id, "deleted": False, "reactionKeys": {"$ne": key}}, {"$push": {"reactionKeys": key}})
+            if added.modified_count:
+                break
+            removed = await self._messages.update_one({"_id": message_id, "deleted": False, "reactionKeys": key},
+                                                      {"$pull": {"reactionKeys": key}})
+            if removed.modified_count or not await self._messages.count_documents({"_id": message_id,
+                                                                                   "deleted": False}):
+                break
         return await self.get(message_id)
 
     async def reaction_count(self, message_id: str) -> int:
