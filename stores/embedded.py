@@ -96,8 +96,18 @@ class EmbeddedMongo:
         log.info("embedded database listening on 127.0.0.1:%d (data: %s)", self.port, self.storage_path)
 
     async def start_async(self, timeout: float = 30.0) -> None:
-        """`start` without blocking the event loop."""
-        await asyncio.to_thread(self.start, timeout)
+        """`start` without blocking the event loop.
+
+        The child is spawned from this (the loop's) thread: the kernel's parent-death signal follows
+        the thread that forked, and a worker thread may end before the process does.
+        """
+        self.start_process()
+        try:
+            await asyncio.to_thread(self.wait_ready, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("embedded database listening on 127.0.0.1:%d (data: %s)", self.port, self.storage_path)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the child: SIGTERM, then SIGKILL if it does not exit in time."""
