@@ -75,25 +75,24 @@ class EmbeddedMongo:
         )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Block until the server answers a ping, or raise."""
+        """Block until the server answers a ping; on any failure stop the child and raise."""
         client: MongoClient[dict] = MongoClient(self.uri, serverSelectionTimeoutMS=int(timeout * 1000))
         try:
             client.admin.command("ping")
         except PyMongoError as exc:
             self.stop()
             raise RuntimeError(f"embedded database did not start on port {self.port}: {exc}") from exc
+        except BaseException:
+            self.stop()
+            raise
         finally:
             client.close()
+        log.info("embedded database listening on 127.0.0.1:%d (data: %s)", self.port, self.storage_path)
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the child and wait until it answers."""
         self.start_process()
-        try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        log.info("embedded database listening on 127.0.0.1:%d (data: %s)", self.port, self.storage_path)
+        self.wait_ready(timeout)
 
     async def start_async(self, timeout: float = 30.0) -> None:
         """`start` without blocking the event loop.
@@ -104,10 +103,9 @@ class EmbeddedMongo:
         self.start_process()
         try:
             await asyncio.to_thread(self.wait_ready, timeout)
-        except BaseException:
+        except asyncio.CancelledError:  # the waiting thread cannot be cancelled; the child can
             self.stop()
             raise
-        log.info("embedded database listening on 127.0.0.1:%d (data: %s)", self.port, self.storage_path)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the child: SIGTERM, then SIGKILL if it does not exit in time."""
