@@ -46,7 +46,7 @@ def _start_database(data_dir: str, core: str) -> tuple[subprocess.Popen[bytes], 
     process = subprocess.Popen(["taskset", "-c", core, executable, "--host", "127.0.0.1", "--port", str(port),
                                 "--storage-path", str(Path(data_dir) / "db"), "--log-level", "WARNING"],
                                start_new_session=True, stdout=subprocess.DEVNULL)
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
     from pymongo import MongoClient
 
     MongoClient(uri, serverSelectionTimeoutMS=30_000).admin.command("ping")

@@ -18,11 +18,16 @@ Collection = AsyncCollection[Doc]
 T = TypeVar("T")
 
 
-def connect(uri: str, *, pool_size: int = 100, timeout_ms: int = 5000) -> AsyncMongoClient[Doc]:
-    """Create the process-wide client (tz-aware datetimes, bounded server selection and pool)."""
+def connect(uri: str, *, pool_size: int = 100, timeout_ms: int = 5000,
+            retry_writes: bool = True) -> AsyncMongoClient[Doc]:
+    """Create the process-wide client (tz-aware datetimes, bounded server selection and pool).
+
+    `retry_writes=False` is for the embedded SecantusDB on loopback: it has no failover to retry
+    across, and its retryable-write registry scans up to 10,000 records on every write (upstream).
+    """
     return AsyncMongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-        maxPoolSize=pool_size, appname="careline",
+        maxPoolSize=pool_size, appname="careline", retryWrites=retry_writes,
     )
 
 
