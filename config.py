@@ -120,6 +120,7 @@ class Config:
     message_keys: tuple[tuple[str, bytes], ...] = ()
     chat_client_to_client: bool = True
     chat_edit_window_minutes: int = 15
+    chat_activity_flush_seconds: float = 1.0
     chat_blocklist_file: Path | None = None
     chat_crisis_phrases_file: Path | None = None
     chat_safety_resources: str = (
@@ -196,6 +197,7 @@ class Config:
             message_keys=parse_message_keys(env.get("MESSAGE_KEYS", "")),
             chat_client_to_client=_bool(env.get("CHAT_CLIENT_TO_CLIENT"), True),
             chat_edit_window_minutes=int(env.get("CHAT_EDIT_WINDOW_MINUTES") or 15),
+            chat_activity_flush_seconds=float(env.get("CHAT_ACTIVITY_FLUSH_SECONDS") or 1.0),
             chat_blocklist_file=Path(env["CHAT_BLOCKLIST_FILE"]) if env.get("CHAT_BLOCKLIST_FILE") else None,
             chat_crisis_phrases_file=(
                 Path(env["CHAT_CRISIS_PHRASES_FILE"]) if env.get("CHAT_CRISIS_PHRASES_FILE") else None

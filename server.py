@@ -72,7 +72,7 @@ async def build_services(config: Config, db: Database, redis: Any, publisher: Pu
     uploads = UploadStore(db, cipher)
     await uploads.ensure_indexes()
     bus = EventBus()
-    chat = await build_chat(config, db, cipher, users, uploads, publisher, sockets, bus)
+    chat = await build_chat(config, db, redis, cipher, users, uploads, publisher, sockets, bus)
     services = Services(config=config, auth=Authenticator(config), bus=bus, publisher=publisher,
                         rate_limiter=limiter, users=users, sockets=sockets, cipher=cipher, uploads=uploads,
                         upload_handler=UploadHandler(uploads, config.upload_max_bytes, chat.member_of_any),
@@ -164,6 +164,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     stop.set()
     await heartbeat
+    await services.chat.close()
     await services.bus.drain()
     await services.push.close()
     await sockets.close()

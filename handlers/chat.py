@@ -1,6 +1,8 @@
 """Chat: the handlers behind /chat, built from their stores (see docs/chat.md)."""
 from __future__ import annotations
 
+from typing import Any, Awaitable, Callable
+
 from config import Config
 from handlers.chat_access import ChatDeps
 from handlers.chat_conversations import ConversationHandler
@@ -12,7 +14,9 @@ from handlers.events import EventBus
 from handlers.publisher import Publisher
 from stores.blind_index import BlindIndex
 from stores.chat import ConversationStore
+from stores.chat_activity import ActivityWriter
 from stores.chat_moderation import BlockStore, ReportStore
+from stores.chat_seq import LocalSeqAllocator, RedisSeqAllocator, SeqAllocator
 from stores.crypto import Cipher
 from stores.messages import MessageStore
 from stores.mongo import Database
@@ -37,13 +41,41 @@ class ChatHandler:
         return await self.deps.conversations.member_of_any(user_id, conversation_ids)
 
 
-async def build_chat(config: Config, db: Database, cipher: Cipher, users: UserStore, uploads: UploadStore,
-                     publisher: Publisher, sockets: SocketRegistry, bus: EventBus) -> ChatHandler:
+    async def close(self) -> None:
+        """Write what is still queued (shutdown)."""
+        await self.deps.messages.drain()
+        await self.deps.activity.flush()
+
+
+def _seq_allocator(config: Config, redis: Any, conversations: ConversationStore,
+                   messages: MessageStore) -> SeqAllocator:
+    async def stored_max(conversation_id: str) -> int:
+        return await messages.max_seq(conversation_id, await conversations.stored_last_seq(conversation_id))
+
+    if redis is not None:
+        return RedisSeqAllocator(redis, config.redis_prefix, stored_max)
+    return LocalSeqAllocator(stored_max)
+
+
+def _read_by_sending(bus: EventBus) -> Callable[[list[tuple[str, str, int]]], Awaitable[None]]:
+    """Sending reads the conversation up to one's own message: announced once the activity is stored."""
+    async def announce(sent: list[tuple[str, str, int]]) -> None:
+        for conversation_id, user_id, seq in sent:
+            await bus.publish("conversation.read", conversation_id=conversation_id, user_id=user_id, seq=seq)
+    return announce
+
+
+async def build_chat(config: Config, db: Database, redis: Any, cipher: Cipher, users: UserStore,
+                     uploads: UploadStore, publisher: Publisher, sockets: SocketRegistry,
+                     bus: EventBus) -> ChatHandler:
     """Create the chat stores (ensuring their indexes), load the content rules, and the handler."""
-    deps = ChatDeps(config=config, conversations=ConversationStore(db),
-                    messages=MessageStore(db, cipher, BlindIndex(config.message_keys)), blocks=BlockStore(db),
+    conversations = ConversationStore(db)
+    messages = MessageStore(db, cipher, BlindIndex(config.message_keys))
+    deps = ChatDeps(config=config, conversations=conversations, messages=messages, blocks=BlockStore(db),
                     reports=ReportStore(db), users=users, uploads=uploads, publisher=publisher, sockets=sockets,
-                    bus=bus)
+                    bus=bus, seqs=_seq_allocator(config, redis, conversations, messages),
+                    activity=ActivityWriter(conversations.collection, config.chat_activity_flush_seconds,
+                                            _read_by_sending(bus)))
     for store in (deps.conversations, deps.messages, deps.blocks, deps.reports):
         await store.ensure_indexes()
     rules = ContentRules.load(config.chat_blocklist_file, config.chat_crisis_phrases_file)

@@ -10,11 +10,13 @@ from typing import Any
 
 from config import Config
 from handlers.auth import User
-from handlers.errors import Forbidden, NotFound
+from handlers.errors import NotFound
 from handlers.events import EventBus
 from handlers.publisher import Publisher, room_group
 from stores.chat import Conversation, ConversationStore
+from stores.chat_activity import ActivityWriter
 from stores.chat_moderation import BlockStore, ReportStore
+from stores.chat_seq import SeqAllocator
 from stores.messages import Message, MessageStore
 from stores.presence import SocketRegistry
 from stores.uploads import UploadStore
@@ -42,13 +44,19 @@ class ChatDeps:
     publisher: Publisher
     sockets: SocketRegistry
     bus: EventBus
+    seqs: SeqAllocator
+    activity: ActivityWriter
 
     async def conversation(self, user: User, conversation_id: str) -> Conversation:
-        """The conversation if the user is a member, else NotFound."""
+        """The conversation if the user is a member, else NotFound (with this process's latest activity)."""
         conversation = await self.conversations.get_for_member(conversation_id, user.id)
         if conversation is None:
             raise NotFound("No such conversation")
-        return conversation
+        return self.current(conversation)
+
+    def current(self, conversation: Conversation) -> Conversation:
+        """A stored conversation with the activity this process noted but may not have written yet."""
+        return conversation.with_activity(self.activity.known(conversation.id))
 
     async def message(self, user: User, message_id: str) -> tuple[Message, Conversation]:
         """A message and its conversation if the user is a member, else NotFound."""
@@ -58,15 +66,7 @@ class ChatDeps:
         conversation = await self.conversations.get_for_member(message.conversation_id, user.id)
         if conversation is None:
             raise NotFound("No such message")
-        return message, conversation
-
-    async def refuse_if_blocked(self, user: User, conversation: Conversation) -> None:
-        """A direct conversation refuses a user the other member has blocked."""
-        if not conversation.direct:
-            return
-        for other in conversation.member_ids:
-            if other != user.id and await self.blocks.is_blocked(other, user.id):
-                raise Forbidden("You cannot message this user")
+        return message, self.current(conversation)
 
     async def to_conversation(self, conversation_id: str, event: str, data: Any, skip_sid: str | None = None) -> None:
         """Emit to the sockets that joined the conversation."""

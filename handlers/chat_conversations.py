@@ -77,7 +77,8 @@ class ConversationHandler:
     async def list(self, user: User, limit: int, cursor: str | None) -> dict[str, Any]:
         """The caller's conversations, latest activity first, with unreadCount and lastMessage."""
         after = decode_cursor(cursor) if cursor else None
-        page = await self.deps.conversations.page_for_member(user.id, limit + 1, after)
+        await self.deps.activity.flush()  # this process's latest activity decides the order
+        page = [self.deps.current(c) for c in await self.deps.conversations.page_for_member(user.id, limit + 1, after)]
         page, more = page[:limit], len(page) > limit
         markers = await self.deps.conversations.markers_of([c.id for c in page], user.id)
         items = await asyncio.gather(*(self._summary(user, c, markers.get(c.id, Markers())) for c in page))
@@ -85,9 +86,9 @@ class ConversationHandler:
 
     async def _summary(self, user: User, conversation: Conversation, markers: Markers) -> dict[str, Any]:
         data = conversation.to_dict()
-        unread = 0
-        if conversation.last_seq > markers.read_seq:
-            unread = await self.deps.messages.count_unread(conversation.id, markers.read_seq, user.id)
+        unread, read_seq = 0, conversation.read_seq_of(user.id, markers)
+        if conversation.last_seq > read_seq:
+            unread = await self.deps.messages.count_unread(conversation.id, read_seq, user.id)
         last = await self.deps.messages.latest(conversation.id, conversation.last_seq) if conversation.last_seq else None
         data.update(unreadCount=unread, lastMessage=last.to_dict() if last else None)
         return data
@@ -110,20 +111,20 @@ class ConversationHandler:
     async def mark(self, user: User, conversation_id: str, seq: int, read: bool) -> dict[str, Any]:
         """Move the caller's delivered (and, for reads, read) marker forward; broadcast when it moved."""
         conversation = await self.deps.conversation(user, conversation_id)
-        seq = min(seq, conversation.last_seq)
-        await self.move(conversation.id, user.id, seq, read=read, broadcast=True)
+        if seq > conversation.last_seq:  # lastSeq may lag another process's newest messages by a moment
+            seq = min(seq, await self.deps.messages.max_seq(conversation.id, conversation.last_seq))
+        await self._move(conversation.id, user.id, seq, read=read)
         return {}
 
-    async def move(self, conversation_id: str, user_id: str, seq: int, *, read: bool, broadcast: bool) -> None:
-        """Move markers; announce `receipt:updated` (optionally) and `conversation.read` when they moved."""
+    async def _move(self, conversation_id: str, user_id: str, seq: int, *, read: bool) -> None:
+        """Move markers; announce `receipt:updated` and `conversation.read` when they moved."""
         before, after = await self.deps.conversations.move_markers(conversation_id, user_id, seq,
                                                                    seq if read else None)
         if after == before:
             return
-        if broadcast:
-            await self.deps.to_conversation(conversation_id, "receipt:updated", {
-                "conversationId": conversation_id, "userId": user_id,
-                "deliveredSeq": after.delivered_seq, "readSeq": after.read_seq})
+        await self.deps.to_conversation(conversation_id, "receipt:updated", {
+            "conversationId": conversation_id, "userId": user_id,
+            "deliveredSeq": after.delivered_seq, "readSeq": after.read_seq})
         if after.read_seq > before.read_seq:
             await self.deps.bus.publish("conversation.read", conversation_id=conversation_id, user_id=user_id,
                                         seq=after.read_seq)

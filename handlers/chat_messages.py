@@ -1,7 +1,6 @@
 """Messages: send (idempotent, seq per conversation), edit, delete, react, history, search."""
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -10,10 +9,9 @@ from handlers.chat_access import ChatDeps
 from handlers.chat_conversations import ConversationHandler
 from handlers.chat_moderation import ModerationHandler
 from handlers.chat_rules import is_emoji
-from handlers.errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed
+from handlers.errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, Unavailable
 from stores.blind_index import words
-from stores.chat import Conversation
-from stores.messages import MAX_REACTION_KEYS, Message
+from stores.messages import MAX_REACTION_KEYS, Message, SeqTaken
 from stores.mongo import utcnow
 
 
@@ -32,8 +30,7 @@ def _settled_prefix(items: list[Message], first: int, more: bool) -> tuple[list[
     return items, more
 
 
-async def _nobody() -> set[str]:
-    return set()
+SEQ_ATTEMPTS = 5  # a seq collides only when a counter was behind the store; each retry re-seeds it
 
 
 class MessageHandler:
@@ -46,39 +43,51 @@ class MessageHandler:
 
     async def send(self, sid: str, user: User, conversation_id: str, request_id: str, text: str = "",
                    attachment_ids: list[str] | None = None, reply_to_id: str | None = None) -> dict[str, Any]:
-        """Store and deliver a message; a repeated requestId returns the first message unchanged."""
+        """Store and deliver a message; a repeated requestId returns the first message unchanged.
+
+        The hot path is one group-committed insert: membership and blocks come from caches, the
+        seq from a counter, and the conversation's activity is written behind (docs/chat.md).
+        """
         self.moderation.check_text(text)
         membership = await self.deps.conversations.membership(conversation_id)
         if membership is None or user.id not in membership.member_ids:
             raise NotFound("No such conversation")
-        existing, blockers = await asyncio.gather(
-            self.deps.messages.by_request(user.id, request_id),
-            self.deps.blocks.blockers_of(user.id) if membership.direct else _nobody())
-        if existing is not None:
-            return existing.to_dict()
-        if blockers & membership.member_ids:
+        if membership.direct and await self.deps.blocks.blockers_of(user.id) & membership.member_ids:
             raise Forbidden("You cannot message this user")
         attachments = await self._attachments(user, attachment_ids or [])
         if reply_to_id is not None:
             await self._check_reply(conversation_id, reply_to_id)
-        conversation = await self.deps.conversations.allocate_seq(conversation_id)
-        message, created = await self.deps.messages.insert(conversation.id, conversation.last_seq, user.id,
-                                                           request_id, text, attachments, reply_to_id)
-        if not created:  # a concurrent repeat won the race: its seq stands, this one stays unused
+        message, created = await self._store(conversation_id, user.id, request_id, text, attachments, reply_to_id)
+        if not created:  # a repeat of an earlier send: its message stands, delivered already
             return message.to_dict()
-        return await self._deliver(sid, user, conversation, message, attachment_ids or [])
+        self.deps.activity.note(conversation_id, message.seq, message.created_at, user.id)
+        return await self._deliver(sid, user, conversation_id, membership.member_ids, message, attachment_ids or [])
 
-    async def _deliver(self, sid: str, user: User, conversation: Conversation, message: Message,
-                       attachment_ids: list[str]) -> dict[str, Any]:
-        await self.deps.uploads.share(attachment_ids, conversation.id)
+    async def _store(self, conversation_id: str, sender_id: str, request_id: str, text: str,
+                     attachments: list[dict[str, Any]], reply_to_id: str | None) -> tuple[Message, bool]:
+        """Insert with the next seq; a seq some other writer already stored means take a new one."""
+        repeat = await self.deps.messages.recent_request(sender_id, request_id)
+        if repeat is not None:
+            return repeat, False
+        for _ in range(SEQ_ATTEMPTS):
+            seq = await self.deps.seqs.next(conversation_id)
+            try:
+                return await self.deps.messages.insert(conversation_id, seq, sender_id, request_id, text,
+                                                       attachments, reply_to_id)
+            except SeqTaken:
+                await self.deps.seqs.reseed(conversation_id)
+        raise Unavailable("The conversation is busy, try again")
+
+    async def _deliver(self, sid: str, user: User, conversation_id: str, member_ids: frozenset[str],
+                       message: Message, attachment_ids: list[str]) -> dict[str, Any]:
+        await self.deps.uploads.share(attachment_ids, conversation_id)
         data = message.to_dict()
-        await self.deps.to_conversation(conversation.id, "message:created", data, skip_sid=sid)
-        await self.conversations.move(conversation.id, user.id, message.seq, read=True, broadcast=False)
-        live = await self.deps.live_viewers(conversation.id)
-        absent = [member for member in conversation.member_ids if member != user.id and member not in live]
-        await self.deps.bus.publish("message.created", message=data, conversation=conversation.to_dict(),
+        await self.deps.to_conversation(conversation_id, "message:created", data, skip_sid=sid)
+        live = await self.deps.live_viewers(conversation_id)
+        absent = [member for member in member_ids if member != user.id and member not in live]
+        await self.deps.bus.publish("message.created", message=data, conversation_id=conversation_id,
                                     sender=user.to_dict(), absent_member_ids=absent)
-        if await self.moderation.safety_check(user, conversation, message):
+        if await self.moderation.safety_check(user, conversation_id, member_ids, message):
             return {**data, "safetyResources": self.deps.config.chat_safety_resources}
         return data
 
@@ -114,7 +123,7 @@ class MessageHandler:
             raise PreconditionFailed("The message changed meanwhile, or the edit window has closed")
         data = edited.to_dict()
         await self.deps.to_conversation(conversation.id, "message:updated", data)
-        await self.moderation.safety_check(user, conversation, edited)
+        await self.moderation.safety_check(user, conversation.id, frozenset(conversation.member_ids), edited)
         return data
 
     async def delete(self, user: User, message_id: str) -> dict[str, Any]:
@@ -148,20 +157,26 @@ class MessageHandler:
 
     async def history(self, user: User, conversation_id: str, limit: int, before_seq: int | None = None,
                       after_seq: int | None = None) -> dict[str, Any]:
-        """Messages in seq order: after `afterSeq` (catch-up), before `beforeSeq`, or the latest."""
+        """Messages in seq order: after `afterSeq` (catch-up), before `beforeSeq`, or the latest.
+
+        `lastSeq` may lag behind messages another process stored within the last second, so the
+        newest page reads an open range upward and catch-up reads one message past its page.
+        """
         conversation = await self.deps.conversation(user, conversation_id)
-        top = conversation.last_seq if before_seq is None else min(before_seq - 1, conversation.last_seq)
         if after_seq is not None:
-            first, last = after_seq + 1, min(top, after_seq + limit)
-            more = last < top
+            first = after_seq + 1
+            items = await self.deps.messages.seq_range(conversation.id, first, first + limit)
+            more = len(items) > limit or first + limit < conversation.last_seq
+            items, more = _settled_prefix(items[:limit], first, more)
+        elif before_seq is not None:
+            last = before_seq - 1
+            items = (await self.deps.messages.seq_range(conversation.id, max(1, last - limit + 1), last)
+                     if last >= 1 else [])
+            more = max(1, last - limit + 1) > 1
         else:
-            first, last = max(1, top - limit + 1), top
-            more = first > 1
-        if first > last:
-            return {"items": [], "hasMore": False}
-        items = await self.deps.messages.seq_range(conversation.id, first, last)
-        if after_seq is not None:
-            items, more = _settled_prefix(items, first, more)
+            first = max(1, conversation.last_seq - limit + 1)
+            newest = await self.deps.messages.seq_range(conversation.id, first)
+            items, more = newest[-limit:], len(newest) > limit or first > 1
         return {"items": [message.to_dict() for message in items], "hasMore": more}
 
     async def search(self, user: User, query: str, limit: int, conversation_id: str | None = None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from handlers.chat_access import NAMESPACE, ChatDeps
 from handlers.chat_rules import ContentRules
 from handlers.errors import InvalidPayload, NotFound, PreconditionFailed
 from handlers.publisher import role_room
-from stores.chat import Conversation
 from stores.messages import Message
 
 
@@ -24,18 +23,19 @@ class ModerationHandler:
         if self.rules.blocked(text):
             raise PreconditionFailed("The message contains blocked content")
 
-    async def safety_check(self, user: User, conversation: Conversation, message: Message) -> bool:
+    async def safety_check(self, user: User, conversation_id: str, member_ids: frozenset[str],
+                           message: Message) -> bool:
         """On a crisis phrase, alert the conversation's therapists and every admin; never blocks the message."""
         if not self.rules.crisis(message.text):
             return False
-        alert = {"conversationId": conversation.id, "messageId": message.id, "userId": user.id}
-        staff = await self.deps.users.get_many([m for m in conversation.member_ids if m != user.id])
+        alert = {"conversationId": conversation_id, "messageId": message.id, "userId": user.id}
+        staff = await self.deps.users.get_many([m for m in member_ids if m != user.id])
         for member in staff.values():
             if member.role == "therapist":
                 await self.deps.publisher.to_user(NAMESPACE, member.id, "safety:alert", alert)
         # Admins (members or not) are all in role:admin on /chat, so they get it exactly once.
         await self.deps.publisher.to_room(NAMESPACE, role_room("admin"), "safety:alert", alert)
-        await self.deps.bus.publish("safety.alert", conversation_id=conversation.id, message_id=message.id,
+        await self.deps.bus.publish("safety.alert", conversation_id=conversation_id, message_id=message.id,
                                     user_id=user.id, staff_ids=[m.id for m in staff.values()
                                                                 if m.role in ("therapist", "admin")])
         return True

@@ -40,15 +40,15 @@ class NotificationRules:
 
     async def message_created(self, event: DomainEvent) -> None:
         """Every member without a live socket in the conversation hears of it (bursts collapse)."""
-        message, conversation = event.payload["message"], event.payload["conversation"]
+        message, conversation_id = event.payload["message"], event.payload["conversation_id"]
         name = (event.payload.get("sender") or {}).get("name") or "someone"
-        data = {"conversationId": conversation["id"], "messageId": message["id"], "seq": message.get("seq")}
+        data = {"conversationId": conversation_id, "messageId": message["id"], "seq": message.get("seq")}
         for member in event.payload.get("absent_member_ids") or ():
             if member == message.get("senderId"):
                 continue
             await self._notifications.notify(member, category="message", title=f"New message from {name}",
                                              body=MESSAGE_BODY, data=data,
-                                             collapse_key=message_collapse_key(conversation["id"]))
+                                             collapse_key=message_collapse_key(conversation_id))
 
     async def conversation_read(self, event: DomainEvent) -> None:
         """Reading the conversation reads its pending message notification."""

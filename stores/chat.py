@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from handlers.serialize import iso
+from stores.chat_activity import Activity, decode_sent
 from stores.mongo import Database, Doc, insert_or_existing, new_id, utcnow
 
 MEMBERSHIP_CACHE = 50_000  # conversations whose (immutable) membership one process remembers
@@ -30,11 +31,26 @@ class Conversation:
     created_at: datetime
     last_activity_at: datetime
     last_seq: int
+    sent_seqs: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def direct(self) -> bool:
         """True for two-member conversations (blocks apply to these)."""
         return self.kind != "group"
+
+    def with_activity(self, activity: Activity | None) -> Conversation:
+        """This conversation with activity known in this process but maybe not yet stored."""
+        if activity is None or activity.last_at is None:
+            return self
+        sent = dict(self.sent_seqs)
+        for member, seq in activity.sent.items():
+            sent[member] = max(sent.get(member, 0), seq)
+        return replace(self, last_seq=max(self.last_seq, activity.last_seq),
+                       last_activity_at=max(self.last_activity_at, activity.last_at), sent_seqs=sent)
+
+    def read_seq_of(self, user_id: str, markers: Markers) -> int:
+        """How far the user has read: their read marker, or their own last message if later."""
+        return max(markers.read_seq, self.sent_seqs.get(user_id, 0))
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's Conversation object (without the per-caller fields)."""
@@ -67,7 +83,12 @@ class Markers:
 def _conversation(doc: Doc) -> Conversation:
     return Conversation(id=doc["_id"], kind=doc["kind"], member_ids=tuple(doc["memberIds"]), title=doc.get("title"),
                         created_by=doc["createdBy"], created_at=doc["createdAt"],
-                        last_activity_at=doc["lastActivityAt"], last_seq=doc.get("lastSeq", 0))
+                        last_activity_at=doc["lastActivityAt"], last_seq=doc.get("lastSeq", 0),
+                        sent_seqs=decode_sent(doc))
+
+
+def _markers(doc: Doc | None) -> Markers:
+    return Markers(doc.get("deliveredSeq", 0), doc.get("readSeq", 0)) if doc else Markers()
 
 
 def pair_key(a: str, b: str) -> str:
@@ -89,6 +110,11 @@ class ConversationStore:
         self._markers = db["chat_markers"]
         self._memberships: OrderedDict[str, Membership] = OrderedDict()
 
+    @property
+    def collection(self) -> Any:
+        """`chat_conversations` (the activity writer updates it)."""
+        return self._conversations
+
     async def ensure_indexes(self) -> None:
         """Unique pair and request keys; member listing by activity; one marker per member."""
         await self._conversations.create_index("pairKey", unique=True)
@@ -98,23 +124,15 @@ class ConversationStore:
         await self._markers.create_index([("conversationId", ASCENDING), ("userId", ASCENDING)], unique=True)
 
     async def open_direct(self, kind: str, a: str, b: str, title: str | None) -> tuple[Conversation, bool]:
-        """The direct conversation of a pair, created on first use (an upsert on the unique pair key)."""
+        """The direct conversation of a pair, created on first use (the unique pair key settles races)."""
         key = pair_key(a, b)
+        found = await self._conversations.find_one({"pairKey": key})
+        if found is not None:
+            return _conversation(found), False
         doc = _new_doc(kind, [a, b], title, a)
         doc.update(pairKey=key, requestKey="pair:" + key)
-        fields = {k: v for k, v in doc.items() if k != "pairKey"}
-        for _ in range(3):
-            try:
-                found = await self._conversations.find_one_and_update(
-                    {"pairKey": key}, {"$setOnInsert": fields}, upsert=True, return_document=ReturnDocument.AFTER)
-            except DuplicateKeyError:  # a concurrent open inserted it first: read theirs
-                continue
-            if found is None:  # SecantusDB can answer a racing upsert with no document: look again
-                continue
-            return _conversation(found), found["_id"] == doc["_id"]
-        found = await self._conversations.find_one({"pairKey": key})
-        assert found is not None
-        return _conversation(found), False
+        stored, created = await insert_or_existing(self._conversations, doc, {"pairKey": key})
+        return _conversation(stored), created
 
     async def create_group(self, member_ids: list[str], title: str | None, created_by: str,
                            request_id: str | None) -> tuple[Conversation, bool]:
@@ -180,30 +198,32 @@ class ConversationStore:
         cursor = self._conversations.find(query).sort([("lastActivityAt", DESCENDING), ("_id", DESCENDING)])
         return [_conversation(doc) async for doc in cursor.limit(limit)]
 
-    async def allocate_seq(self, conversation_id: str) -> Conversation:
-        """Take the next message seq atomically (never reused) and mark activity; returns the updated doc."""
-        doc = await self._conversations.find_one_and_update(
-            {"_id": conversation_id}, {"$inc": {"lastSeq": 1}, "$set": {"lastActivityAt": utcnow()}},
-            return_document=ReturnDocument.AFTER)
-        if doc is None:
-            raise LookupError(conversation_id)
-        return _conversation(doc)
+    async def stored_last_seq(self, conversation_id: str) -> int:
+        """`lastSeq` as stored (a lower bound: activity is written behind)."""
+        doc = await self._conversations.find_one({"_id": conversation_id}, {"lastSeq": 1})
+        return int(doc.get("lastSeq", 0)) if doc else 0
 
     async def move_markers(self, conversation_id: str, user_id: str, delivered: int,
                            read: int | None) -> tuple[Markers, Markers]:
-        """Move a member's markers forward only ($max); returns (before, after)."""
+        """Move a member's markers forward only ($max); returns (before, after) as stored.
+
+        Read, then a `$max` upsert only when something moves, then read again: index-routed on
+        every store (a find-and-modify is a collection scan on SecantusDB, see docs/storage.md).
+        """
+        key = {"conversationId": conversation_id, "userId": user_id}
+        before = _markers(await self._markers.find_one(key))
+        if delivered <= before.delivered_seq and (read or 0) <= before.read_seq:
+            return before, before
         update: Doc = {"deliveredSeq": delivered}
         if read is not None:
             update["readSeq"] = read
-        doc = await self._markers.find_one_and_update(
-            {"conversationId": conversation_id, "userId": user_id}, {"$max": update}, upsert=True,
-            return_document=ReturnDocument.BEFORE)
-        before = Markers(doc.get("deliveredSeq", 0), doc.get("readSeq", 0)) if doc else Markers()
-        after = Markers(max(before.delivered_seq, delivered), max(before.read_seq, read or 0))
-        return before, after
+        try:
+            await self._markers.update_one(key, {"$max": update}, upsert=True)
+        except DuplicateKeyError:  # a concurrent first move inserted it: now it is an update
+            await self._markers.update_one(key, {"$max": update})
+        return before, _markers(await self._markers.find_one(key))
 
     async def markers_of(self, conversation_ids: list[str], user_id: str) -> dict[str, Markers]:
         """The user's markers in each of the conversations (absent means nothing read)."""
         cursor = self._markers.find({"conversationId": {"$in": conversation_ids}, "userId": user_id})
-        return {doc["conversationId"]: Markers(doc.get("deliveredSeq", 0), doc.get("readSeq", 0))
-                async for doc in cursor}
+        return {doc["conversationId"]: _markers(doc) async for doc in cursor}

@@ -1,6 +1,9 @@
 """Chat moderation: user blocks (`chat_blocks`) and message reports (`chat_reports`)."""
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,6 +12,9 @@ from pymongo import ASCENDING, DESCENDING
 
 from handlers.serialize import iso
 from stores.mongo import Database, Doc, insert_or_existing, new_id, utcnow
+
+BLOCKS_VERSION = "blocks"  # _id of the counter every block and unblock bumps (chat_versions)
+BLOCK_CACHE_USERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,22 @@ def _report(doc: Doc) -> Report:
 
 
 class BlockStore:
-    """Who blocked whom."""
+    """Who blocked whom, with a per-process cache of who blocked a sender.
 
-    def __init__(self, db: Database) -> None:
+    Sending checks blocks on every direct message, and blocks change rarely, so the answer is
+    cached. Every block and unblock bumps a version in `chat_versions`; a process drops its cache
+    when it sees the version move, checking at most every `recheck` seconds. A block made in this
+    process applies at once; one made in another process within `recheck` seconds.
+    """
+
+    def __init__(self, db: Database, recheck: float = 1.0) -> None:
         self._blocks = db["chat_blocks"]
+        self._versions = db["chat_versions"]
+        self._recheck = recheck
+        self._blockers: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._version: int | None = None
+        self._checked_at = float("-inf")
+        self._checking: asyncio.Future[None] | None = None
 
     async def ensure_indexes(self) -> None:
         """One block per (blocker, blocked)."""
@@ -51,19 +69,52 @@ class BlockStore:
         """Record a block (idempotent upsert)."""
         await self._blocks.update_one({"blockerId": blocker_id, "blockedId": blocked_id},
                                       {"$setOnInsert": {"createdAt": utcnow()}}, upsert=True)
+        await self._changed(blocked_id)
 
     async def unblock(self, blocker_id: str, blocked_id: str) -> None:
         """Remove a block if there is one."""
         await self._blocks.delete_one({"blockerId": blocker_id, "blockedId": blocked_id})
+        await self._changed(blocked_id)
 
-    async def blockers_of(self, blocked_id: str) -> set[str]:
-        """Everyone who has blocked `blocked_id`."""
+    async def _changed(self, blocked_id: str) -> None:
+        await self._versions.update_one({"_id": BLOCKS_VERSION}, {"$inc": {"version": 1}}, upsert=True)
+        self._blockers.pop(blocked_id, None)
+
+    async def blockers_of(self, blocked_id: str) -> frozenset[str]:
+        """Everyone who has blocked `blocked_id` (cached, see the class)."""
+        await self._revalidate()
+        cached = self._blockers.get(blocked_id)
+        if cached is not None:
+            self._blockers.move_to_end(blocked_id)
+            return cached
         cursor = self._blocks.find({"blockedId": blocked_id}, {"blockerId": 1, "_id": 0})
-        return {doc["blockerId"] async for doc in cursor}
+        found = frozenset([doc["blockerId"] async for doc in cursor])
+        self._blockers[blocked_id] = found
+        while len(self._blockers) > BLOCK_CACHE_USERS:
+            self._blockers.popitem(last=False)
+        return found
+
+    async def _revalidate(self) -> None:
+        if time.monotonic() - self._checked_at < self._recheck:
+            return
+        if self._checking is None:  # one version read, however many sends are waiting on it
+            self._checking = asyncio.ensure_future(self._read_version())
+        await asyncio.shield(self._checking)
+
+    async def _read_version(self) -> None:
+        try:
+            doc = await self._versions.find_one({"_id": BLOCKS_VERSION})
+            version = int(doc["version"]) if doc else 0
+            if version != self._version:
+                self._blockers.clear()
+                self._version = version
+            self._checked_at = time.monotonic()
+        finally:
+            self._checking = None
 
     async def is_blocked(self, blocker_id: str, blocked_id: str) -> bool:
         """Whether `blocker_id` has blocked `blocked_id`."""
-        return await self._blocks.find_one({"blockerId": blocker_id, "blockedId": blocked_id}, {"_id": 1}) is not None
+        return blocker_id in await self.blockers_of(blocked_id)
 
 
 class ReportStore:

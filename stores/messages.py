@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from handlers.serialize import iso
 from stores.blind_index import BlindIndex
 from stores.crypto import Cipher, DecryptionError
+from stores.group_commit import GroupInsert
 from stores.mongo import Database, Doc, new_id, utcnow
 
 log = logging.getLogger("careline.chat")
 
+SEQ_KEY = {"conversationId": 1, "seq": 1}  # the unique index a colliding seq violates
+RECENT_REQUESTS = 20_000  # (sender, requestId) of recent sends one process remembers: repeats take no seq
 SEARCH_SCAN = 5000  # candidate messages looked at per search (bounded work)
 TOGGLE_ATTEMPTS = 8
 MAX_REACTION_KEYS = 500  # (emoji, user) pairs per message
@@ -54,11 +58,17 @@ def reactions_of(keys: list[str]) -> dict[str, list[str]]:
     return reactions
 
 
+class SeqTaken(Exception):
+    """Another message already has this seq (a counter was behind the store)."""
+
+
 class MessageStore:
     """Named queries on messages; encrypts on the way in, decrypts on the way out."""
 
     def __init__(self, db: Database, cipher: Cipher, index: BlindIndex) -> None:
         self._messages = db["chat_messages"]
+        self._inserts = GroupInsert(self._messages)
+        self._recent: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._cipher = cipher
         self.index = index
 
@@ -90,6 +100,10 @@ class MessageStore:
         sealed = self._cipher.seal_text(text, message_id) if text else None
         return {"text": sealed, "tokens": self.index.tokens(text), "tkid": self.index.current_kid}
 
+    async def drain(self) -> None:
+        """Wait for queued inserts (shutdown)."""
+        await self._inserts.drain()
+
     async def by_request(self, sender_id: str, request_id: str) -> Message | None:
         """The message a sender already sent with this requestId."""
         doc = await self._messages.find_one({"senderId": sender_id, "requestId": request_id})
@@ -97,20 +111,43 @@ class MessageStore:
 
     async def insert(self, conversation_id: str, seq: int, sender_id: str, request_id: str, text: str,
                      attachments: list[dict[str, Any]], reply_to_id: str | None) -> tuple[Message, bool]:
-        """Store a new message; a duplicate requestId returns the first message and False."""
+        """Store a new message (group-committed with concurrent sends).
+
+        A duplicate requestId returns the first message and False; a seq already taken raises
+        `SeqTaken` (the caller takes a new one).
+        """
         message_id = new_id()
         doc: Doc = {"_id": message_id, "conversationId": conversation_id, "seq": seq, "senderId": sender_id,
                     "requestId": request_id, "attachments": attachments, "replyToId": reply_to_id,
                     "reactionKeys": [], "createdAt": utcnow(), "editedAt": None, "deleted": False,
                     **self._text_fields(message_id, text)}
         try:
-            await self._messages.insert_one(doc)
-        except DuplicateKeyError:
+            await self._inserts.insert(doc)
+        except DuplicateKeyError as error:
+            if (error.details or {}).get("keyPattern") == SEQ_KEY:
+                raise SeqTaken(conversation_id, seq) from None
             existing = await self.by_request(sender_id, request_id)
             if existing is None:
                 raise
             return existing, False
+        self._recent[(sender_id, request_id)] = message_id
+        if len(self._recent) > RECENT_REQUESTS:
+            self._recent.popitem(last=False)
         return self._message(doc), True
+
+    async def recent_request(self, sender_id: str, request_id: str) -> Message | None:
+        """The message of a send this process stored recently with this requestId (a repeat), if any.
+
+        Catching repeats here keeps them from taking a seq that would stay a gap; a repeat this
+        process does not remember is still caught by the unique (senderId, requestId) index.
+        """
+        message_id = self._recent.get((sender_id, request_id))
+        return await self.get(message_id) if message_id is not None else None
+
+    async def max_seq(self, conversation_id: str, at_least: int) -> int:
+        """The highest stored seq, given a lower bound (an open range from it: no full-index sort)."""
+        cursor = self._messages.find({"conversationId": conversation_id, "seq": {"$gte": at_least}}, {"seq": 1})
+        return max([doc["seq"] async for doc in cursor], default=at_least)
 
     async def get(self, message_id: str) -> Message | None:
         """One message by id (callers check membership)."""
@@ -130,20 +167,18 @@ class MessageStore:
         """
         raw = await self._messages.find_one({"_id": message.id}, {"text": 1})
         previous = {"text": raw["text"] if raw else None, "editedAt": message.edited_at}
-        doc = await self._messages.find_one_and_update(
+        changed = await self._messages.update_one(
             {"_id": message.id, "deleted": False, "editedAt": message.edited_at, "createdAt": {"$gte": not_before}},
-            {"$set": {"editedAt": utcnow(), **self._text_fields(message.id, text)}, "$push": {"history": previous}},
-            return_document=ReturnDocument.AFTER)
-        return self._message(doc) if doc else None
+            {"$set": {"editedAt": utcnow(), **self._text_fields(message.id, text)}, "$push": {"history": previous}})
+        return await self.get(message.id) if changed.modified_count else None
 
     async def delete(self, message_id: str) -> Message | None:
         """Wipe text, history, tokens, attachments and reactions; keep id and seq. None if already deleted."""
-        doc = await self._messages.find_one_and_update(
+        changed = await self._messages.update_one(
             {"_id": message_id, "deleted": False},
             {"$set": {"deleted": True, "text": None, "tokens": [], "history": [], "attachments": [],
-                      "reactionKeys": [], "deletedAt": utcnow()}},
-            return_document=ReturnDocument.AFTER)
-        return self._message(doc) if doc else None
+                      "reactionKeys": [], "deletedAt": utcnow()}})
+        return await self.get(message_id) if changed.modified_count else None
 
     async def toggle_reaction(self, message_id: str, emoji: str, user_id: str) -> Message | None:
         """Add the user's reaction if absent, else remove it (each step one atomic update)."""
@@ -165,14 +200,20 @@ class MessageStore:
         doc = await self._messages.find_one({"_id": message_id}, {"reactionKeys": 1})
         return len(doc.get("reactionKeys", [])) if doc else 0
 
-    async def seq_range(self, conversation_id: str, first: int, last: int) -> list[Message]:
-        """Messages with first <= seq <= last, in seq order (index range on conversationId, seq)."""
-        cursor = self._messages.find({"conversationId": conversation_id, "seq": {"$gte": first, "$lte": last}})
+    async def seq_range(self, conversation_id: str, first: int, last: int | None = None) -> list[Message]:
+        """Messages with first <= seq <= last (no upper bound when None), in seq order.
+
+        Always a bounded index range on (conversationId, seq): a sort with a limit over the whole
+        conversation would read every message of it on SecantusDB.
+        """
+        seq: Doc = {"$gte": first} if last is None else {"$gte": first, "$lte": last}
+        cursor = self._messages.find({"conversationId": conversation_id, "seq": seq})
         return sorted([self._message(doc) async for doc in cursor], key=lambda message: message.seq)
 
     async def latest(self, conversation_id: str, last_seq: int) -> Message | None:
-        """The newest stored message at or below `last_seq` (looks back a few seqs for gaps)."""
-        found = await self.seq_range(conversation_id, max(1, last_seq - 4), last_seq)
+        """The newest stored message, given the (possibly lagging) last seq: looks a few seqs back
+        for gaps and any distance forward."""
+        found = await self.seq_range(conversation_id, max(1, last_seq - 4))
         return found[-1] if found else None
 
     async def count_unread(self, conversation_id: str, after_seq: int, user_id: str) -> int:

@@ -32,8 +32,9 @@ async def test_receipts_move_forward_only_and_broadcast(server: RunningServer) -
     assert (await alice.expect("receipt:updated"))["readSeq"] == 3
     assert (await bob.ok("conversation:list", {}))["items"][0]["unreadCount"] == 0
     await server.services.bus.drain()
-    assert [(e.payload["user_id"], e.payload["seq"]) for e in read_events] == [
-        ("alice", 1), ("alice", 2), ("alice", 3), ("bob", 2), ("bob", 3)]
+    # Sending reads up to one's own message; a burst of sends is announced once, when written.
+    assert sorted((e.payload["user_id"], e.payload["seq"]) for e in read_events) == [
+        ("alice", 3), ("bob", 2), ("bob", 3)]
     await bob.error("message:read", {"conversationId": cid, "seq": -1}, code="invalid_payload")
 
 
@@ -104,7 +105,7 @@ async def test_message_created_event_names_absent_members(server: RunningServer)
     await server.services.bus.drain()
     (payload,) = events
     assert payload["message"] == message
-    assert payload["conversation"]["id"] == conversation["id"] and payload["conversation"]["lastSeq"] == 1
+    assert payload["conversation_id"] == conversation["id"]
     assert payload["sender"] == {"id": "t1", "role": "therapist", "name": "T1"}
     assert payload["absent_member_ids"] == ["c2"]
     await viewer.ok("conversation:leave", {"conversationId": conversation["id"]})

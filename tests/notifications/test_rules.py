@@ -14,7 +14,7 @@ def message_event(seq: int, conversation: str = "c1", absent: list[str] | None =
     """The payload chat publishes with `message.created`."""
     return {
         "message": {"id": f"m{seq}", "conversationId": conversation, "seq": seq, "senderId": "t1", "text": SECRET},
-        "conversation": {"id": conversation, "kind": "client_therapist", "memberIds": ["t1", "c9"], "title": None},
+        "conversation_id": conversation,
         "sender": {"id": "t1", "role": "therapist", "name": "Dr Who"},
         "absent_member_ids": ["c9"] if absent is None else absent,
     }

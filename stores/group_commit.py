@@ -1,0 +1,73 @@
+"""Group commit: concurrent single-document inserts into one collection, written together.
+
+Each caller awaits its own document; the writer sends whatever has queued up as one unordered
+`insert_many` while the previous batch is in flight, so an idle server writes a document at once
+and a busy one pays the database's per-command cost once per batch instead of once per document.
+A document's own failure (a unique index, say) reaches only its caller.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteError
+
+from stores.mongo import Collection, Doc
+
+DUPLICATE_KEY_CODES = (11000, 11001)
+
+
+def _error_of(write_error: dict[str, Any]) -> WriteError:
+    code = write_error.get("code", 0)
+    kind = DuplicateKeyError if code in DUPLICATE_KEY_CODES else WriteError
+    return kind(write_error.get("errmsg", "write failed"), code, write_error)
+
+
+class GroupInsert:
+    """Inserts into `collection`, batched while a previous batch is being written."""
+
+    def __init__(self, collection: Collection, max_batch: int = 256) -> None:
+        self._collection = collection
+        self._max_batch = max_batch
+        self._queue: list[tuple[Doc, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def insert(self, doc: Doc) -> None:
+        """Store `doc` (with its `_id` set); raises DuplicateKeyError or WriteError for this document only."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((doc, done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        await asyncio.shield(done)  # a cancelled caller does not cancel the batch its document is in
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is written (shutdown, tests)."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_all(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
+                await self._write(batch)
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[tuple[Doc, asyncio.Future[None]]]) -> None:
+        failed: dict[int, dict[str, Any]] = {}
+        try:
+            await self._collection.insert_many([doc for doc, _ in batch], ordered=False)
+        except BulkWriteError as error:
+            failed = {each["index"]: each for each in error.details.get("writeErrors", [])}
+        except (PyMongoError, OSError) as error:  # nothing is known to be written: every caller hears it
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(error)
+            return
+        for index, (_, done) in enumerate(batch):
+            if done.done():
+                continue
+            if index in failed:
+                done.set_exception(_error_of(failed[index]))
+            else:
+                done.set_result(None)
