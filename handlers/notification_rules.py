@@ -1,6 +1,7 @@
 """Which domain events notify whom, and with what neutral words (never message text, notes or reasons)."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,8 @@ class NotificationRules:
 
     def __init__(self, notifications: NotificationHandler) -> None:
         self._notifications = notifications
+        self._reads: dict[tuple[str, str], int | None] = {}
+        self._reading: asyncio.Future[None] | None = None
 
     async def message_created(self, event: DomainEvent) -> None:
         """Every member without a live socket in the conversation hears of it (bursts collapse)."""
@@ -51,11 +54,24 @@ class NotificationRules:
                                              collapse_key=message_collapse_key(conversation_id))
 
     async def conversation_read(self, event: DomainEvent) -> None:
-        """Reading the conversation reads its pending message notification."""
-        payload = event.payload
-        seq = payload.get("seq")
-        await self._notifications.read_collapsed(payload["user_id"], message_collapse_key(payload["conversation_id"]),
-                                                 up_to_seq=seq if isinstance(seq, int) else None)
+        """Reading the conversation reads its pending message notification.
+
+        Reads arriving together (every send reads the sender's own conversation) are looked up
+        with one query, and only those with a pending notification are written.
+        """
+        payload, seq = event.payload, event.payload.get("seq")
+        key = (payload["user_id"], message_collapse_key(payload["conversation_id"]))
+        up_to = seq if isinstance(seq, int) else None
+        known = self._reads.get(key, 0)
+        self._reads[key] = None if up_to is None or known is None else max(known, up_to)
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._read_together())
+        await asyncio.shield(self._reading)
+
+    async def _read_together(self) -> None:
+        await asyncio.sleep(0)  # let this tick's reads join the batch
+        reads, self._reads, self._reading = self._reads, {}, None
+        await self._notifications.read_collapsed_many(reads)
 
     async def booking_changed(self, event: DomainEvent) -> None:
         """The other party hears of it; for a system action (no actor), the client."""

@@ -122,6 +122,12 @@ class NotificationHandler:
         if await self._store.mark_read(user_id, collapse_key=collapse_key, up_to_seq=up_to_seq):
             await self._emit_unread(user_id, await self._store.unread_count(user_id))
 
+    async def read_collapsed_many(self, reads: dict[tuple[str, str], int | None]) -> None:
+        """`read_collapsed` for many (user, collapse key) pairs: one lookup, writes only where pending."""
+        pending = await self._store.unread_collapsed({user for user, _ in reads}, {key for _, key in reads})
+        for user_id, collapse_key in pending & reads.keys():
+            await self.read_collapsed(user_id, collapse_key, reads[(user_id, collapse_key)])
+
     async def _unread_after(self, user_id: str, changed: int) -> int:
         if changed:
             return await self._emit_unread(user_id, await self._store.unread_count(user_id))

@@ -6,6 +6,7 @@ receives `(sid, user, payload)` with the payload already validated, and returns 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class RequestSpec:
     rate: tuple[int, float] | None
     roles: tuple[str, ...] | None
     method: str = ""
+
+    @functools.cached_property
+    def loader(self) -> Schema | None:
+        """One schema instance, reused: loading keeps no state, and building one deep-copies its fields."""
+        return self.schema() if self.schema is not None else None
 
 
 def request(event: str, schema: type[Schema] | None = None, *, rate: tuple[int, float] | None = None,
@@ -203,10 +209,10 @@ class BaseNamespace(socketio.AsyncNamespace):
         await self._limit(spec, user)
         if spec.roles is not None and user.role not in spec.roles:
             raise Forbidden(f"Only {' or '.join(spec.roles)} users may do this")
-        if spec.schema is None:
+        if spec.loader is None:
             return raw
         try:
-            return spec.schema().load(raw)
+            return spec.loader.load(raw)
         except ValidationError as error:
             raise InvalidPayload("The payload is not valid", error.messages) from None
 

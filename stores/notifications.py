@@ -141,6 +141,12 @@ class NotificationStore:
                                                        "$unset": {"collapseKey": "", "unreadBy": ""}})
         return result.modified_count
 
+    async def unread_collapsed(self, user_ids: set[str], collapse_keys: set[str]) -> set[tuple[str, str]]:
+        """Which of these users have an unread notification under one of these collapse keys."""
+        cursor = self._items.find({"unreadBy": {"$in": list(user_ids)}, "collapseKey": {"$in": list(collapse_keys)}},
+                                  {"userId": 1, "collapseKey": 1, "_id": 0})
+        return {(doc["userId"], doc["collapseKey"]) async for doc in cursor}
+
     async def set_push_state(self, notification_id: str, state: str) -> None:
         """Record where a (single, not broadcast) notification's Web Push stands (sending, done)."""
         await self._items.update_one({"_id": notification_id}, {"$set": {"pushState": state}})
