@@ -124,7 +124,7 @@ async def mongo_database(config: Config) -> AsyncIterator[tuple[Any, Database, E
         if embedded is not None:
             await embedded.start_async()
             uri = embedded.uri
-        client = mongo.connect(uri or "", pool_size=config.mongodb_pool_size, retry_writes=embedded is None)
+        client = mongo.connect(uri or "", pool_size=config.mongodb_pool_size, retry_writes=False if embedded else None)
         try:
             yield client, client[config.mongodb_db], embedded
         finally:

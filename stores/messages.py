@@ -1,6 +1,7 @@
 """Chat messages (`chat_messages`): text only as AES-256-GCM ciphertext, plus a blind index for search."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from handlers.serialize import iso
 from stores.blind_index import BlindIndex
 from stores.crypto import Cipher, DecryptionError
 from stores.group_commit import GroupInsert
-from stores.mongo import Database, Doc, new_id, utcnow
+from stores.mongo import Database, Doc, utcnow
 
 log = logging.getLogger("careline.chat")
 
@@ -58,6 +59,15 @@ def reactions_of(keys: list[str]) -> dict[str, list[str]]:
     return reactions
 
 
+def message_id(sender_id: str, request_id: str) -> str:
+    """A message's id: derived from sender and requestId, so the `_id` index makes sends idempotent.
+
+    96 bits of SHA-256, shaped like an ObjectId string; it reveals neither input, and access is
+    decided by membership, never by knowing an id.
+    """
+    return hashlib.sha256(f"{sender_id}\n{request_id}".encode()).hexdigest()[:24]
+
+
 class SeqTaken(Exception):
     """Another message already has this seq (a counter was behind the store)."""
 
@@ -68,14 +78,13 @@ class MessageStore:
     def __init__(self, db: Database, cipher: Cipher, index: BlindIndex) -> None:
         self._messages = db["chat_messages"]
         self._inserts = GroupInsert(self._messages)
-        self._recent: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._recent: OrderedDict[str, None] = OrderedDict()  # ids of recent sends
         self._cipher = cipher
         self.index = index
 
     async def ensure_indexes(self) -> None:
-        """Seq per conversation, requestId per sender, and the token index for search."""
+        """Seq per conversation and the token index for search (requestId rides on `_id`, see `message_id`)."""
         await self._messages.create_index([("conversationId", ASCENDING), ("seq", ASCENDING)], unique=True)
-        await self._messages.create_index([("senderId", ASCENDING), ("requestId", ASCENDING)], unique=True)
         await self._messages.create_index([("tokens", ASCENDING), ("conversationId", ASCENDING)])
 
     def _open(self, doc: Doc) -> str:
@@ -106,8 +115,7 @@ class MessageStore:
 
     async def by_request(self, sender_id: str, request_id: str) -> Message | None:
         """The message a sender already sent with this requestId."""
-        doc = await self._messages.find_one({"senderId": sender_id, "requestId": request_id})
-        return self._message(doc) if doc else None
+        return await self.get(message_id(sender_id, request_id))
 
     async def insert(self, conversation_id: str, seq: int, sender_id: str, request_id: str, text: str,
                      attachments: list[dict[str, Any]], reply_to_id: str | None) -> tuple[Message, bool]:
@@ -116,11 +124,11 @@ class MessageStore:
         A duplicate requestId returns the first message and False; a seq already taken raises
         `SeqTaken` (the caller takes a new one).
         """
-        message_id = new_id()
-        doc: Doc = {"_id": message_id, "conversationId": conversation_id, "seq": seq, "senderId": sender_id,
+        new_id = message_id(sender_id, request_id)
+        doc: Doc = {"_id": new_id, "conversationId": conversation_id, "seq": seq, "senderId": sender_id,
                     "requestId": request_id, "attachments": attachments, "replyToId": reply_to_id,
                     "reactionKeys": [], "createdAt": utcnow(), "editedAt": None, "deleted": False,
-                    **self._text_fields(message_id, text)}
+                    **self._text_fields(new_id, text)}
         try:
             await self._inserts.insert(doc)
         except DuplicateKeyError as error:
@@ -130,7 +138,7 @@ class MessageStore:
             if existing is None:
                 raise
             return existing, False
-        self._recent[(sender_id, request_id)] = message_id
+        self._recent[new_id] = None
         if len(self._recent) > RECENT_REQUESTS:
             self._recent.popitem(last=False)
         return self._message(doc), True
@@ -139,10 +147,10 @@ class MessageStore:
         """The message of a send this process stored recently with this requestId (a repeat), if any.
 
         Catching repeats here keeps them from taking a seq that would stay a gap; a repeat this
-        process does not remember is still caught by the unique (senderId, requestId) index.
+        process does not remember is still caught by the unique `_id`.
         """
-        message_id = self._recent.get((sender_id, request_id))
-        return await self.get(message_id) if message_id is not None else None
+        repeated = message_id(sender_id, request_id)
+        return await self.get(repeated) if repeated in self._recent else None
 
     async def max_seq(self, conversation_id: str, at_least: int) -> int:
         """The highest stored seq, given a lower bound (an open range from it: no full-index sort)."""
@@ -229,14 +237,14 @@ class MessageStore:
         candidates.
         """
         pivot = max(words, key=len)
-        matched: list[str] = []
+        matched: dict[str, tuple[datetime, str]] = {}
         for kid in self.index.kids:
             wanted = {self.index.token(word, kid) for word in words}
             cursor = self._messages.find({"tokens": self.index.token(pivot, kid),
                                           "conversationId": {"$in": conversation_ids}},
-                                         {"tokens": 1, "tkid": 1}).limit(SEARCH_SCAN)
-            matched += [doc["_id"] async for doc in cursor
-                        if doc.get("tkid") == kid and wanted.issubset(doc["tokens"])]
-        newest = sorted(set(matched), reverse=True)[:limit]  # ObjectId strings sort by creation time
+                                         {"tokens": 1, "tkid": 1, "createdAt": 1}).limit(SEARCH_SCAN)
+            matched.update({doc["_id"]: (doc["createdAt"], doc["_id"]) async for doc in cursor
+                            if doc.get("tkid") == kid and wanted.issubset(doc["tokens"])})
+        newest = sorted(matched, key=matched.__getitem__, reverse=True)[:limit]
         found = await self.get_many(newest)
         return [found[i] for i in newest if i in found and not found[i].deleted]

@@ -19,15 +19,17 @@ T = TypeVar("T")
 
 
 def connect(uri: str, *, pool_size: int = 100, timeout_ms: int = 5000,
-            retry_writes: bool = True) -> AsyncMongoClient[Doc]:
+            retry_writes: bool | None = None) -> AsyncMongoClient[Doc]:
     """Create the process-wide client (tz-aware datetimes, bounded server selection and pool).
 
     `retry_writes=False` is for the embedded SecantusDB on loopback: it has no failover to retry
     across, and its retryable-write registry scans up to 10,000 records on every write (upstream).
+    None leaves it to the URI (`retryWrites=false` there for a separately run SecantusDB).
     """
+    options: dict[str, Any] = {} if retry_writes is None else {"retryWrites": retry_writes}
     return AsyncMongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-        maxPoolSize=pool_size, appname="careline", retryWrites=retry_writes,
+        maxPoolSize=pool_size, appname="careline", **options,
     )
 
 
