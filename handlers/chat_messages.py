@@ -11,6 +11,7 @@ from handlers.chat_moderation import ModerationHandler
 from handlers.chat_rules import is_emoji
 from handlers.errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, Unavailable
 from stores.blind_index import words
+from stores.group_commit import Backlogged
 from stores.messages import MAX_REACTION_KEYS, Message, SeqTaken
 from stores.mongo import utcnow
 
@@ -69,6 +70,8 @@ class MessageHandler:
         repeat = await self.deps.messages.recent_request(sender_id, request_id)
         if repeat is not None:
             return repeat, False
+        if self.deps.messages.backlogged:  # refuse before taking a seq: no gap, the client sends again
+            raise Unavailable("The server is busy, send again shortly")
         for _ in range(SEQ_ATTEMPTS):
             seq = await self.deps.seqs.next(conversation_id)
             try:
@@ -76,6 +79,8 @@ class MessageHandler:
                                                        attachments, reply_to_id)
             except SeqTaken:
                 await self.deps.seqs.reseed(conversation_id)
+            except Backlogged:
+                raise Unavailable("The server is busy, send again shortly") from None
         raise Unavailable("The conversation is busy, try again")
 
     async def _deliver(self, sid: str, user: User, conversation_id: str, member_ids: frozenset[str],

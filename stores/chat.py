@@ -116,31 +116,29 @@ class ConversationStore:
         return self._conversations
 
     async def ensure_indexes(self) -> None:
-        """Unique pair and request keys; member listing by activity; one marker per member."""
-        await self._conversations.create_index("pairKey", unique=True)
-        await self._conversations.create_index("requestKey", unique=True)
+        """One unique key per pair or group request; member listing by activity; one marker per member."""
+        await self._conversations.create_index("key", unique=True)
         await self._conversations.create_index([("memberIds", ASCENDING), ("lastActivityAt", DESCENDING),
                                                 ("_id", DESCENDING)])
         await self._markers.create_index([("conversationId", ASCENDING), ("userId", ASCENDING)], unique=True)
 
     async def open_direct(self, kind: str, a: str, b: str, title: str | None) -> tuple[Conversation, bool]:
         """The direct conversation of a pair, created on first use (the unique pair key settles races)."""
-        key = pair_key(a, b)
-        found = await self._conversations.find_one({"pairKey": key})
+        key = "pair:" + pair_key(a, b)
+        found = await self._conversations.find_one({"key": key})
         if found is not None:
             return _conversation(found), False
         doc = _new_doc(kind, [a, b], title, a)
-        doc.update(pairKey=key, requestKey="pair:" + key)
-        stored, created = await insert_or_existing(self._conversations, doc, {"pairKey": key})
+        doc["key"] = key
+        stored, created = await insert_or_existing(self._conversations, doc, {"key": key})
         return _conversation(stored), created
 
     async def create_group(self, member_ids: list[str], title: str | None, created_by: str,
                            request_id: str | None) -> tuple[Conversation, bool]:
         """A new group; a repeated `request_id` of the same creator returns the first one."""
         doc = _new_doc("group", member_ids, title, created_by)
-        request_key = f"{created_by}\n{request_id}" if request_id else "id:" + doc["_id"]
-        doc.update(pairKey="group:" + doc["_id"], requestKey=request_key)
-        found, created = await insert_or_existing(self._conversations, doc, {"requestKey": request_key})
+        doc["key"] = f"group:{created_by}\n{request_id}" if request_id else "group-id:" + doc["_id"]
+        found, created = await insert_or_existing(self._conversations, doc, {"key": doc["key"]})
         return _conversation(found), created
 
     async def get(self, conversation_id: str) -> Conversation | None:

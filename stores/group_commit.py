@@ -3,7 +3,9 @@
 Each caller awaits its own document; the writer sends whatever has queued up as one unordered
 `insert_many` while the previous batch is in flight, so an idle server writes a document at once
 and a busy one pays the database's per-command cost once per batch instead of once per document.
-A document's own failure (a unique index, say) reaches only its caller.
+A document's own failure (a unique index, say) reaches only its caller. When the database falls
+behind and `max_queued` documents are already waiting, a new one is refused at once (`Backlogged`)
+instead of waiting behind a queue that only grows: the caller answers "try again" and nothing is lost.
 """
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ from stores.mongo import Collection, Doc
 DUPLICATE_KEY_CODES = (11000, 11001)
 
 
+class Backlogged(Exception):
+    """Too many documents are already waiting for the database."""
+
+
 def _error_of(write_error: dict[str, Any]) -> WriteError:
     code = write_error.get("code", 0)
     kind = DuplicateKeyError if code in DUPLICATE_KEY_CODES else WriteError
@@ -26,14 +32,23 @@ def _error_of(write_error: dict[str, Any]) -> WriteError:
 class GroupInsert:
     """Inserts into `collection`, batched while a previous batch is being written."""
 
-    def __init__(self, collection: Collection, max_batch: int = 256) -> None:
+    def __init__(self, collection: Collection, max_batch: int = 256, max_queued: int = 1024) -> None:
         self._collection = collection
         self._max_batch = max_batch
+        self._max_queued = max_queued
         self._queue: list[tuple[Doc, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether a new document would be refused now."""
+        return len(self._queue) >= self._max_queued
+
     async def insert(self, doc: Doc) -> None:
-        """Store `doc` (with its `_id` set); raises DuplicateKeyError or WriteError for this document only."""
+        """Store `doc` (with its `_id` set); raises DuplicateKeyError or WriteError for this document only,
+        and Backlogged without writing it when the queue is full."""
+        if self.backlogged:
+            raise Backlogged(len(self._queue))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((doc, done))
         if self._writer is None:

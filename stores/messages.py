@@ -152,6 +152,11 @@ class MessageStore:
         repeated = message_id(sender_id, request_id)
         return await self.get(repeated) if repeated in self._recent else None
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether the database is so far behind that a new message would be refused."""
+        return self._inserts.backlogged
+
     async def max_seq(self, conversation_id: str, at_least: int) -> int:
         """The highest stored seq, given a lower bound (an open range from it: no full-index sort)."""
         cursor = self._messages.find({"conversationId": conversation_id, "seq": {"$gte": at_least}}, {"seq": 1})

@@ -1,12 +1,14 @@
 """Every delivery path crosses processes: two `python server.py` processes sharing Redis and the database."""
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 
 from handlers.auth import mint_token
 from handlers.serialize import iso
 from tests.booking.helpers import availability
+from tests.chat.helpers import rid
 from tests.clients import SioClient
 from tests.conftest import ServerProcess
 
@@ -61,5 +63,36 @@ async def test_every_delivery_path_crosses_processes(spawn_server) -> None:  # t
         assert update["from"] <= iso(datetime.now(timezone.utc) + timedelta(days=1))
     finally:
         for client in clients:
+            if client.connected:
+                await client.disconnect()
+
+
+async def test_chat_sends_from_two_processes_share_one_seq_counter_and_blocks(spawn_server) -> None:  # type: ignore[no-untyped-def]
+    first, second = await spawn_server(redis=True), await spawn_server(redis=True)
+    alice = await _client(first, "alice", "client", "/chat")
+    bob = await _client(second, "bob", "therapist", "/chat")
+    try:
+        conversation = await alice.ok("conversation:open", {"memberIds": ["bob"]})
+        cid = conversation["id"]
+        sends = [member.ok("message:send", {"conversationId": cid, "text": f"{name} {i}", "requestId": f"{name}{i}"})
+                 for i in range(12) for member, name in ((alice, "a"), (bob, "b"))]
+        sent = await asyncio.gather(*sends)
+        assert sorted(m["seq"] for m in sent) == list(range(1, 25))  # one counter (Redis), no gap, no repeat
+        history = await bob.ok("message:history", {"conversationId": cid, "afterSeq": 0})
+        assert [m["seq"] for m in history["items"]] == list(range(1, 25))
+        # Activity is written behind: the other process's list catches up within the flush interval.
+        deadline = time.monotonic() + 5
+        while (listed := await alice.ok("conversation:list", {}))["items"][0]["lastSeq"] < 24:
+            assert time.monotonic() < deadline, listed
+            await asyncio.sleep(0.2)
+        # A block on one process stops sends on the other within the block cache's recheck (1 s).
+        await alice.ok("user:block", {"userId": "bob"})
+        deadline = time.monotonic() + 5
+        while (ack := await bob.call("message:send", {"conversationId": cid, "text": "hi", "requestId": rid()}))["ok"]:
+            assert time.monotonic() < deadline, "the block never reached the other process"
+            await asyncio.sleep(0.2)
+        assert ack["error"]["code"] == "forbidden"
+    finally:
+        for client in (alice, bob):
             if client.connected:
                 await client.disconnect()

@@ -1,0 +1,111 @@
+"""The send hot path: group commit, seq counters behind the store, backpressure, activity written behind."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from config import MONGO_DB
+from stores.messages import message_id
+from stores.mongo import utcnow
+from tests.chat.helpers import direct, rid, send
+from tests.conftest import RunningServer
+
+
+def _messages(server: RunningServer) -> Any:
+    return server.app[MONGO_DB]["chat_messages"]  # type: ignore[index]
+
+
+async def test_concurrent_sends_are_written_in_fewer_database_commands(server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server)
+    inserts = server.services.chat.deps.messages._inserts  # type: ignore[attr-defined]
+    batches: list[int] = []
+    write = inserts._write
+
+    async def counting(batch: list[Any]) -> None:
+        batches.append(len(batch))
+        await write(batch)
+
+    inserts._write = counting
+    sent = await asyncio.gather(*(send(member, conversation["id"], f"m{i}")
+                                  for i in range(15) for member in (alice, bob)))
+    assert sorted(m["seq"] for m in sent) == list(range(1, 31))
+    assert sum(batches) == 30 and len(batches) < 30  # sends that arrive together share a commit
+    received = [await bob.expect("message:created") for _ in range(15)]
+    assert {m["id"] for m in received} == {m["id"] for m in sent if m["senderId"] == "alice"}
+    assert await _messages(server).count_documents({"conversationId": conversation["id"]}) == 30
+
+
+async def test_a_counter_behind_the_store_skips_to_a_free_seq(server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server)
+    cid = conversation["id"]
+    await send(alice, cid, "one")
+    # Another process stored seq 2 and 3 (this process's counter does not know).
+    for seq in (2, 3):
+        await _messages(server).insert_one({"_id": f"elsewhere{seq}", "conversationId": cid, "seq": seq,
+                                            "senderId": "bob", "attachments": [], "reactionKeys": [],
+                                            "createdAt": utcnow(), "editedAt": None, "deleted": False,
+                                            "text": None, "tokens": []})
+    fourth = await send(alice, cid, "four")
+    assert fourth["seq"] == 4
+    history = await bob.ok("message:history", {"conversationId": cid, "afterSeq": 0})
+    assert [m["seq"] for m in history["items"]] == [1, 2, 3, 4]
+
+
+async def test_a_backlogged_database_refuses_new_sends_and_stores_nothing(server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server)
+    inserts = server.services.chat.deps.messages._inserts  # type: ignore[attr-defined]
+    inserts._max_queued = 0
+    payload = {"conversationId": conversation["id"], "text": "later", "requestId": "r-busy"}
+    error = await alice.error("message:send", payload, code="unavailable")
+    assert "later" not in error["message"]
+    await bob.absent("message:created", within=0.3)
+    assert await _messages(server).count_documents({"conversationId": conversation["id"]}) == 0
+    inserts._max_queued = 1024
+    stored = await alice.ok("message:send", payload)  # the client's retry with the same requestId
+    assert stored["seq"] == 1 and stored["text"] == "later"
+
+
+async def test_a_repeat_this_process_forgot_returns_the_first_message(server: RunningServer) -> None:
+    alice, _bob, conversation = await direct(server)
+    payload = {"conversationId": conversation["id"], "text": "once", "requestId": "r-forgot"}
+    first = await alice.ok("message:send", payload)
+    assert first["id"] == message_id("alice", "r-forgot")
+    server.services.chat.deps.messages._recent.clear()  # type: ignore[attr-defined]
+    assert await alice.ok("message:send", {**payload, "text": "again"}) == first
+    assert await _messages(server).count_documents({"conversationId": conversation["id"]}) == 1
+
+
+async def test_activity_is_written_behind_and_this_process_never_sees_it_lag(server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server)
+    cid = conversation["id"]
+    conversations = server.app[MONGO_DB]["chat_conversations"]  # type: ignore[index]
+    activity = server.services.chat.deps.activity
+    activity.interval = 30.0  # nothing is flushed by the timer during this test
+    for text in ("one", "two"):
+        await send(alice, cid, text)
+    assert (await conversations.find_one({"_id": cid}))["lastSeq"] == 0  # not written yet
+    joined = await bob.ok("conversation:join", {"conversationId": cid})
+    assert joined["conversation"]["lastSeq"] == 2  # ... but this process knows
+    latest = await bob.ok("message:history", {"conversationId": cid, "limit": 1})
+    assert [m["text"] for m in latest["items"]] == ["two"] and latest["hasMore"] is True
+    listed = await bob.ok("conversation:list", {})  # a list flushes first: its order depends on it
+    assert listed["items"][0]["lastSeq"] == 2 and listed["items"][0]["unreadCount"] == 2
+    stored = await conversations.find_one({"_id": cid})
+    assert stored["lastSeq"] == 2 and stored["lastActivityAt"] >= stored["createdAt"]
+    # Alice sent both, so she has read up to her own last message.
+    assert (await alice.ok("conversation:list", {}))["items"][0]["unreadCount"] == 0
+
+
+async def test_sending_reads_the_senders_pending_message_notification(server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server, join=False)
+    cid = conversation["id"]
+    await alice.ok("conversation:join", {"conversationId": cid})
+    await send(alice, cid, "are you there?")  # Bob is not viewing the conversation: he is notified
+    await server.services.bus.drain()
+    notifications = server.app[MONGO_DB]["notifications"]  # type: ignore[index]
+    pending = {"userId": "bob", "data.conversationId": cid}
+    assert (await notifications.find_one(pending))["readAt"] is None
+    await bob.ok("message:send", {"conversationId": cid, "text": "yes", "requestId": rid()})  # replying reads it
+    await server.services.chat.deps.activity.flush()
+    await server.services.bus.drain()
+    assert (await notifications.find_one(pending))["readAt"] is not None
