@@ -74,7 +74,7 @@ async def build_chat(config: Config, db: Database, redis: Any, cipher: Cipher, u
     deps = ChatDeps(config=config, conversations=conversations, messages=messages, blocks=BlockStore(db),
                     reports=ReportStore(db), users=users, uploads=uploads, publisher=publisher, sockets=sockets,
                     bus=bus, seqs=_seq_allocator(config, redis, conversations, messages),
-                    activity=ActivityWriter(conversations.collection, config.chat_activity_flush_seconds,
+                    activity=ActivityWriter(conversations.activity_collection, config.chat_activity_flush_seconds,
                                             _read_by_sending(bus)))
     for store in (deps.conversations, deps.messages, deps.blocks, deps.reports):
         await store.ensure_indexes()

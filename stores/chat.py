@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from handlers.serialize import iso
@@ -80,11 +80,13 @@ class Markers:
     read_seq: int = 0
 
 
-def _conversation(doc: Doc) -> Conversation:
+def _conversation(doc: Doc, activity: Doc | None) -> Conversation:
+    """A stored conversation with its stored activity (`chat_activity`, absent until the first message)."""
+    activity = activity or {}
     return Conversation(id=doc["_id"], kind=doc["kind"], member_ids=tuple(doc["memberIds"]), title=doc.get("title"),
                         created_by=doc["createdBy"], created_at=doc["createdAt"],
-                        last_activity_at=doc["lastActivityAt"], last_seq=doc.get("lastSeq", 0),
-                        sent_seqs=decode_sent(doc))
+                        last_activity_at=max(doc["createdAt"], activity.get("lastActivityAt") or doc["createdAt"]),
+                        last_seq=int(activity.get("lastSeq", 0)), sent_seqs=decode_sent(activity))
 
 
 def _markers(doc: Doc | None) -> Markers:
@@ -99,39 +101,50 @@ def pair_key(a: str, b: str) -> str:
 def _new_doc(kind: str, member_ids: list[str], title: str | None, created_by: str) -> Doc:
     now = utcnow()
     return {"_id": new_id(), "kind": kind, "memberIds": member_ids, "title": title, "createdBy": created_by,
-            "createdAt": now, "lastActivityAt": now, "lastSeq": 0}
+            "createdAt": now}
 
 
 class ConversationStore:
-    """Named queries on conversations and read/delivered markers."""
+    """Named queries on conversations, their activity, and read/delivered markers.
+
+    A conversation's activity (last seq, last activity, each member's last sent seq) lives in
+    `chat_activity`, a collection with no secondary index: it changes with every burst of
+    messages, and on SecantusDB an update costs about 2.5 times as much on `chat_conversations`
+    with its indexes (docs/performance.md).
+    """
 
     def __init__(self, db: Database) -> None:
         self._conversations = db["chat_conversations"]
+        self._activity = db["chat_activity"]
         self._markers = db["chat_markers"]
         self._memberships: OrderedDict[str, Membership] = OrderedDict()
 
     @property
-    def collection(self) -> Any:
-        """`chat_conversations` (the activity writer updates it)."""
-        return self._conversations
+    def activity_collection(self) -> Any:
+        """`chat_activity` (the activity writer updates it)."""
+        return self._activity
+
+    async def _with_activity(self, doc: Doc | None) -> Conversation | None:
+        if doc is None:
+            return None
+        return _conversation(doc, await self._activity.find_one({"_id": doc["_id"]}))
 
     async def ensure_indexes(self) -> None:
-        """One unique key per pair or group request; member listing by activity; one marker per member."""
+        """One unique key per pair or group request; conversations by member; one marker per member."""
         await self._conversations.create_index("key", unique=True)
-        await self._conversations.create_index([("memberIds", ASCENDING), ("lastActivityAt", DESCENDING),
-                                                ("_id", DESCENDING)])
+        await self._conversations.create_index("memberIds")
         await self._markers.create_index([("conversationId", ASCENDING), ("userId", ASCENDING)], unique=True)
 
     async def open_direct(self, kind: str, a: str, b: str, title: str | None) -> tuple[Conversation, bool]:
         """The direct conversation of a pair, created on first use (the unique pair key settles races)."""
         key = "pair:" + pair_key(a, b)
-        found = await self._conversations.find_one({"key": key})
+        found = await self._with_activity(await self._conversations.find_one({"key": key}))
         if found is not None:
-            return _conversation(found), False
+            return found, False
         doc = _new_doc(kind, [a, b], title, a)
         doc["key"] = key
         stored, created = await insert_or_existing(self._conversations, doc, {"key": key})
-        return _conversation(stored), created
+        return await self._with_activity(stored), created  # type: ignore[return-value]
 
     async def create_group(self, member_ids: list[str], title: str | None, created_by: str,
                            request_id: str | None) -> tuple[Conversation, bool]:
@@ -139,17 +152,16 @@ class ConversationStore:
         doc = _new_doc("group", member_ids, title, created_by)
         doc["key"] = f"group:{created_by}\n{request_id}" if request_id else "group-id:" + doc["_id"]
         found, created = await insert_or_existing(self._conversations, doc, {"key": doc["key"]})
-        return _conversation(found), created
+        return await self._with_activity(found), created  # type: ignore[return-value]
 
     async def get(self, conversation_id: str) -> Conversation | None:
         """One conversation by id, whoever asks (callers check membership)."""
-        doc = await self._conversations.find_one({"_id": conversation_id})
-        return _conversation(doc) if doc else None
+        return await self._with_activity(await self._conversations.find_one({"_id": conversation_id}))
 
     async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
         """One conversation, only if `user_id` is a member."""
-        doc = await self._conversations.find_one({"_id": conversation_id, "memberIds": user_id})
-        return _conversation(doc) if doc else None
+        return await self._with_activity(await self._conversations.find_one({"_id": conversation_id,
+                                                                             "memberIds": user_id}))
 
     async def membership(self, conversation_id: str) -> Membership | None:
         """Kind and members of a conversation; cached, since no request changes them after creation."""
@@ -188,17 +200,25 @@ class ConversationStore:
 
     async def page_for_member(self, user_id: str, limit: int,
                               after: tuple[datetime, str] | None) -> list[Conversation]:
-        """The user's conversations, latest activity first, after a (lastActivityAt, id) cursor."""
-        query: Doc = {"memberIds": user_id}
+        """The user's conversations, latest activity first, after a (lastActivityAt, id) cursor.
+
+        Ordered here from the user's conversation ids (at most CONTACTS_SCAN) and their activity:
+        two indexed reads, then only the page's conversations are read whole.
+        """
+        cursor = self._conversations.find({"memberIds": user_id}, {"createdAt": 1}).limit(CONTACTS_SCAN)
+        created = {doc["_id"]: doc["createdAt"] async for doc in cursor}
+        activity = {doc["_id"]: doc async for doc in self._activity.find({"_id": {"$in": list(created)}})}
+        latest = {cid: max(at, (activity.get(cid) or {}).get("lastActivityAt") or at) for cid, at in created.items()}
+        order = sorted(created, key=lambda cid: (latest[cid], cid), reverse=True)
         if after is not None:
-            at, last_id = after
-            query["$or"] = [{"lastActivityAt": {"$lt": at}}, {"lastActivityAt": at, "_id": {"$lt": last_id}}]
-        cursor = self._conversations.find(query).sort([("lastActivityAt", DESCENDING), ("_id", DESCENDING)])
-        return [_conversation(doc) async for doc in cursor.limit(limit)]
+            order = [cid for cid in order if (latest[cid], cid) < after]
+        page = order[:limit]
+        docs = {doc["_id"]: doc async for doc in self._conversations.find({"_id": {"$in": page}})}
+        return [_conversation(docs[cid], activity.get(cid)) for cid in page if cid in docs]
 
     async def stored_last_seq(self, conversation_id: str) -> int:
         """`lastSeq` as stored (a lower bound: activity is written behind)."""
-        doc = await self._conversations.find_one({"_id": conversation_id}, {"lastSeq": 1})
+        doc = await self._activity.find_one({"_id": conversation_id}, {"lastSeq": 1})
         return int(doc.get("lastSeq", 0)) if doc else 0
 
     async def move_markers(self, conversation_id: str, user_id: str, delivered: int,

@@ -1,4 +1,4 @@
-"""Conversation activity written behind: last seq, last activity, and each member's last sent seq.
+"""Conversation activity (`chat_activity`) written behind: last seq, last activity, each member's last sent seq.
 
 A message is durable once its own document is stored; what it changes on its conversation
 (`lastSeq`, `lastActivityAt`, and the sender's `sentSeq`, which counts as the sender's read
@@ -56,7 +56,7 @@ class Activity:
 
 
 class ActivityWriter:
-    """Notes message activity and flushes it to `chat_conversations`."""
+    """Notes message activity and flushes it to `chat_activity`."""
 
     def __init__(self, conversations: Collection, interval: float = 1.0,
                  on_flushed: SentCallback | None = None) -> None:
@@ -126,4 +126,4 @@ class ActivityWriter:
     def _update(conversation_id: str, activity: Activity) -> UpdateOne:
         newest: Doc = {"lastSeq": activity.last_seq, "lastActivityAt": activity.last_at}
         newest.update({sent_field(sender): seq for sender, seq in activity.sent.items()})
-        return UpdateOne({"_id": conversation_id}, {"$max": newest})
+        return UpdateOne({"_id": conversation_id}, {"$max": newest}, upsert=True)
