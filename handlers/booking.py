@@ -130,7 +130,7 @@ class BookingHandler:
                                           {"start": {"$gt": now}}, unset=("expires_at",), current=record)
         if updated is None:
             raise PreconditionFailed(f"A {await self._status(record)} booking cannot be confirmed")
-        await self.reminders.schedule(updated)
+        await self._remind(updated)
         await self._changed(updated, "booking.confirmed", user.id, [])
         return self.wire(updated)
 
@@ -183,9 +183,26 @@ class BookingHandler:
         await self.store.release(booking_id, lost)
         await self.store.settle(booking_id, sorted(new))
         if updated.status == "confirmed":
-            await self.reminders.schedule(updated)
+            await self._remind(updated)
         await self._changed(updated, "booking.rescheduled", user.id, [_span(record), _span(updated)])
         return self.wire(updated)
+
+    async def _remind(self, record: BookingRecord) -> None:
+        """Make the reminders match the booking; again from the stored one if it changed meanwhile.
+
+        Two changes can finish in either order (a confirm's old time after a reschedule's new one); the
+        one that sees a newer `rev` after writing its reminders writes them again, so the last word is
+        always the stored booking's.
+        """
+        while True:
+            if record.status == "confirmed":
+                await self.reminders.schedule(record)
+            else:
+                await self.reminders.remove(record.id)
+            latest = await self.store.get(record.id)
+            if latest is None or latest.rev == record.rev:
+                return
+            record = latest
 
     async def _status(self, record: BookingRecord) -> str:
         """The booking's status now (a change that failed may have lost to another since `record` was read)."""

@@ -150,3 +150,26 @@ async def test_twenty_claims_at_once_take_each_due_reminder_once(start_server: S
     assert await store.claim(NOW, timedelta(seconds=60)) is None
     stored = {doc["_id"]: doc async for doc in server.app[MONGO_DB]["booking_reminders"].find({})}
     assert all(stored[c.id]["lease"] == c.lease for c in taken)
+
+
+async def test_reminders_follow_a_reschedule_that_finished_before_the_confirm(server: RunningServer) -> None:
+    fix_clock(server, now=NOW)
+    t = await therapist(server)
+    client = await server.client("c1", "client", NS)
+    booking = await book(client, "t1", START)
+    moved_to = START + timedelta(hours=3)
+    store = server.services.booking.reminders.store
+    original, moved = store.schedule, []
+
+    async def schedule(*args: Any) -> None:   # the confirm wrote; the reschedule runs before its reminders
+        if not moved:
+            moved.append(None)
+            moved[0] = await client.ok("booking:reschedule", {"bookingId": booking["id"], "start": iso(moved_to)})
+        await original(*args)
+
+    store.schedule = schedule  # type: ignore[method-assign]
+    confirmed = await t.ok("booking:confirm", {"bookingId": booking["id"]})
+    assert confirmed["start"] == iso(START) and moved[0]["status"] == "confirmed"
+    reminders = await server.app[MONGO_DB]["booking_reminders"].find({}).sort("dueAt", 1).to_list()
+    assert [(r["dueAt"], r["sessionStart"]) for r in reminders] == [
+        (moved_to - timedelta(hours=24), moved_to), (moved_to - timedelta(hours=1), moved_to)]
