@@ -95,7 +95,8 @@ async def reminder_claims(store: ReminderStore, rounds: int, timings: Timings) -
 def booking_doc(n: int, now: datetime) -> dict[str, Any]:
     """One stored booking of another therapist: mostly past, a few pending or confirmed ahead."""
     start = now + timedelta(hours=n % 4000 - 3000, minutes=5 * (n // 4000))
-    status = ("confirmed", "cancelled", "declined", "pending")[n % 4] if start > now else ("confirmed", "cancelled")[n % 2]
+    ahead = ("confirmed", "cancelled", "declined", "pending")
+    status = ahead[n % 4] if start > now else ahead[n % 2]
     return to_doc({"id": f"seed{n:07d}", "client_id": f"sc{n % 3000}", "therapist_id": f"st{n % 150}",
                    "start": start, "end": start + timedelta(minutes=50), "status": status,
                    "policy": DEFAULT_POLICY, "buffer_minutes": 10, "request_id": f"seed{n}", "note": None,
@@ -106,7 +107,8 @@ def booking_doc(n: int, now: datetime) -> dict[str, Any]:
 def reminder_doc(n: int, now: datetime) -> dict[str, Any]:
     """One sent reminder of a past booking."""
     due = now - timedelta(hours=n % 4000)
-    return {"_id": f"seed{n:07d}:{('24h', '1h')[n % 2]}:0", "bookingId": f"seed{n // 2:07d}", "kind": ("24h", "1h")[n % 2],
+    kind = ("24h", "1h")[n % 2]
+    return {"_id": f"seed{n:07d}:{kind}:0", "bookingId": f"seed{n // 2:07d}", "kind": kind,
             "dueAt": due, "claimableAt": due + timedelta(minutes=1), "sessionStart": due + timedelta(hours=1),
             "sent": True, "attempts": 1, "lease": uuid.uuid4().hex, "outcome": "sent", "sentAt": due}
 
@@ -115,10 +117,12 @@ async def grow(db: Any, count: int, therapists: int) -> float:
     """Seed `count` bookings, `count` reminders and `therapists` availability documents; returns seconds."""
     began, now = time.perf_counter(), datetime.now(timezone.utc).replace(microsecond=0)
     for first in range(0, count, 1000):
-        await db["bookings"].insert_many([booking_doc(n, now) for n in range(first, min(count, first + 1000))])
-        await db["booking_reminders"].insert_many([reminder_doc(n, now) for n in range(first, min(count, first + 1000))])
-    others = [{"_id": f"st{n}", **{k: v for k, v in AVAILABILITY.items()}, "policy": DEFAULT_POLICY,
-               "calendar_version": 0, "updated_at": now} for n in range(therapists)]
+        batch = range(first, min(count, first + 1000))
+        await db["bookings"].insert_many([booking_doc(n, now) for n in batch])
+        await db["booking_reminders"].insert_many([reminder_doc(n, now) for n in batch])
+    rules = {"timezone": "UTC", "weekly": WEEK, "overrides": [], "session_minutes": 50, "buffer_minutes": 10,
+             "min_notice_minutes": 0, "max_days_ahead": 365, "policy": DEFAULT_POLICY}
+    others = [{"_id": f"st{n}", **rules, "calendar_version": 0, "updated_at": now} for n in range(therapists)]
     if others:
         await db["availability"].insert_many(others)
     return time.perf_counter() - began

@@ -13,7 +13,7 @@ from handlers.publisher import Publisher
 from handlers.reminders import ReminderScheduler
 from handlers.serialize import iso, parse_iso
 from handlers.slots import fits, refund_percent, units
-from stores.booking import ACTIVE, BookingRecord, BookingStore
+from stores.booking import ACTIVE, CAS_ATTEMPTS, BookingRecord, BookingStore
 from stores.crypto import Cipher
 from stores.mongo import new_id, utcnow
 
@@ -194,7 +194,7 @@ class BookingHandler:
         one that sees a newer `rev` after writing its reminders writes them again, so the last word is
         always the stored booking's.
         """
-        while True:
+        for _ in range(CAS_ATTEMPTS):   # each round means another change got through meanwhile
             if record.status == "confirmed":
                 await self.reminders.schedule(record)
             else:
