@@ -13,7 +13,7 @@ from handlers.publisher import Publisher
 from handlers.reminders import ReminderScheduler
 from handlers.serialize import iso, parse_iso
 from handlers.slots import fits, refund_percent, units
-from stores.booking import ACTIVE, BookingRecord, BookingStore
+from stores.booking import ACTIVE, CAS_ATTEMPTS, BookingRecord, BookingStore
 from stores.crypto import Cipher
 from stores.mongo import new_id, utcnow
 
@@ -127,10 +127,10 @@ class BookingHandler:
         record = await self._as_therapist(user, booking_id)
         now = self.clock()
         updated = await self.store.update(booking_id, ("pending",), {"status": "confirmed", "updated_at": now},
-                                          {"start": {"$gt": now}}, unset=("expires_at",))
+                                          {"start": {"$gt": now}}, unset=("expires_at",), current=record)
         if updated is None:
-            raise PreconditionFailed(f"A {record.status} booking cannot be confirmed")
-        await self.reminders.schedule(updated)
+            raise PreconditionFailed(f"A {await self._status(record)} booking cannot be confirmed")
+        await self._remind(updated)
         await self._changed(updated, "booking.confirmed", user.id, [])
         return self.wire(updated)
 
@@ -138,9 +138,9 @@ class BookingHandler:
         """booking:decline (the booking's therapist): pending -> declined, time freed."""
         record = await self._as_therapist(user, booking_id)
         changes = {"status": "declined", "reason": reason, "updated_at": self.clock()}
-        updated = await self._end(booking_id, ("pending",), changes, "booking.declined", user.id)
+        updated = await self._end(booking_id, ("pending",), changes, "booking.declined", user.id, current=record)
         if updated is None:
-            raise PreconditionFailed(f"A {record.status} booking cannot be declined")
+            raise PreconditionFailed(f"A {await self._status(record)} booking cannot be declined")
         return self.wire(updated)
 
     async def cancel(self, user: User, booking_id: str, reason: str | None) -> dict[str, Any]:
@@ -151,9 +151,11 @@ class BookingHandler:
         percent = refund_percent(record.policy["refund_tiers"], record.start, now) if by == "client" else 100
         changes = {"status": "cancelled", "cancelled_by": by, "reason": reason, "updated_at": now,
                    "refund": {"percent": percent, "amount": None}}
-        updated = await self._end(booking_id, ACTIVE, changes, "booking.cancelled", user.id, {"end": {"$gt": now}})
+        updated = await self._end(booking_id, ACTIVE, changes, "booking.cancelled", user.id, {"end": {"$gt": now}},
+                                  current=record)
         if updated is None:
-            raise PreconditionFailed(f"A {record.status} booking cannot be cancelled" if record.status not in ACTIVE
+            status = await self._status(record)
+            raise PreconditionFailed(f"A {status} booking cannot be cancelled" if status not in ACTIVE
                                      else "The session is over")
         return self.wire(updated)
 
@@ -173,7 +175,7 @@ class BookingHandler:
         changes = {"start": start, "end": start + length, "updated_at": now}
         if record.status == "pending":
             changes["expires_at"] = _deadline(record.policy, record.created_at, start)
-        updated = await self.store.update(booking_id, ACTIVE, changes, {"start": record.start})
+        updated = await self.store.update(booking_id, ACTIVE, changes, {"start": record.start}, current=record)
         if updated is None:
             await self.store.release(booking_id, gained)
             await self.store.settle(booking_id, lost)
@@ -181,9 +183,31 @@ class BookingHandler:
         await self.store.release(booking_id, lost)
         await self.store.settle(booking_id, sorted(new))
         if updated.status == "confirmed":
-            await self.reminders.schedule(updated)
+            await self._remind(updated)
         await self._changed(updated, "booking.rescheduled", user.id, [_span(record), _span(updated)])
         return self.wire(updated)
+
+    async def _remind(self, record: BookingRecord) -> None:
+        """Make the reminders match the booking; again from the stored one if it changed meanwhile.
+
+        Two changes can finish in either order (a confirm's old time after a reschedule's new one); the
+        one that sees a newer `rev` after writing its reminders writes them again, so the last word is
+        always the stored booking's.
+        """
+        for _ in range(CAS_ATTEMPTS):   # each round means another change got through meanwhile
+            if record.status == "confirmed":
+                await self.reminders.schedule(record)
+            else:
+                await self.reminders.remove(record.id)
+            latest = await self.store.get(record.id)
+            if latest is None or latest.rev == record.rev:
+                return
+            record = latest
+
+    async def _status(self, record: BookingRecord) -> str:
+        """The booking's status now (a change that failed may have lost to another since `record` was read)."""
+        latest = await self.store.get(record.id)
+        return (latest or record).status
 
     async def _as_therapist(self, user: User, booking_id: str) -> BookingRecord:
         record = await self.own(user, booking_id)
@@ -192,10 +216,11 @@ class BookingHandler:
         return record
 
     async def _end(self, booking_id: str, statuses: tuple[str, ...], changes: dict[str, Any], event: str,
-                   actor: str | None, extra: dict[str, Any] | None = None) -> BookingRecord | None:
+                   actor: str | None, extra: dict[str, Any] | None = None,
+                   current: BookingRecord | None = None) -> BookingRecord | None:
         """Move a booking to a final status and free its time; claims are marked in doubt while it happens."""
         await self.store.settle(booking_id, settled=False, now=self.clock())
-        updated = await self.store.update(booking_id, statuses, changes, extra, unset=("expires_at",))
+        updated = await self.store.update(booking_id, statuses, changes, extra, unset=("expires_at",), current=current)
         if updated is None:
             await self.store.settle(booking_id)
             return None

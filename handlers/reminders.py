@@ -23,8 +23,8 @@ BATCH = 200  # reminders one tick sends at most, so a backlog cannot starve the 
 class ReminderScheduler:
     """Stores reminders for confirmed bookings and sends the due ones through the `Notifier`.
 
-    Each reminder is claimed with a lease (`find_one_and_update`), so several loops never take the
-    same one; a crashed loop's claim becomes claimable again when its lease ends, and the notifier's
+    Each reminder is claimed with a lease (a compare-and-set on the previous lease), so several loops never
+    take the same one; a crashed loop's claim becomes claimable again when its lease ends, and the notifier's
     `dedupe_key` makes that second attempt harmless if the first got as far as notifying.
     """
 

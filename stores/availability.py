@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
+from handlers.errors import Conflict
 from stores.mongo import Database, Doc, utcnow
+
+CAS_ATTEMPTS = 20  # each failed compare-and-set means another write to the document got through
 
 
 class AvailabilityStore:
@@ -23,12 +26,27 @@ class AvailabilityStore:
         return _plain(doc) if doc else None
 
     async def replace(self, therapist_id: str, values: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """Store a therapist's availability (every field; the calendar version survives); returns (previous, current)."""
+        """Store a therapist's availability (every field; the calendar version survives); returns (previous, current).
+
+        The write is a compare-and-set on the `calendar_version` just read (by `_id`: findAndModify would scan
+        the collection on SecantusDB, docs/storage.md), so `previous` is exactly the document replaced.
+        """
         doc: Doc = {**values, "updated_at": utcnow()}
-        before = await self._availability.find_one_and_update(
-            {"_id": therapist_id}, {"$set": doc, "$inc": {"calendar_version": 1}}, upsert=True,
-            return_document=ReturnDocument.BEFORE)
-        return (_plain(before) if before else None), {**doc, "therapist_id": therapist_id}
+        current = {**doc, "therapist_id": therapist_id}
+        for _ in range(CAS_ATTEMPTS):
+            before = await self._availability.find_one({"_id": therapist_id})
+            if before is None:
+                try:
+                    await self._availability.insert_one({"_id": therapist_id, **doc, "calendar_version": 1})
+                except DuplicateKeyError:
+                    continue  # a concurrent first write won: replace that one
+                return None, current
+            result = await self._availability.update_one(
+                {"_id": therapist_id, "calendar_version": before.get("calendar_version")},
+                {"$set": doc, "$inc": {"calendar_version": 1}})
+            if result.matched_count == 1:
+                return _plain(before), current
+        raise Conflict("The availability keeps changing; try again")
 
     async def bump(self, therapist_id: str) -> None:
         """Count a change of the therapist's bookings (what cached busy times are checked against)."""

@@ -1,11 +1,11 @@
 """The `bookings` collection and `booking_claims`, the time units a booking holds (unique per therapist)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from handlers.errors import Conflict
@@ -13,11 +13,16 @@ from stores.mongo import Database, Doc, insert_or_existing
 
 ACTIVE = ("pending", "confirmed")
 LONGEST_HOLD = timedelta(minutes=240 + 240)  # session + buffer upper bounds: how far back a booking can reach
+CAS_ATTEMPTS = 20  # each failed compare-and-set means another change of the same booking got through
 
 
 @dataclass(frozen=True)
 class BookingRecord:
-    """A stored booking (policy and refund in snake_case; `note` still sealed)."""
+    """A stored booking (policy and refund in snake_case; `note` still sealed).
+
+    `rev` counts the changes of the booking (None for one stored before it existed): every update is a
+    compare-and-set on it.
+    """
 
     id: str
     client_id: str
@@ -37,6 +42,7 @@ class BookingRecord:
     expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    rev: int | None = None
 
     def party(self, user_id: str) -> bool:
         """True when `user_id` is the client or the therapist of this booking."""
@@ -59,6 +65,13 @@ def _record(doc: Doc) -> BookingRecord:
     values = {names.get(key, key): value for key, value in doc.items() if key != "_id"}
     fields = BookingRecord.__dataclass_fields__
     return BookingRecord(id=doc["_id"], **{k: values.get(k) for k in fields if k != "id"})
+
+
+def _as_stored(value: Any) -> Any:
+    """A value as BSON gives it back (datetimes keep milliseconds)."""
+    if isinstance(value, datetime):
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
 
 
 def _is_duplicate(error: BulkWriteError) -> bool:
@@ -129,7 +142,7 @@ class BookingStore:
 
     async def insert(self, values: dict[str, Any]) -> tuple[BookingRecord, bool]:
         """Insert a booking; a repeated (clientId, requestId) returns the first one and created=False."""
-        doc = to_doc(values)
+        doc = {**to_doc(values), "rev": 0}
         stored, created = await insert_or_existing(
             self._bookings, doc, {"clientId": doc["clientId"], "requestId": doc["requestId"]})
         return _record(stored), created
@@ -146,44 +159,77 @@ class BookingStore:
 
     async def holds(self, therapist_id: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime, int]]:
         """(start, end, bufferMinutes) of every pending or confirmed booking that can reach into [start, end)."""
-        query = {"therapistId": therapist_id, "start": {"$gte": start - LONGEST_HOLD, "$lt": end + LONGEST_HOLD},
-                 "status": {"$in": list(ACTIVE)}}
-        cursor = self._bookings.find(query, {"start": 1, "end": 1, "bufferMinutes": 1})
-        return [(doc["start"], doc["end"], doc["bufferMinutes"]) async for doc in cursor]
+        # Status is checked here, not in the query: a second operator field would keep SecantusDB from
+        # walking the (therapistId, start) index range and make it read every booking of the therapist.
+        query = {"therapistId": therapist_id, "start": {"$gte": start - LONGEST_HOLD, "$lt": end + LONGEST_HOLD}}
+        cursor = self._bookings.find(query, {"start": 1, "end": 1, "bufferMinutes": 1, "status": 1})
+        return [(doc["start"], doc["end"], doc["bufferMinutes"]) async for doc in cursor if doc["status"] in ACTIVE]
 
     async def update(self, booking_id: str, statuses: tuple[str, ...], changes: dict[str, Any],
-                     extra: Doc | None = None, unset: tuple[str, ...] = ()) -> BookingRecord | None:
-        """Apply `changes` only while the booking is in one of `statuses` (and matches `extra`)."""
-        update: Doc = {"$set": to_doc(changes)}
+                     extra: Doc | None = None, unset: tuple[str, ...] = (),
+                     current: BookingRecord | None = None) -> BookingRecord | None:
+        """Apply `changes` only while the booking is in one of `statuses` (and matches `extra`); the new record.
+
+        A compare-and-set on `rev` starting from `current` (read here when not given): atomic like
+        find_one_and_update and its exact post-image, but an `_id` point write on SecantusDB, where
+        findAndModify scans the whole collection (docs/storage.md). Another change in between costs a retry.
+        """
+        record = current if current is not None else await self.get(booking_id)
+        for _ in range(CAS_ATTEMPTS):
+            if record is None or record.status not in statuses:
+                return None
+            if await self._swap(record, statuses, changes, extra or {}, unset):
+                stored = {name: _as_stored(value) for name, value in changes.items()}
+                return replace(record, **stored, **dict.fromkeys(unset), rev=(record.rev or 0) + 1)
+            latest = await self.get(booking_id)
+            if latest is not None and latest.rev == record.rev:
+                return None  # unchanged since read, so `extra` is what does not hold
+            record = latest
+        raise Conflict("The booking keeps changing; try again")
+
+    async def _swap(self, record: BookingRecord, statuses: tuple[str, ...], changes: dict[str, Any], extra: Doc,
+                    unset: tuple[str, ...]) -> bool:
+        """One conditional write of `record` at its `rev`; `_id` comes first so it is what routes the write."""
+        update: Doc = {"$set": to_doc(changes), "$inc": {"rev": 1}}
         if unset:
             update["$unset"] = {_FIELDS.get(name, name): "" for name in unset}
-        doc = await self._bookings.find_one_and_update(
-            {"_id": booking_id, "status": {"$in": list(statuses)}, **(extra or {})}, update,
-            return_document=ReturnDocument.AFTER)
-        return _record(doc) if doc else None
+        query = {"_id": record.id, "rev": record.rev, "status": {"$in": list(statuses)}, **extra}
+        return (await self._bookings.update_one(query, update)).matched_count == 1
 
     async def expired_pending(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of pending bookings whose confirmation deadline has passed."""
         cursor = self._bookings.find({"status": "pending", "expiresAt": {"$lte": now}}, {"_id": 1}).limit(limit)
         return [doc["_id"] async for doc in cursor]
 
-    async def page(self, party: str | None, user_id: str | None, filters: dict[str, Any], after: tuple[datetime, str] | None,
-                   limit: int) -> list[BookingRecord]:
-        """Bookings of one party (or all, for admins) by start then id, after a cursor position."""
+    async def page(self, party: str | None, user_id: str | None, filters: dict[str, Any],
+                   after: tuple[datetime, str] | None, limit: int) -> list[BookingRecord]:
+        """Bookings of one party (or all, for admins) by start then id, after a cursor position.
+
+        After a cursor: the rest of its start time, then later starts (two index ranges; an `$or` would
+        make SecantusDB scan the whole collection).
+        """
         query: Doc = {}
         if party is not None:
             query[_FIELDS[party]] = user_id
         if filters.get("status"):
             query["status"] = filters["status"]
+        low, high = filters.get("from"), filters.get("to")
+        found: list[BookingRecord] = []
+        if after is not None and (low is None or low <= after[0]) and (high is None or after[0] < high):
+            found = await self._sorted({**query, "start": after[0], "_id": {"$gt": after[1]}}, limit)
         bounds: Doc = {}
-        if filters.get("from"):
-            bounds["$gte"] = filters["from"]
-        if filters.get("to"):
-            bounds["$lt"] = filters["to"]
-        if after is not None:
-            query["$or"] = [{"start": {"$gt": after[0]}}, {"start": after[0], "_id": {"$gt": after[1]}}]
-            bounds["$gte"] = max(bounds.get("$gte", after[0]), after[0])
+        if after is not None and (low is None or low <= after[0]):
+            bounds["$gt"] = after[0]
+        elif low is not None:
+            bounds["$gte"] = low
+        if high is not None:
+            bounds["$lt"] = high
         if bounds:
             query["start"] = bounds
+        if len(found) < limit:
+            found += await self._sorted(query, limit - len(found))
+        return found
+
+    async def _sorted(self, query: Doc, limit: int) -> list[BookingRecord]:
         cursor = self._bookings.find(query).sort([("start", ASCENDING), ("_id", ASCENDING)]).limit(limit)
         return [_record(doc) async for doc in cursor]

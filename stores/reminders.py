@@ -4,9 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
 from stores.mongo import Database, Doc, new_id
+
+CANDIDATES = 10  # due reminders one claim looks at before asking again
+ROUNDS = 5  # queries one claim makes at most while other workers keep taking its candidates
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class ReminderStore:
     """Named queries on `booking_reminders`.
 
     `claimableAt` is the due time until a worker claims the reminder, then the end of its lease:
-    one indexed range finds both never-claimed and abandoned reminders.
+    one indexed range finds both never-claimed and abandoned reminders. Every claim sets a new `lease`,
+    so "the lease I read is still there" means "nobody claimed it since".
     """
 
     def __init__(self, db: Database) -> None:
@@ -56,12 +60,25 @@ class ReminderStore:
         await self._reminders.delete_many({"bookingId": booking_id, "sent": False})
 
     async def claim(self, now: datetime, lease: timedelta) -> Reminder | None:
-        """Atomically take one due reminder (never claimed, or its lease ran out) for `lease`."""
-        doc = await self._reminders.find_one_and_update(
-            {"sent": False, "claimableAt": {"$lte": now}},
-            {"$set": {"claimableAt": now + lease, "lease": new_id()}, "$inc": {"attempts": 1}},
-            sort=[("claimableAt", ASCENDING)], return_document=ReturnDocument.AFTER)
-        return _reminder(doc) if doc else None
+        """Atomically take the earliest due reminder (never claimed, or its lease ran out) for `lease`.
+
+        Due candidates come from the (sent, claimableAt) index; each is taken by a compare-and-set on the
+        lease it had, an `_id`-routed update_one (findAndModify would scan the collection on SecantusDB,
+        docs/storage.md). A candidate another worker took meanwhile fails the check; the next one is tried.
+        """
+        for _ in range(ROUNDS):
+            cursor = self._reminders.find({"sent": False, "claimableAt": {"$lte": now}})
+            due = await cursor.sort("claimableAt", ASCENDING).limit(CANDIDATES).to_list()
+            for doc in due:
+                taken = {"claimableAt": now + lease, "lease": new_id()}
+                result = await self._reminders.update_one(
+                    {"_id": doc["_id"], "lease": doc.get("lease"), "sent": False},
+                    {"$set": taken, "$inc": {"attempts": 1}})
+                if result.matched_count == 1:
+                    return _reminder({**doc, **taken, "attempts": doc.get("attempts", 0) + 1})
+            if len(due) < CANDIDATES:
+                return None
+        return None
 
     async def finish(self, reminder: Reminder, now: datetime, outcome: str) -> bool:
         """Mark a claimed reminder done (`sent` or `skipped`), only if our lease still holds it."""
