@@ -230,9 +230,15 @@ class MessageStore:
         return found[-1] if found else None
 
     async def count_unread(self, conversation_id: str, after_seq: int, user_id: str) -> int:
-        """Messages from others after `after_seq` that are not deleted."""
-        return await self._messages.count_documents({"conversationId": conversation_id, "seq": {"$gt": after_seq},
-                                                     "senderId": {"$ne": user_id}, "deleted": False})
+        """Messages from others after `after_seq` that are not deleted.
+
+        The index range is (conversationId, seq > after_seq); sender and deletion are checked here,
+        since a second operator in the filter would make SecantusDB walk the whole conversation
+        (docs/storage.md, rule 4).
+        """
+        cursor = self._messages.find({"conversationId": conversation_id, "seq": {"$gt": after_seq}},
+                                     {"senderId": 1, "deleted": 1, "_id": 0})
+        return sum([1 async for doc in cursor if doc["senderId"] != user_id and not doc.get("deleted")])
 
     async def search(self, words: list[str], conversation_ids: list[str], limit: int) -> list[Message]:
         """Messages holding every word, newest first, from these conversations only.
