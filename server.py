@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -240,6 +241,13 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+async def _freeze_startup_objects(_app: web.Application) -> None:
+    """Keep what start-up built (modules, schemas, services) out of every later full collection,
+    whose pauses otherwise land on request latency."""
+    gc.collect()
+    gc.freeze()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: web server (default), `worker`, or `token`."""
     argv = sys.argv[1:] if argv is None else argv
@@ -259,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["worker"]:
             asyncio.run(run_worker(config))
         else:
-            web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None,
-                        shutdown_timeout=10)
+            app = create_app(config)
+            app.on_startup.append(_freeze_startup_objects)
+            web.run_app(app, host=config.host, port=config.port, print=None, access_log=None, shutdown_timeout=10)
     except ConfigError as exc:
         print(f"careline: configuration error: {exc}", file=sys.stderr)
         return 2

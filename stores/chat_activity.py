@@ -25,6 +25,7 @@ from stores.mongo import Collection, Doc
 
 log = logging.getLogger("careline.chat")
 
+FLUSH_CHUNK = 25  # updates per bulk_write: the database serves sends between chunks, not after one long write
 KNOWN_CONVERSATIONS = 50_000  # conversations whose latest activity this process remembers for overlays
 
 SentCallback = Callable[[list[tuple[str, str, int]]], Awaitable[None]]  # (conversation, sender, seq) after flush
@@ -104,9 +105,10 @@ class ActivityWriter:
 
     async def _write(self) -> None:
         pending, self._pending = self._pending, {}
+        updates = [self._update(cid, activity) for cid, activity in pending.items()]
         try:
-            await self._conversations.bulk_write([self._update(cid, activity) for cid, activity in pending.items()],
-                                                 ordered=False)
+            for start in range(0, len(updates), FLUSH_CHUNK):
+                await self._conversations.bulk_write(updates[start:start + FLUSH_CHUNK], ordered=False)
         except (PyMongoError, OSError) as error:
             log.warning("conversation activity not written, retrying: %s", type(error).__name__)
             for cid, activity in pending.items():
