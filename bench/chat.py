@@ -61,6 +61,7 @@ def _start_server(data_dir: str, secret: str, port: int, mongodb_uri: str | None
         env.pop(name, None)
     if mongodb_uri:
         env["MONGODB_URI"] = mongodb_uri
+        env.setdefault("MONGODB_POOL_SIZE", "8")  # what the embedded default uses
     process = subprocess.Popen(["taskset", "-c", "0", sys.executable, "server.py"], cwd=ROOT, env=env,
                                start_new_session=True)
     deadline = time.monotonic() + 60

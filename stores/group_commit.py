@@ -53,7 +53,7 @@ class GroupInsert:
         self._queue.append((doc, done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
-        await asyncio.shield(done)  # a cancelled caller does not cancel the batch its document is in
+        await done  # a cancelled caller cancels only its own future; its batch is written regardless
 
     async def drain(self) -> None:
         """Wait until everything queued so far is written (shutdown, tests)."""
