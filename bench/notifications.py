@@ -82,7 +82,8 @@ async def main(events: int, users: int) -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         mongo = EmbeddedMongo(":memory:")
         await mongo.start_async()
-        env = {"MONGODB_URI": mongo.uri, "MONGODB_DB": "bench_notifications", "DATA_DIR": data_dir,
+        env = {"MONGODB_URI": mongo.uri + "&retryWrites=false",  # as server.py connects to its own
+               "MONGODB_DB": "bench_notifications", "DATA_DIR": data_dir,
                "LOG_LEVEL": "WARNING"}
         config = Config.from_env(env)
         runner, url = await start(config)

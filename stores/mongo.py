@@ -25,9 +25,11 @@ def connect(uri: str, *, pool_size: int = 100, timeout_ms: int = 5000,
     `retry_writes=False` is for the embedded SecantusDB on loopback: it has no failover to retry
     across, and its retryable-write registry scans up to 10,000 records on every write (upstream).
     """
+    # Only an explicit False is passed: a keyword would override `retryWrites=false` in the URI.
+    extra: dict[str, Any] = {} if retry_writes else {"retryWrites": False}
     return AsyncMongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-        maxPoolSize=pool_size, appname="careline", retryWrites=retry_writes,
+        maxPoolSize=pool_size, appname="careline", **extra,
     )
 
 
