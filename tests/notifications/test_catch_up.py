@@ -43,7 +43,7 @@ async def test_catch_up_stops_before_a_notification_still_being_written(server: 
     assert page["items"][0]["id"] == slow.id and page["items"][0]["title"] == "Slow"
 
 
-async def test_a_seq_pending_for_someone_else_holds_only_later_seqs(server: RunningServer) -> None:
+async def test_a_pending_seq_holds_back_only_the_seqs_after_it(server: RunningServer) -> None:
     client = await server.client("u1", namespace=NS)
     first = await notify(server, "u1", "First")
     async with NotificationStore(server.app[MONGO_DB]).seq_lease() as lease:
