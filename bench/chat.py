@@ -127,6 +127,7 @@ def main() -> None:
           f"lost {result['lost']}  failed acks {result['failed']}")
     print(f"send -> message:created latency ms: p50 {result['p50']:.2f}  p90 {result['p90']:.2f}  "
           f"p99 {result['p99']:.2f}  max {result['max']:.2f}  (target p99 <= 25)")
+    print(f"worst latency per second of sending, ms: {' '.join(map(str, result['worstPerSecond']))}")
 
 
 if __name__ == "__main__":

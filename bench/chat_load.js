@@ -38,13 +38,18 @@ async function main() {
   }
   const latencies = [];
   let received = 0, firstSend = Infinity, lastRecv = 0, sent = 0, failed = 0;
+  const worstPerSecond = [];
   for (const s of sockets) {
     s.onRawEvent = (body) => {
       const k = body.indexOf(PROBE);
       if (k < 0) return false;
       const now = performance.now();
       const t = parseFloat(body.slice(k + PROBE.length, body.indexOf(' ', k)));
-      if (t >= firstSend) { latencies.push(now - t); received++; lastRecv = now; }
+      if (t >= firstSend) {
+        latencies.push(now - t); received++; lastRecv = now;
+        const second = Math.floor((t - firstSend) / 1000);
+        worstPerSecond[second] = Math.max(worstPerSecond[second] || 0, now - t);
+      }
       return true;
     };
   }
@@ -80,7 +85,8 @@ async function main() {
   const q = (p) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : null;
   const out = { sockets: sockets.length, conversations: cfg.pairs.length, offered: cfg.rate, sent, received,
     failed, lost: sent - received, achieved: received / ((Math.max(lastRecv, t1) - t0) / 1000),
-    p50: q(0.5), p90: q(0.9), p99: q(0.99), max: latencies[latencies.length - 1] ?? null };
+    p50: q(0.5), p90: q(0.9), p99: q(0.99), max: latencies[latencies.length - 1] ?? null,
+    worstPerSecond: worstPerSecond.map((ms) => Math.round(ms || 0)) };
   process.stdout.write(JSON.stringify(out) + '\n');
   await Promise.all(sockets.map((s) => s.close()));
 }

@@ -8,7 +8,7 @@ from typing import Any, Callable, Protocol
 
 from handlers.errors import InvalidPayload
 from handlers.notify import CATEGORIES
-from handlers.preferences import PreferenceHandler, decide
+from handlers.preferences import Delivery, PreferenceHandler, decide
 from handlers.publisher import Publisher, role_room, room_group, user_room
 from handlers.serialize import iso
 from stores.mongo import utcnow
@@ -45,6 +45,16 @@ def _seq_cursor(cursor: str | None) -> int | None:
     return int(cursor)
 
 
+def _delivery_fields(plan: Delivery, live: bool, now: datetime) -> dict[str, Any]:
+    """What the delivery plan stores: live, push state, and read-already when not shown in-app."""
+    fields: dict[str, Any] = {"live": live and plan.in_app, "pushState": PUSH_NONE}
+    if not plan.in_app:
+        fields.update(readAt=now, silent=True)
+    if plan.push:
+        fields["pushState"] = PUSH_HELD if plan.push_after else PUSH_SENDING
+    return fields
+
+
 class NotificationHandler:
     """Implements handlers.notify.Notifier and the /notifications requests."""
 
@@ -61,25 +71,21 @@ class NotificationHandler:
         if category not in CATEGORIES:
             raise ValueError(f"unknown notification category {category!r}")
         group = room_group(NAMESPACE, user_room(user_id))
-        prefs, live, seq = await asyncio.gather(self._prefs.get(user_id), self._sockets.any_live([group]),
-                                                self._store.next_seq())
-        now = self.clock()
-        plan = decide(prefs, category, critical, live[group], now)
-        fields: dict[str, Any] = {"category": category, "title": title, "body": body, "data": data or {},
-                                  "critical": critical, "live": live[group] and plan.in_app,
-                                  "pushState": PUSH_NONE}
-        if not plan.in_app:
-            fields.update(readAt=now, silent=True)
-        if plan.push:
-            fields["pushState"] = PUSH_HELD if plan.push_after else PUSH_SENDING
-        for key, value in (("dedupeKey", dedupe_key), ("collapseKey", collapse_key)):
-            if value is not None:
-                fields[key] = value
-        notification = await self._store.create(user_id, seq, fields)
+        content = {"category": category, "title": title, "body": body, "data": data or {}, "critical": critical}
+        keys = {name: value for name, value in (("dedupeKey", dedupe_key), ("collapseKey", collapse_key))
+                if value is not None}
+        async with self._store.seq_lease() as lease:  # catch-ups stop before the seq until the block ends
+            prefs, live, seq = await asyncio.gather(self._prefs.get(user_id), self._sockets.any_live([group]),
+                                                    lease.seq())
+            now = self.clock()
+            plan = decide(prefs, category, critical, live[group], now)
+            fields = {**content, **_delivery_fields(plan, live[group], now), **keys}
+            notification = await self._store.create(user_id, seq, fields)
+            if notification is not None and plan.in_app:
+                await self._publisher.to_user(NAMESPACE, user_id, "notification:created", wire(notification))
         if notification is None:
             return None
         if plan.in_app:
-            await self._publisher.to_user(NAMESPACE, user_id, "notification:created", wire(notification))
             await self._emit_unread(user_id, await self._store.unread_count(user_id))
         if plan.push_after:
             await self._store.hold_push(notification.id, plan.push_after)
@@ -100,11 +106,19 @@ class NotificationHandler:
         """A page: newest first, or (with afterSeq) everything after that seq, oldest first."""
         position = _seq_cursor(cursor)
         if after_seq is not None:
-            after_seq = max(after_seq, position or 0)
-            items = await self._store.page(user_id, limit=limit, after_seq=after_seq, unread_only=unread_only)
-        else:
-            items = await self._store.page(user_id, limit=limit, before_seq=position, unread_only=unread_only)
+            return await self._catch_up(user_id, max(after_seq, position or 0), limit, unread_only)
+        items = await self._store.page(user_id, limit=limit, before_seq=position, unread_only=unread_only)
         next_cursor = str(items[-1].seq) if len(items) == limit else None
+        return {"items": [wire(item) for item in items], "nextCursor": next_cursor}
+
+    async def _catch_up(self, user_id: str, after_seq: int, limit: int, unread_only: bool) -> dict[str, Any]:
+        """Oldest first after `after_seq`, stopping before any seq still being written (it may be this
+        user's); then `nextCursor` is set even on a short page: ask again."""
+        settled = await self._store.settled(after_seq)
+        items = await self._store.page(user_id, limit=limit, after_seq=after_seq, up_to_seq=settled.seq,
+                                       unread_only=unread_only)
+        last = items[-1].seq if items else after_seq
+        next_cursor = str(last) if len(items) == limit or settled.held else None
         return {"items": [wire(item) for item in items], "nextCursor": next_cursor}
 
     async def read(self, user_id: str, ids: list[str]) -> dict[str, int]:
@@ -119,7 +133,7 @@ class NotificationHandler:
 
     async def read_collapsed(self, user_id: str, collapse_key: str, up_to_seq: int | None = None) -> None:
         """Mark the pending collapsed notification read (e.g. the conversation was read)."""
-        if await self._store.mark_read(user_id, collapse_key=collapse_key, up_to_seq=up_to_seq):
+        if await self._store.mark_collapsed_read(user_id, collapse_key, up_to_seq):
             await self._emit_unread(user_id, await self._store.unread_count(user_id))
 
     async def read_collapsed_many(self, reads: dict[tuple[str, str], int | None]) -> None:
@@ -140,10 +154,10 @@ class NotificationHandler:
     async def broadcast(self, role: str, *, title: str, body: str, category: str = "system") -> dict[str, int]:
         """Persist for every known user of `role`, then emit once to the role room (no Web Push)."""
         user_ids = await self._users.ids_with_role(role)
-        groups = {uid: room_group(NAMESPACE, user_room(uid)) for uid in user_ids}
-        live = await self._sockets.any_live(groups.values()) if user_ids else {}
+        groups = [room_group(NAMESPACE, user_room(uid)) for uid in user_ids]
+        live = await self._sockets.any_live(groups) if user_ids else {}
         fields = {"category": category, "title": title, "body": body, "data": {}, "critical": False}
-        shared = await self._store.create_many(user_ids, fields, {u for u, g in groups.items() if live[g]})
+        shared = await self._store.create_broadcast(user_ids, fields, sum(map(bool, live.values())))
         await self._publisher.to_room(NAMESPACE, role_room(role), "notification:created", wire(shared))
         return {"count": len(user_ids)}
 

@@ -1,49 +1,18 @@
-"""The `notifications` collection, its seq counter and the per-user unread counters."""
+"""The `notifications` collection, broadcasts (stores/notification_broadcasts.py) and the seq counter."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+import asyncio
+from datetime import datetime, timedelta
+from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from stores.mongo import Database, Doc, new_id, utcnow
+from stores.notification_broadcasts import BroadcastStore
+from stores.notification_model import PUSH_DONE, PUSH_HELD, PUSH_NONE, PUSH_SENDING, Notification, notification
+from stores.notification_seq import DEFAULT_HOLD, SeqCounter, SeqLease, Settled
 
-BATCH = 1000
-PUSH_NONE, PUSH_HELD, PUSH_SENDING, PUSH_DONE = "none", "held", "sending", "done"
-
-
-@dataclass(frozen=True)
-class Notification:
-    """One stored notification of one user."""
-
-    id: str
-    user_id: str
-    seq: int
-    category: str
-    title: str
-    body: str
-    data: dict[str, Any]
-    critical: bool
-    read_at: datetime | None
-    created_at: datetime
-    push_state: str = PUSH_NONE
-    silent: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """The wire form (times stay datetimes; the handler formats them)."""
-        return {"id": self.id, "seq": self.seq, "category": self.category, "title": self.title,
-                "body": self.body, "data": self.data, "critical": self.critical, "readAt": self.read_at,
-                "createdAt": self.created_at}
-
-
-def _notification(doc: Doc) -> Notification:
-    return Notification(id=doc["ref"], user_id=doc["userId"], seq=doc["seq"], category=doc["category"],
-                        title=doc["title"], body=doc["body"], data=doc.get("data") or {},
-                        critical=bool(doc.get("critical")), read_at=doc.get("readAt"),
-                        created_at=doc["createdAt"], push_state=doc.get("pushState", PUSH_NONE),
-                        silent=bool(doc.get("silent")))
+__all__ = ["PUSH_DONE", "PUSH_HELD", "PUSH_NONE", "PUSH_SENDING", "Notification", "NotificationStore", "Settled"]
+BROADCAST_HOLD_PER_USER = timedelta(milliseconds=1)  # how long a broadcast's seq may stay pending
 
 
 def _partial(field: str) -> Doc:
@@ -51,37 +20,32 @@ def _partial(field: str) -> Doc:
 
 
 class NotificationStore:
-    """Named queries on notifications; `ref` is the public id (shared by the copies of one broadcast)."""
+    """Named queries on a user's notifications: their own documents plus the broadcasts they received."""
 
     def __init__(self, db: Database) -> None:
         self._items = db["notifications"]
-        self._counters = db["notification_counters"]
         self._held = db["notification_held_pushes"]
+        self._broadcasts = BroadcastStore(db)
+        self._seqs = SeqCounter(db)
 
     async def ensure_indexes(self) -> None:
-        """Create the indexes the queries below rely on (few: a broadcast writes thousands at once)."""
-        # seq comes from one counter, so (userId, seq) needs no unique check (costly on bulk inserts)
+        """Create the indexes the queries below rely on."""
+        # seq comes from one counter, so (userId, seq) needs no unique check
         await self._items.create_index([("userId", ASCENDING), ("seq", ASCENDING)])
         await self._items.create_index([("unreadBy", ASCENDING)], sparse=True)
         await self._items.create_index([("userId", ASCENDING), ("dedupeKey", ASCENDING)], **_partial("dedupeKey"))
         await self._items.create_index([("userId", ASCENDING), ("collapseKey", ASCENDING)],
                                        **_partial("collapseKey"))
         await self._held.create_index([("pushAfter", ASCENDING)])
+        await self._broadcasts.ensure_indexes()
 
-    async def next_seq(self) -> int:
-        """Allocate the next seq: one counter for everyone, so each user's stream increases monotonically
-        and every copy of a broadcast can share one seq."""
-        while True:
-            try:
-                doc = await self._counters.find_one_and_update({"_id": "seq"}, {"$inc": {"seq": 1}}, upsert=True,
-                                                               return_document=ReturnDocument.AFTER)
-            except DuplicateKeyError:
-                doc = None
-            if doc is not None:  # the first-ever upserts can race; the losers retry as updates
-                return int(doc["seq"])
+    def seq_lease(self) -> SeqLease:
+        """A seq for one notification, pending (see `settled`) until the block that writes it ends."""
+        return self._seqs.lease()
 
     async def create(self, user_id: str, seq: int, fields: Doc) -> Notification | None:
-        """Insert one notification; None when its dedupeKey or collapseKey already exists for the user."""
+        """Insert one notification (seq from `seq_lease`); None when its dedupeKey or collapseKey already
+        exists for the user."""
         ref = new_id()
         doc = {"_id": ref, "ref": ref, "userId": user_id, "seq": seq, "readAt": None, "unreadBy": user_id,
                "createdAt": utcnow(), **fields}
@@ -91,52 +55,62 @@ class NotificationStore:
             await self._items.insert_one(doc)
         except DuplicateKeyError:
             return None
-        return _notification(doc)
+        return notification(doc)
 
-    async def create_many(self, user_ids: list[str], fields: Doc, live: set[str]) -> Notification:
-        """Insert the same notification (one `ref`, one `seq`) for many users, in batches."""
-        ref, now, seq = new_id(), utcnow(), await self.next_seq()
-        for start in range(0, len(user_ids), BATCH):
-            batch = user_ids[start:start + BATCH]
-            docs = [{"_id": new_id(), "ref": ref, "userId": uid, "seq": seq, "unreadBy": uid, "createdAt": now,
-                     **fields} for uid in batch]
-            for doc in docs:
-                if doc["userId"] in live:
-                    doc["live"] = True
-            await self._items.insert_many(docs, ordered=False)
-        return _notification({"ref": ref, "userId": "", "seq": seq, "readAt": None, "createdAt": now, **fields})
+    async def create_broadcast(self, user_ids: list[str], fields: Doc, live: int) -> Notification:
+        """Persist one broadcast for many users (one `id`, one `seq`); `live` of them have a socket now."""
+        hold = max(DEFAULT_HOLD, BROADCAST_HOLD_PER_USER * len(user_ids))
+        async with self._seqs.lease(hold) as lease:
+            return await self._broadcasts.create(await lease.seq(), user_ids, fields, live)
+
+    async def settled(self, after_seq: int) -> Settled:
+        """Up to which seq a catch-up after `after_seq` is complete (no lower seq is still being written)."""
+        return await self._seqs.settled(after_seq)
 
     async def unread_count(self, user_id: str) -> int:
         """How many of the user's notifications are unread (`unreadBy` indexes only unread ones)."""
-        return await self._items.count_documents({"unreadBy": user_id})
+        own, broadcasts = await asyncio.gather(self._items.count_documents({"unreadBy": user_id}),
+                                               self._broadcasts.unread_count(user_id))
+        return own + broadcasts
 
     async def page(self, user_id: str, *, limit: int, before_seq: int | None = None,
-                   after_seq: int | None = None, unread_only: bool = False) -> list[Notification]:
-        """Newest first below `before_seq`, or oldest first above `after_seq` (catch-up)."""
-        query: Doc = {"unreadBy": user_id} if unread_only else {"userId": user_id}
+                   after_seq: int | None = None, up_to_seq: int | None = None,
+                   unread_only: bool = False) -> list[Notification]:
+        """Newest first below `before_seq`, or oldest first above `after_seq` (catch-up, up to `up_to_seq`)."""
+        seqs: Doc = {}
         if after_seq is not None:
-            query["seq"] = {"$gt": after_seq}
-            order = ASCENDING
-        else:
-            if before_seq is not None:
-                query["seq"] = {"$lt": before_seq}
-            order = DESCENDING
-        cursor = self._items.find(query).sort("seq", order).limit(limit)
-        return [_notification(doc) async for doc in cursor]
+            seqs["$gt"] = after_seq
+            if up_to_seq is not None:
+                seqs["$lte"] = up_to_seq
+        elif before_seq is not None:
+            seqs["$lt"] = before_seq
+        order = ASCENDING if after_seq is not None else DESCENDING
+        query: Doc = {"unreadBy": user_id} if unread_only else {"userId": user_id}
+        if seqs:
+            query["seq"] = seqs
+        own, broadcasts = await asyncio.gather(
+            self._items.find(query).sort("seq", order).limit(limit).to_list(),
+            self._broadcasts.page(user_id, limit=limit, seqs=seqs, order=order, unread_only=unread_only))
+        merged = [notification(doc) for doc in own] + broadcasts
+        return sorted(merged, key=lambda item: item.seq, reverse=order == DESCENDING)[:limit]
 
-    async def mark_read(self, user_id: str, refs: list[str] | None = None, collapse_key: str | None = None,
-                        up_to_seq: int | None = None) -> int:
-        """Mark the user's unread notifications read (these refs, this collapse key, or all); returns count.
-
-        `up_to_seq` limits a collapse-key read to notifications whose `data.seq` is at most that.
-        """
+    async def mark_read(self, user_id: str, refs: list[str] | None = None) -> int:
+        """Mark these (or all) of the user's unread notifications read, broadcasts included; returns count."""
         query: Doc = {"unreadBy": user_id}
         if refs is not None:
             query["ref"] = {"$in": refs}
-        if collapse_key is not None:
-            query["collapseKey"] = collapse_key
+        own, broadcasts = await asyncio.gather(self._mark_read(query),
+                                               self._broadcasts.mark_read(user_id, refs))
+        return own + broadcasts
+
+    async def mark_collapsed_read(self, user_id: str, collapse_key: str, up_to_seq: int | None = None) -> int:
+        """Mark the user's unread notification with this collapse key read (if its `data.seq` <= `up_to_seq`)."""
+        query: Doc = {"unreadBy": user_id, "collapseKey": collapse_key}
         if up_to_seq is not None:
             query["data.seq"] = {"$lte": up_to_seq}
+        return await self._mark_read(query)
+
+    async def _mark_read(self, query: Doc) -> int:
         result = await self._items.update_many(query, {"$set": {"readAt": utcnow()},
                                                        "$unset": {"collapseKey": "", "unreadBy": ""}})
         return result.modified_count
@@ -156,12 +130,17 @@ class NotificationStore:
         await self._held.insert_one({"_id": notification_id, "pushAfter": push_after})
 
     async def claim_due_push(self, now: datetime) -> Notification | None:
-        """Atomically take one held push whose quiet hours are over (safe with several processes)."""
-        while (held := await self._held.find_one_and_delete({"pushAfter": {"$lte": now}})) is not None:
-            doc = await self._items.find_one_and_update({"_id": held["_id"]}, {"$set": {"pushState": PUSH_SENDING}},
-                                                        return_document=ReturnDocument.AFTER)
+        """Take one held push whose quiet hours are over (safe with several processes: the delete decides).
+
+        No find_one_and_*: SecantusDB's findAndModify scans the whole collection in its write phase.
+        """
+        while (held := await self._held.find_one({"pushAfter": {"$lte": now}}, {"_id": 1})) is not None:
+            if not (await self._held.delete_one({"_id": held["_id"]})).deleted_count:
+                continue  # another process claimed it first
+            result = await self._items.update_one({"_id": held["_id"]}, {"$set": {"pushState": PUSH_SENDING}})
+            doc = await self._items.find_one({"_id": held["_id"]}) if result.matched_count else None
             if doc is not None:
-                return _notification(doc)
+                return notification(doc)
         return None
 
     async def stats(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
@@ -172,5 +151,13 @@ class NotificationStore:
                         "deliveredInApp": {"$sum": {"$cond": [{"$eq": ["$live", True]}, 1, 0]}},
                         "read": {"$sum": {"$cond": [{"$ifNull": ["$readAt", False]}, 1, 0]}}}},
         ]
+        own, broadcasts = await asyncio.gather(self._aggregate(pipeline), self._broadcasts.stats(since, until))
+        for category, counts in broadcasts.items():
+            mine = own.setdefault(category, dict.fromkeys(counts, 0))
+            for key, value in counts.items():
+                mine[key] += value
+        return own
+
+    async def _aggregate(self, pipeline: list[Doc]) -> dict[str, dict[str, int]]:
         cursor = await self._items.aggregate(pipeline)
         return {doc["_id"]: {k: int(v) for k, v in doc.items() if k != "_id"} async for doc in cursor}

@@ -38,7 +38,7 @@ def mongo_uri() -> Iterator[str]:
         return
     server = EmbeddedMongo(":memory:")
     server.start()
-    yield server.uri
+    yield server.uri + "&retryWrites=false"  # as server.py connects to its own embedded server
     server.stop()
 
 

@@ -1,6 +1,7 @@
 """Admin broadcasts to a role: emitted once to connected users, listed for everyone of that role."""
 from __future__ import annotations
 
+from config import MONGO_DB
 from tests.conftest import RunningServer
 
 NS = "/notifications"
@@ -54,3 +55,25 @@ async def test_broadcast_payload_is_validated(server: RunningServer) -> None:
     await admin.error("notification:broadcast", {"role": "client", "title": "", "body": "y"}, "invalid_payload")
     await admin.error("notification:broadcast", {"role": "client", "title": "x", "body": "y",
                                                  "category": "message"}, "invalid_payload")
+
+
+async def test_a_broadcast_is_stored_once_with_a_small_receipt_per_user(server: RunningServer) -> None:
+    admin = await server.client("a1", "admin", namespace=NS)
+    online = await server.client("c1", "client", namespace=NS)
+    await (await server.client("c2", "client", namespace=NS)).disconnect()
+    await server.client("t1", "therapist", namespace=NS)
+    assert await admin.ok("notification:broadcast", {"role": "client", "title": "Hello", "body": "All"}) == {"count": 2}
+    pushed = await online.expect("notification:created")
+    db = server.app[MONGO_DB]
+    bodies = await db["notification_broadcasts"].find().to_list()
+    assert [(b["_id"], b["seq"], b["title"], b["sent"], b["deliveredInApp"], b["read"]) for b in bodies] == [
+        (pushed["id"], pushed["seq"], "Hello", 2, 1, 0)]
+    receipts = await db["notification_receipts"].find().sort("_id").to_list()
+    assert receipts == [{"_id": f"{pushed['seq']}:c1"}, {"_id": f"{pushed['seq']}:c2"}]
+    assert await db["notifications"].count_documents({}) == 0
+    for _ in range(2):  # reading twice counts once
+        assert await online.ok("notification:read", {"ids": [pushed["id"]]}) == {"unreadCount": 0}
+    read = await db["notification_receipts"].find_one({"_id": f"{pushed['seq']}:c1"})
+    assert read is not None and read["readAt"] is not None
+    stats = await admin.ok("notification:stats", {"days": 1})
+    assert stats["categories"]["system"] == {"sent": 2, "deliveredInApp": 1, "pushed": 0, "failed": 0, "read": 1}

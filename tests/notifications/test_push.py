@@ -140,6 +140,26 @@ async def test_quiet_hours_hold_the_push_until_they_end(app: RunningServer, push
     await push.nothing(0.4)
 
 
+async def test_a_held_push_is_sent_once_when_two_processes_release_it(app: RunningServer, push: PushService,
+                                                                      start_server: StartServer) -> None:
+    other = await start_server(push_release_interval_seconds=0.05, push_retry_base_seconds=0.05)  # same database
+    client = await app.client("u1", namespace=NS)
+    await client.ok("preferences:set", {"quietHours": quiet_now()})
+    await client.disconnect()
+    await subscribe(app, push, "u1")
+    held = [await notify(app, title=f"Session {index}") for index in range(3)]
+    await push.nothing(0.3)
+    later = lambda: utcnow() + timedelta(hours=2)  # noqa: E731
+    app.services.notifications.clock = other.services.notifications.clock = later
+    received = sorted([(await push.next()).payload["id"] for _ in held])
+    assert received == sorted(item["id"] for item in held)
+    await push.nothing(0.4)
+    db = app.app[MONGO_DB]
+    assert await db["notification_held_pushes"].count_documents({}) == 0
+    states = {doc["pushState"] async for doc in db["notifications"].find({"userId": "u1"})}
+    assert states == {"done"}
+
+
 async def test_critical_ignores_quiet_hours_and_opt_outs(app: RunningServer, push: PushService) -> None:
     client = await app.client("u1", namespace=NS)
     await client.ok("preferences:set", {"quietHours": quiet_now(),
