@@ -77,8 +77,8 @@ class ConversationHandler:
     async def list(self, user: User, limit: int, cursor: str | None) -> dict[str, Any]:
         """The caller's conversations, latest activity first, with unreadCount and lastMessage."""
         after = decode_cursor(cursor) if cursor else None
-        await self.deps.activity.flush()  # this process's latest activity decides the order
-        page = [self.deps.current(c) for c in await self.deps.conversations.page_for_member(user.id, limit + 1, after)]
+        page = await self.deps.conversations.page_for_member(user.id, limit + 1, after, self.deps.activity.known)
+        page = [self.deps.current(c) for c in page]
         page, more = page[:limit], len(page) > limit
         markers = await self.deps.conversations.markers_of([c.id for c in page], user.id)
         items = await asyncio.gather(*(self._summary(user, c, markers.get(c.id, Markers())) for c in page))

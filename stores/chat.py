@@ -5,7 +5,7 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
@@ -198,17 +198,19 @@ class ConversationStore:
         found.discard(user_id)
         return found
 
-    async def page_for_member(self, user_id: str, limit: int,
-                              after: tuple[datetime, str] | None) -> list[Conversation]:
+    async def page_for_member(self, user_id: str, limit: int, after: tuple[datetime, str] | None,
+                              known: Callable[[str], Activity | None]) -> list[Conversation]:
         """The user's conversations, latest activity first, after a (lastActivityAt, id) cursor.
 
-        Ordered here from the user's conversation ids (at most CONTACTS_SCAN) and their activity:
-        two indexed reads, then only the page's conversations are read whole.
+        Ordered here from the user's conversation ids (at most CONTACTS_SCAN) and their activity,
+        stored or `known` to this process and not yet written: two indexed reads, then only the
+        page's conversations are read whole.
         """
         cursor = self._conversations.find({"memberIds": user_id}, {"createdAt": 1}).limit(CONTACTS_SCAN)
         created = {doc["_id"]: doc["createdAt"] async for doc in cursor}
         activity = {doc["_id"]: doc async for doc in self._activity.find({"_id": {"$in": list(created)}})}
-        latest = {cid: max(at, (activity.get(cid) or {}).get("lastActivityAt") or at) for cid, at in created.items()}
+        latest = {cid: max(at, (activity.get(cid) or {}).get("lastActivityAt") or at,
+                           getattr(known(cid), "last_at", None) or at) for cid, at in created.items()}
         order = sorted(created, key=lambda cid: (latest[cid], cid), reverse=True)
         if after is not None:
             order = [cid for cid in order if (latest[cid], cid) < after]

@@ -25,7 +25,8 @@ from stores.mongo import Collection, Doc
 
 log = logging.getLogger("careline.chat")
 
-FLUSH_CHUNK = 25  # updates per bulk_write: the database serves sends between chunks, not after one long write
+FLUSH_CHUNK = 10  # updates per bulk_write; chunks are spread over half the interval, so sends waiting on the
+# database never queue behind one long write (the flush is background work, sends are not)
 KNOWN_CONVERSATIONS = 50_000  # conversations whose latest activity this process remembers for overlays
 
 SentCallback = Callable[[list[tuple[str, str, int]]], Awaitable[None]]  # (conversation, sender, seq) after flush
@@ -101,14 +102,18 @@ class ActivityWriter:
     def _start_flush(self) -> None:
         self._timer = None
         if self._flushing is None and self._pending:
-            self._flushing = asyncio.ensure_future(self._write())
+            self._flushing = asyncio.ensure_future(self._write(spread=True))
 
-    async def _write(self) -> None:
+    async def _write(self, spread: bool = False) -> None:
         pending, self._pending = self._pending, {}
         updates = [self._update(cid, activity) for cid, activity in pending.items()]
+        chunks = range(0, len(updates), FLUSH_CHUNK)
+        pause = self.interval / 2 / len(chunks) if spread else 0.0
         try:
-            for start in range(0, len(updates), FLUSH_CHUNK):
+            for start in chunks:
                 await self._conversations.bulk_write(updates[start:start + FLUSH_CHUNK], ordered=False)
+                if pause and start + FLUSH_CHUNK < len(updates):
+                    await asyncio.sleep(pause)
         except (PyMongoError, OSError) as error:
             log.warning("conversation activity not written, retrying: %s", type(error).__name__)
             for cid, activity in pending.items():
