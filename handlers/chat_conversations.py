@@ -63,7 +63,7 @@ class ConversationHandler:
         if created:
             for member in conversation.member_ids:
                 await self.deps.publisher.to_user(NAMESPACE, member, "conversation:created", conversation.to_dict())
-        return conversation.to_dict()
+        return self.deps.current(conversation).to_dict()
 
     async def _open_direct(self, user: User, other_id: str, other_role: str,
                            title: str | None) -> tuple[Conversation, bool]:

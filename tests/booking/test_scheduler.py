@@ -8,7 +8,7 @@ from config import MONGO_DB
 from handlers.auth import User
 from handlers.serialize import iso
 from handlers.slots import units
-from tests.booking.helpers import NS, at, availability, book, collect_events, fix_clock, slots, therapist
+from tests.booking.helpers import NS, at, book, collect_events, fix_clock, slots, therapist
 from tests.conftest import RunningServer, StartServer
 
 NOW = at("2026-03-01T00:00")
