@@ -24,6 +24,7 @@ class NotificationStore:
 
     def __init__(self, db: Database) -> None:
         self._items = db["notifications"]
+        self._unread = db["notification_unread"]  # {_id: userId, own: how many own notifications are unread}
         self._held = db["notification_held_pushes"]
         self._broadcasts = BroadcastStore(db)
         self._seqs = SeqCounter(db)
@@ -55,7 +56,22 @@ class NotificationStore:
             await self._items.insert_one(doc)
         except DuplicateKeyError:
             return None
+        if "unreadBy" in doc:
+            await self._count_unread(user_id, 1)
         return notification(doc)
+
+    async def _count_unread(self, user_id: str, delta: int) -> None:
+        """Keep the user's unread counter: +1 per unread notification stored, -1 per one marked read.
+
+        Each notification goes unread -> read once (the update that does it counts it), so the
+        `$inc`s commute and the counter stays exact under concurrent creates and reads, on any
+        number of processes; counting the unread documents instead costs one index entry per
+        unread notification, on every notification.
+        """
+        try:
+            await self._unread.update_one({"_id": user_id}, {"$inc": {"own": delta}}, upsert=True)
+        except DuplicateKeyError:  # a concurrent first count created it: now it is an update
+            await self._unread.update_one({"_id": user_id}, {"$inc": {"own": delta}})
 
     async def create_broadcast(self, user_ids: list[str], fields: Doc, live: int) -> Notification:
         """Persist one broadcast for many users (one `id`, one `seq`); `live` of them have a socket now."""
@@ -68,10 +84,10 @@ class NotificationStore:
         return await self._seqs.settled(after_seq)
 
     async def unread_count(self, user_id: str) -> int:
-        """How many of the user's notifications are unread (`unreadBy` indexes only unread ones)."""
-        own, broadcasts = await asyncio.gather(self._items.count_documents({"unreadBy": user_id}),
-                                               self._broadcasts.unread_count(user_id))
-        return own + broadcasts
+        """How many of the user's notifications are unread: their counter, plus unread broadcasts."""
+        counter, broadcasts = await asyncio.gather(self._unread.find_one({"_id": user_id}),
+                                                   self._broadcasts.unread_count(user_id))
+        return max(0, int((counter or {}).get("own", 0))) + broadcasts
 
     async def page(self, user_id: str, *, limit: int, before_seq: int | None = None,
                    after_seq: int | None = None, up_to_seq: int | None = None,
@@ -113,6 +129,8 @@ class NotificationStore:
     async def _mark_read(self, query: Doc) -> int:
         result = await self._items.update_many(query, {"$set": {"readAt": utcnow()},
                                                        "$unset": {"collapseKey": "", "unreadBy": ""}})
+        if result.modified_count:
+            await self._count_unread(query["unreadBy"], -result.modified_count)
         return result.modified_count
 
     async def unread_collapsed(self, user_ids: set[str], collapse_keys: set[str]) -> set[tuple[str, str]]:

@@ -98,3 +98,23 @@ async def test_bad_requests_change_nothing(server: RunningServer) -> None:
     await client.error("notification:list", {"afterSeq": -1}, "invalid_payload")
     await client.error("notification:read-all", {"extra": 1}, "invalid_payload")
     assert await client.ok("notification:unread-count") == {"unreadCount": 1}
+
+
+async def test_the_unread_count_stays_exact_under_concurrent_creates_and_reads(start_server: StartServer) -> None:
+    first, second = await start_server(redis=True), await start_server(redis=True)
+    here, there = await first.client("u1", namespace=NS), await second.client("u1", namespace=NS)
+    await notify(first, "u1", 5)
+    # Creates on two processes race reads on both (some read what was just created, some nothing).
+    work = [notify(first, "u1", 5), notify(second, "u1", 5), here.ok("notification:read-all"),
+            there.ok("notification:read-all"), notify(second, "u1", 3)]
+    await asyncio.gather(*work)
+    stored = await first.app[MONGO_DB]["notifications"].count_documents({"userId": "u1", "readAt": None})
+    assert await here.ok("notification:unread-count") == {"unreadCount": stored}
+    mine = await here.ok("notification:list", {"unreadOnly": True, "limit": 100})
+    assert len(mine["items"]) == stored
+    assert await there.ok("notification:read", {"ids": [item["id"] for item in mine["items"]]}) == {"unreadCount": 0}
+    assert await here.ok("notification:unread-count") == {"unreadCount": 0}
+    # A duplicate (dedupe key) is not counted.
+    await notify(first, "u1", 1, dedupe_key="once")
+    assert await notify(second, "u1", 1, dedupe_key="once") == [None]
+    assert await there.ok("notification:unread-count") == {"unreadCount": 1}
