@@ -16,6 +16,7 @@ from stores.blind_index import BlindIndex
 from stores.chat import ConversationStore
 from stores.chat_activity import ActivityWriter
 from stores.chat_moderation import BlockStore, ReportStore
+from stores.chat_migrations import migrate_chat
 from stores.chat_seq import LocalSeqAllocator, RedisSeqAllocator, SeqAllocator
 from stores.crypto import Cipher
 from stores.messages import MessageStore
@@ -76,6 +77,7 @@ async def build_chat(config: Config, db: Database, redis: Any, cipher: Cipher, u
                     bus=bus, seqs=_seq_allocator(config, redis, conversations, messages),
                     activity=ActivityWriter(conversations.activity_collection, config.chat_activity_flush_seconds,
                                             _read_by_sending(bus)))
+    await migrate_chat(db)  # before the indexes: legacy conversations have no `key` yet
     for store in (deps.conversations, deps.messages, deps.blocks, deps.reports):
         await store.ensure_indexes()
     rules = ContentRules.load(config.chat_blocklist_file, config.chat_crisis_phrases_file)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from stores.mongo import Database, Doc, new_id, utcnow
@@ -39,6 +39,20 @@ class NotificationStore:
                                        **_partial("collapseKey"))
         await self._held.create_index([("pushAfter", ASCENDING)])
         await self._broadcasts.ensure_indexes()
+        await self._count_legacy_unread()
+
+    async def _count_legacy_unread(self) -> None:
+        """Give unread counters to notifications stored before the counters existed (once: only
+        while there are no counters at all)."""
+        if await self._unread.find_one({}, {"_id": 1}) is not None:
+            return
+        if await self._items.find_one({"unreadBy": {"$exists": True}}, {"_id": 1}) is None:
+            return
+        cursor = await self._items.aggregate([{"$match": {"unreadBy": {"$exists": True}}},
+                                              {"$group": {"_id": "$unreadBy", "own": {"$sum": 1}}}])
+        counted = [UpdateOne({"_id": doc["_id"]}, {"$max": {"own": doc["own"]}}, upsert=True) async for doc in cursor]
+        if counted:
+            await self._unread.bulk_write(counted, ordered=False)
 
     def seq_lease(self) -> SeqLease:
         """A seq for one notification, pending (see `settled`) until the block that writes it ends."""

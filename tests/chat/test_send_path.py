@@ -110,3 +110,29 @@ async def test_sending_reads_the_senders_pending_message_notification(server: Ru
     await server.services.chat.deps.activity.flush()
     await server.services.bus.drain()
     assert (await notifications.find_one(pending))["readAt"] is not None
+
+
+async def test_conversations_stored_in_the_legacy_layout_are_migrated(server: RunningServer) -> None:
+    from datetime import timedelta
+
+    from stores.chat import pair_key
+    from stores.chat_migrations import migrate_chat
+
+    db = server.app[MONGO_DB]  # type: ignore[index]
+    conversations = db["chat_conversations"]
+    await conversations.drop_index("key_1")
+    for name in ("pairKey", "requestKey"):
+        await conversations.create_index(name, unique=True)
+    await db["chat_messages"].create_index([("senderId", 1), ("requestId", 1)], unique=True)
+    at = utcnow() - timedelta(minutes=5)
+    await conversations.insert_one({"_id": "legacy1", "kind": "client_therapist", "memberIds": ["alice", "bob"],
+                                    "title": None, "createdBy": "alice", "createdAt": at, "lastActivityAt": at,
+                                    "lastSeq": 7, "pairKey": pair_key("alice", "bob"),
+                                    "requestKey": "pair:" + pair_key("alice", "bob")})
+    await migrate_chat(db)
+    await server.services.chat.deps.conversations.ensure_indexes()
+    assert "pairKey_1" not in await conversations.index_information()
+    assert "senderId_1_requestId_1" not in await db["chat_messages"].index_information()
+    alice, _bob, conversation = await direct(server)  # opening the pair finds the legacy conversation
+    assert conversation["id"] == "legacy1" and conversation["lastSeq"] == 7
+    assert (await send(alice, "legacy1", "after the move"))["seq"] == 8

@@ -118,3 +118,16 @@ async def test_the_unread_count_stays_exact_under_concurrent_creates_and_reads(s
     await notify(first, "u1", 1, dedupe_key="once")
     assert await notify(second, "u1", 1, dedupe_key="once") == [None]
     assert await there.ok("notification:unread-count") == {"unreadCount": 1}
+
+
+async def test_notifications_stored_before_unread_counters_are_counted(server: RunningServer) -> None:
+    await notify(server, "u1", 3)
+    await notify(server, "u2", 1)
+    db = server.app[MONGO_DB]  # type: ignore[index]
+    await db["notification_unread"].delete_many({})  # as stored before the counters existed
+    await server.services.notifications._store.ensure_indexes()  # start-up
+    client = await server.client("u1", namespace=NS)
+    assert await client.ok("notification:unread-count") == {"unreadCount": 3}
+    assert await client.ok("notification:read-all") == {"unreadCount": 0}
+    other = await server.client("u2", namespace=NS)
+    assert await other.ok("notification:unread-count") == {"unreadCount": 1}
