@@ -22,6 +22,8 @@ from pathlib import Path
 
 import jwt
 
+from stores.embedded import SERVER_FLAGS
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 
@@ -44,7 +46,8 @@ def _start_database(data_dir: str, core: str) -> tuple[subprocess.Popen[bytes], 
     port = _free_port()
     executable = str(Path(sys.executable).with_name("secantusd-py"))
     process = subprocess.Popen(["taskset", "-c", core, executable, "--host", "127.0.0.1", "--port", str(port),
-                                "--storage-path", str(Path(data_dir) / "db"), "--log-level", "WARNING"],
+                                "--storage-path", str(Path(data_dir) / "db"), "--log-level", "WARNING",
+                                *SERVER_FLAGS],
                                start_new_session=True, stdout=subprocess.DEVNULL)
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
     from pymongo import MongoClient

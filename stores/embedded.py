@@ -35,6 +35,11 @@ def _die_with_parent() -> None:
         pass
 
 
+# Standalone: no replica-set advertisement, hence no oplog, whose extra write per written document
+# only change streams and multi-document transactions would read (careline uses neither).
+SERVER_FLAGS = ("--standalone",)
+
+
 def _executable() -> str:
     beside_python = Path(sys.executable).with_name("secantusd-py")
     found = str(beside_python) if beside_python.exists() else shutil.which("secantusd-py")
@@ -67,7 +72,7 @@ class EmbeddedMongo:
             Path(self.storage_path).mkdir(parents=True, exist_ok=True)
         command = [
             _executable(), "--host", "127.0.0.1", "--port", str(self.port),
-            "--storage-path", self.storage_path, "--log-level", "WARNING",
+            "--storage-path", self.storage_path, "--log-level", "WARNING", *SERVER_FLAGS,
         ]
         self._process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
