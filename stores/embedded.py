@@ -27,10 +27,16 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the parent dies, even by SIGKILL (Linux)."""
+    """In the child: get SIGKILL if the parent dies, even by SIGKILL (Linux).
+
+    Not SIGTERM: SecantusDB's SIGTERM handler calls `Event.set()` from inside the main thread's
+    `Event.wait()`, and can deadlock there (seen: an orphan with three stacked handlers blocked
+    on the event's lock). Its WiredTiger log makes a kill as safe as a crash: committed writes are
+    in the OS's file cache. A normal stop still sends SIGTERM first (`stop`).
+    """
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:  # pragma: no cover - non-Linux
         pass
 
