@@ -67,3 +67,14 @@ def collect_events(server: RunningServer) -> list[tuple[str, dict[str, Any]]]:
     for name in ("requested", "confirmed", "cancelled", "rescheduled", "declined"):
         server.services.bus.subscribe(f"booking.{name}", record)
     return seen
+
+
+async def pending_booking(server: RunningServer, now: datetime,
+                          start: datetime) -> tuple[list[tuple[str, dict[str, Any]]], SioClient, SioClient, dict]:
+    """The usual arrangement: clock at `now`, events recorded, therapist t1 open, client c1's pending
+    booking at `start`. Returns (events, therapist, client, booking)."""
+    fix_clock(server, now=now)
+    events = collect_events(server)
+    t = await therapist(server)
+    client = await server.client("c1", "client", NS)
+    return events, t, client, await book(client, "t1", start)

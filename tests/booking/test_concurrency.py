@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 from config import MONGO_DB
 from handlers.serialize import iso
 from stores.booking import BookingStore
-from tests.booking.helpers import NS, at, availability, book, collect_events, fix_clock, therapist
+from tests.booking.helpers import NS, at, availability, book, collect_events, fix_clock, pending_booking, therapist
 from tests.conftest import RunningServer, StartServer
 
 NOW = at("2026-03-01T00:00")
@@ -35,11 +35,7 @@ def before_first_write(store: BookingStore, step: Callable[[], Awaitable[Any]]) 
 
 
 async def test_confirm_retries_after_a_reschedule_that_wrote_first(server: RunningServer) -> None:
-    fix_clock(server, now=NOW)
-    events = collect_events(server)
-    t = await therapist(server)
-    client = await server.client("c1", "client", NS)
-    booking = await book(client, "t1", START)
+    events, t, client, booking = await pending_booking(server, NOW, START)
     moved_to = START + timedelta(hours=3)
     moved = before_first_write(server.services.booking.store, lambda: client.ok(
         "booking:reschedule", {"bookingId": booking["id"], "start": iso(moved_to)}))
@@ -55,11 +51,7 @@ async def test_confirm_retries_after_a_reschedule_that_wrote_first(server: Runni
 
 
 async def test_a_cancel_that_lost_to_a_decline_fails_and_says_why(server: RunningServer) -> None:
-    fix_clock(server, now=NOW)
-    events = collect_events(server)
-    t = await therapist(server)
-    client = await server.client("c1", "client", NS)
-    booking = await book(client, "t1", START)
+    events, t, client, booking = await pending_booking(server, NOW, START)
     ref = {"bookingId": booking["id"]}
     declined = before_first_write(server.services.booking.store, lambda: t.ok("booking:decline", ref))
     error = await client.error("booking:cancel", ref, "precondition_failed")

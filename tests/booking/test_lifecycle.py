@@ -8,7 +8,7 @@ import pytest
 
 from config import MONGO_DB
 from handlers.serialize import iso
-from tests.booking.helpers import NS, at, book, collect_events, fix_clock, slots, therapist
+from tests.booking.helpers import NS, at, book, collect_events, fix_clock, pending_booking, slots, therapist
 from tests.conftest import RunningServer
 
 NOW = at("2026-03-01T00:00")
@@ -62,11 +62,7 @@ async def test_only_the_parties_see_and_change_a_booking(server: RunningServer) 
 
 
 async def test_confirm_then_invalid_transitions(server: RunningServer) -> None:
-    fix_clock(server, now=NOW)
-    events = collect_events(server)
-    t = await therapist(server)
-    client = await server.client("c1", "client", NS)
-    booking = await book(client, "t1", START)
+    events, t, client, booking = await pending_booking(server, NOW, START)
     ref = {"bookingId": booking["id"]}
     confirmed = await t.ok("booking:confirm", ref)
     assert confirmed["status"] == "confirmed"
