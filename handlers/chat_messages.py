@@ -31,6 +31,7 @@ def _settled_prefix(items: list[Message], first: int, more: bool) -> tuple[list[
     return items, more
 
 
+BUSY = "The server is busy, send again shortly"  # the database is backlogged: nothing was stored
 SEQ_ATTEMPTS = 5  # a seq collides only when a counter was behind the store; each retry re-seeds it
 
 
@@ -71,7 +72,7 @@ class MessageHandler:
         if repeat is not None:
             return repeat, False
         if self.deps.messages.backlogged:  # refuse before taking a seq: no gap, the client sends again
-            raise Unavailable("The server is busy, send again shortly")
+            raise Unavailable(BUSY)
         for _ in range(SEQ_ATTEMPTS):
             seq = await self.deps.seqs.next(conversation_id)
             try:
@@ -80,7 +81,7 @@ class MessageHandler:
             except SeqTaken:
                 await self.deps.seqs.reseed(conversation_id)
             except Backlogged:
-                raise Unavailable("The server is busy, send again shortly") from None
+                raise Unavailable(BUSY) from None
         raise Unavailable("The conversation is busy, try again")
 
     async def _deliver(self, sid: str, user: User, conversation_id: str, member_ids: frozenset[str],

@@ -154,10 +154,6 @@ class ConversationStore:
         found, created = await insert_or_existing(self._conversations, doc, {"key": doc["key"]})
         return await self._with_activity(found), created  # type: ignore[return-value]
 
-    async def get(self, conversation_id: str) -> Conversation | None:
-        """One conversation by id, whoever asks (callers check membership)."""
-        return await self._with_activity(await self._conversations.find_one({"_id": conversation_id}))
-
     async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
         """One conversation, only if `user_id` is a member."""
         return await self._with_activity(await self._conversations.find_one({"_id": conversation_id,
