@@ -22,6 +22,7 @@ from pathlib import Path
 
 import jwt
 
+from bench import procstat
 from stores.embedded import SERVER_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +89,27 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
+def _run_load(config: Path, measured: list[int]) -> tuple[subprocess.CompletedProcess[str],
+                                                                               list[float]]:
+    """Run the load generator; also the cpu seconds each measured process used while it sent measured load."""
+    generator = subprocess.Popen(["taskset", "-c", "1", "node", str(BENCH / "chat_load.js"), str(config)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert generator.stderr is not None and generator.stdout is not None
+    start: list[float] = []
+    cpu: list[float] = []
+    errors: list[str] = []
+    for line in generator.stderr:
+        if line.strip() == "measure:start":
+            start = [procstat.cpu_seconds(pid) for pid in measured]
+        elif line.strip() == "measure:end" and start:
+            cpu = [procstat.cpu_seconds(pid) - began for pid, began in zip(measured, start)]
+        else:
+            errors.append(line)
+    out = generator.stdout.read()
+    generator.wait()
+    return subprocess.CompletedProcess(generator.args, generator.returncode, out, "".join(errors)), cpu
+
+
 def main() -> None:
     """Run the benchmark once and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,8 +134,8 @@ def main() -> None:
             config = Path(data_dir) / "load.json"
             config.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "pairs": pairs, "rate": args.rate,
                                           "duration": args.duration, "warmup": args.warmup, "drain": 3}))
-            load = subprocess.run(["taskset", "-c", "1", "node", str(BENCH / "chat_load.js"), str(config)],
-                                  capture_output=True, text=True)
+            measured = [server.pid, database.pid if database is not None else procstat.children(server.pid)[0]]
+            load, cpu = _run_load(config, measured)
         finally:
             _stop(server)
             if database is not None:
@@ -130,6 +152,9 @@ def main() -> None:
           f"lost {result['lost']}  failed acks {result['failed']}")
     print(f"send -> message:created latency ms: p50 {result['p50']:.2f}  p90 {result['p90']:.2f}  "
           f"p99 {result['p99']:.2f}  max {result['max']:.2f}  (target p99 <= 25)")
+    print("cpu per message while sending: " + ", ".join(
+        f"{name} {1000 * seconds / max(result['sent'], 1):.2f} ms ({100 * seconds / args.duration:.0f} % of a core)"
+        for name, seconds in zip(("server", "database"), cpu)))
     print(f"worst latency per second of sending, ms: {' '.join(map(str, result['worstPerSecond']))}")
 
 

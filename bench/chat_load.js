@@ -78,8 +78,10 @@ async function main() {
   await sleep(1000);
   const t0 = performance.now();
   firstSend = t0;
+  process.stderr.write('measure:start\n');  // bench/chat.py samples the processes' cpu time here
   await run(cfg.duration, true);
   const t1 = performance.now();
+  process.stderr.write('measure:end\n');
   await sleep(cfg.drain * 1000);
   latencies.sort((x, y) => x - y);
   const q = (p) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : null;

@@ -234,8 +234,7 @@ class BaseNamespace(socketio.AsyncNamespace):
     def _record(self, event: str, user: User | None, envelope: dict[str, Any], started: float) -> None:
         elapsed = time.perf_counter() - started
         code = "ok" if envelope["ok"] else envelope["error"]["code"]
-        self.metrics.requests.labels(self.namespace, event, code).inc()
-        self.metrics.latency.labels(self.namespace, event).observe(elapsed)
+        self.metrics.request_done(self.namespace, event, code, elapsed)
         log.info("request", extra={"namespace": self.namespace, "event": event, "code": code,
                                    "user": user.id if user else None, "ms": round(elapsed * 1000, 2)})
 

@@ -97,8 +97,9 @@ class MessageStore:
             log.warning("message %s cannot be decrypted: %s", doc["_id"], error)
             return ""
 
-    def _message(self, doc: Doc) -> Message:
-        text = self._open(doc)
+    def _message(self, doc: Doc, text: str | None = None) -> Message:
+        """The Message of a stored document (`text`: its plaintext when the caller has it, else decrypted)."""
+        text = self._open(doc) if text is None else text
         return Message(id=doc["_id"], conversation_id=doc["conversationId"], seq=doc["seq"], sender_id=doc["senderId"],
                        text=text, attachments=doc.get("attachments", []), reply_to_id=doc.get("replyToId"),
                        reactions=reactions_of(doc.get("reactionKeys", [])), created_at=doc["createdAt"],
@@ -141,7 +142,7 @@ class MessageStore:
         self._recent[new_id] = None
         if len(self._recent) > RECENT_REQUESTS:
             self._recent.popitem(last=False)
-        return self._message(doc), True
+        return self._message(doc, text), True
 
     async def recent_request(self, sender_id: str, request_id: str) -> Message | None:
         """The message of a send this process stored recently with this requestId (a repeat), if any.
