@@ -121,6 +121,7 @@ class Config:
     chat_client_to_client: bool = True
     chat_edit_window_minutes: int = 15
     chat_activity_flush_seconds: float = 1.0
+    chat_write_interval_ms: float = 3.0
     chat_blocklist_file: Path | None = None
     chat_crisis_phrases_file: Path | None = None
     chat_safety_resources: str = (
@@ -198,6 +199,7 @@ class Config:
             chat_client_to_client=_bool(env.get("CHAT_CLIENT_TO_CLIENT"), True),
             chat_edit_window_minutes=int(env.get("CHAT_EDIT_WINDOW_MINUTES") or 15),
             chat_activity_flush_seconds=float(env.get("CHAT_ACTIVITY_FLUSH_SECONDS") or 1.0),
+            chat_write_interval_ms=float(env.get("CHAT_WRITE_INTERVAL_MS") or 3.0),
             chat_blocklist_file=Path(env["CHAT_BLOCKLIST_FILE"]) if env.get("CHAT_BLOCKLIST_FILE") else None,
             chat_crisis_phrases_file=(
                 Path(env["CHAT_CRISIS_PHRASES_FILE"]) if env.get("CHAT_CRISIS_PHRASES_FILE") else None
@@ -235,6 +237,8 @@ class Config:
             raise ConfigError("MESSAGE_KEYS must hold at least one key")
         if not 0 <= self.platform_commission_rate < 1:
             raise ConfigError("PLATFORM_COMMISSION_RATE must be between 0 and 1")
+        if not 0 <= self.chat_write_interval_ms <= 100:
+            raise ConfigError("CHAT_WRITE_INTERVAL_MS must be between 0 and 100")
 
 
 def _check_production(env: Mapping[str, str]) -> None:

@@ -71,7 +71,7 @@ async def build_chat(config: Config, db: Database, redis: Any, cipher: Cipher, u
                      bus: EventBus) -> ChatHandler:
     """Create the chat stores (ensuring their indexes), load the content rules, and the handler."""
     conversations = ConversationStore(db)
-    messages = MessageStore(db, cipher, BlindIndex(config.message_keys))
+    messages = MessageStore(db, cipher, BlindIndex(config.message_keys), config.chat_write_interval_ms / 1000)
     deps = ChatDeps(config=config, conversations=conversations, messages=messages, blocks=BlockStore(db),
                     reports=ReportStore(db), users=users, uploads=uploads, publisher=publisher, sockets=sockets,
                     bus=bus, seqs=_seq_allocator(config, redis, conversations, messages),

@@ -3,6 +3,10 @@
 Each caller awaits its own document; the writer sends whatever has queued up as one unordered
 `insert_many` while the previous batch is in flight, so an idle server writes a document at once
 and a busy one pays the database's per-command cost once per batch instead of once per document.
+Batches also start at least `min_interval` seconds apart: a document that arrives within that
+time of the previous batch's start waits for the rest of it, so under steady load each command
+carries several documents (on SecantusDB a command's fixed cost is larger than a document's,
+docs/performance.md); a document arriving after a quiet spell is written at once.
 A document's own failure (a unique index, say) reaches only its caller. When the database falls
 behind and `max_queued` documents are already waiting, a new one is refused at once (`Backlogged`)
 instead of waiting behind a queue that only grows: the caller answers "try again" and nothing is lost.
@@ -32,10 +36,13 @@ def _error_of(write_error: dict[str, Any]) -> WriteError:
 class GroupInsert:
     """Inserts into `collection`, batched while a previous batch is being written."""
 
-    def __init__(self, collection: Collection, max_batch: int = 256, max_queued: int = 1024) -> None:
+    def __init__(self, collection: Collection, max_batch: int = 256, max_queued: int = 1024,
+                 min_interval: float = 0.0) -> None:
         self._collection = collection
         self._max_batch = max_batch
         self._max_queued = max_queued
+        self._min_interval = min_interval
+        self._last_start = float("-inf")  # loop time the latest batch was sent
         self._queue: list[tuple[Doc, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -61,8 +68,13 @@ class GroupInsert:
             await asyncio.shield(self._writer)
 
     async def _write_all(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._queue:
+                wait = self._last_start + self._min_interval - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last_start = loop.time()
                 batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
                 await self._write(batch)
         finally:

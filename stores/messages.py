@@ -75,9 +75,9 @@ class SeqTaken(Exception):
 class MessageStore:
     """Named queries on messages; encrypts on the way in, decrypts on the way out."""
 
-    def __init__(self, db: Database, cipher: Cipher, index: BlindIndex) -> None:
+    def __init__(self, db: Database, cipher: Cipher, index: BlindIndex, batch_interval: float = 0.0) -> None:
         self._messages = db["chat_messages"]
-        self._inserts = GroupInsert(self._messages)
+        self._inserts = GroupInsert(self._messages, min_interval=batch_interval)
         self._recent: OrderedDict[str, None] = OrderedDict()  # ids of recent sends
         self._cipher = cipher
         self.index = index

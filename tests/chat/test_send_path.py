@@ -35,6 +35,36 @@ async def test_concurrent_sends_are_written_in_fewer_database_commands(server: R
     assert await _messages(server).count_documents({"conversationId": conversation["id"]}) == 30
 
 
+async def test_batches_start_an_interval_apart_and_a_send_after_a_quiet_spell_is_written_at_once(
+        server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server)
+    inserts = server.services.chat.deps.messages._inserts  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    inserts._min_interval = interval = 0.05
+    starts: list[tuple[float, int]] = []
+    write = inserts._write
+
+    async def timed(batch: list[Any]) -> None:
+        starts.append((loop.time(), len(batch)))
+        await write(batch)
+
+    inserts._write = timed
+
+    async def staggered(i: int) -> dict[str, Any]:
+        await asyncio.sleep(i * 0.01)
+        return await send(alice, conversation["id"], f"s{i}")
+
+    sent = await asyncio.gather(*(staggered(i) for i in range(12)))  # one send every 10 ms for 120 ms
+    assert [m["seq"] for m in sent] == list(range(1, 13))
+    assert sum(size for _, size in starts) == 12 and len(starts) <= 5  # several sends per command
+    assert all(later - earlier >= interval * 0.99 for (earlier, _), (later, _) in zip(starts, starts[1:]))
+    assert [(await bob.expect("message:created"))["seq"] for _ in range(12)] == list(range(1, 13))
+    await asyncio.sleep(interval * 2)  # quiet: the next send does not wait for an interval
+    asked = loop.time()
+    await send(alice, conversation["id"], "after the quiet spell")
+    assert starts[-1][1] == 1 and starts[-1][0] - asked < interval / 2
+
+
 async def test_a_counter_behind_the_store_skips_to_a_free_seq(server: RunningServer) -> None:
     alice, bob, conversation = await direct(server)
     cid = conversation["id"]

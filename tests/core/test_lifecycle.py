@@ -74,8 +74,9 @@ def test_crash_during_startup_leaves_no_embedded_database(tmp_path: Path) -> Non
     ({"MONGODB_URI": ""}, "MONGODB_URI"),
     ({"JWT_SECRET": ""}, "JWT_SECRET"),
     ({"MESSAGE_KEYS": ""}, "MESSAGE_KEYS"),
+    ({"CHAT_WRITE_INTERVAL_MS": "500"}, "CHAT_WRITE_INTERVAL_MS"),
 ])
-def test_production_refuses_missing_settings(tmp_path: Path, missing: dict[str, str], message: str) -> None:
+def test_production_refuses_missing_or_invalid_settings(tmp_path: Path, missing: dict[str, str], message: str) -> None:
     env = _env(tmp_path, CARELINE_ENV="production", MONGODB_URI="mongodb://127.0.0.1:1",
                JWT_SECRET="s" * 40, MESSAGE_KEYS="k1:" + "A" * 43, VAPID_PRIVATE_KEY="x")
     env.update(missing)
