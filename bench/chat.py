@@ -2,8 +2,9 @@
 
     python -m bench.chat [--conversations 200] [--rate 500] [--duration 30]
 
-careline's `server.py` (embedded SecantusDB default, which inherits the pinning) runs under
-`taskset -c 0`; the Node load generator (bench/chat_load.js) under `taskset -c 1`.
+careline's `server.py` runs under `taskset -c 0`, the Node load generator (bench/chat_load.js) under
+`taskset -c 1`, and SecantusDB (the embedded store's binary and flags) as its own process on core 1
+(`--db-core`), or as the server's child on its core (`--db-core child`, as `python server.py` runs it).
 """
 from __future__ import annotations
 
@@ -117,16 +118,17 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500, help="messages per second, all conversations together")
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--db-core", default=None,
-                        help="run the embedded database as its own process on this core (default: it inherits the "
-                             "server's core 0, as `python server.py` starts it)")
+    parser.add_argument("--db-core", default="1",
+                        help="core of the database process (default 1: the server has core 0 to itself, as with a "
+                             "database on another machine); 'child' runs it as `python server.py` does, as the "
+                             "server's child sharing its core 0")
     args = parser.parse_args()
     if not (BENCH / "node_modules" / "ws").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BENCH, check=True)
     secret, port = secrets.token_urlsafe(32), _free_port()
     print(f"cores: {os.cpu_count()}  load average before: {os.getloadavg()}  (shared machine: figures are noisy)")
     with tempfile.TemporaryDirectory() as data_dir:
-        database, uri = _start_database(data_dir, args.db_core) if args.db_core else (None, None)
+        database, uri = (None, None) if args.db_core == "child" else _start_database(data_dir, args.db_core)
         server = _start_server(data_dir, secret, port, uri)
         try:
             pairs = [{"a": {"sub": f"a{i}", "token": _token(secret, f"a{i}")},
@@ -144,7 +146,8 @@ def main() -> None:
         raise SystemExit(f"load generator failed: {load.stderr.strip()[-2000:]}")
     result = json.loads(load.stdout)
     print(f"load average after: {os.getloadavg()}")
-    where = f"database on core {args.db_core}" if args.db_core else "database child on the server's core 0"
+    where = ("database child on the server's core 0" if args.db_core == "child"
+             else f"database on core {args.db_core}")
     print(f"server on core 0, {where}, load generator on core 1")
     print(f"{result['conversations']} conversations, {result['sockets']} sockets, offered {result['offered']} msg/s "
           f"for {args.duration:g} s")

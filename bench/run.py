@@ -127,7 +127,7 @@ def pin(cpus: str, args) -> Optional[str]:
 def versions() -> dict:
     v = {"python": platform.python_version()}
     try:
-        import socketio, engineio, aiohttp  # noqa: E401
+        import socketio, aiohttp  # noqa: E401
 
         v.update({"python-socketio": socketio.__version__ if hasattr(socketio, "__version__") else None,
                   "aiohttp": aiohttp.__version__})
