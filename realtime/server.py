@@ -14,8 +14,8 @@ from realtime.booking import BookingNamespace
 from realtime.chat import ChatNamespace
 from realtime.manager import FastEmitManager, FastEmitRedisManager
 from realtime.metrics import Metrics
-from realtime.packet import JsonPacket
 from realtime.notifications import NotificationsNamespace
+from realtime.packet import JsonPacket
 from realtime.transport import CarelineServer
 
 NAMESPACES = ("/chat", "/booking", "/meetings", "/worksheets", "/notifications", "/billing")
@@ -57,7 +57,8 @@ def create_sio(config: Config) -> CarelineServer:
         async_mode="aiohttp", client_manager=manager, cors_allowed_origins=cors_origins(config),
         ping_interval=config.ping_interval, ping_timeout=config.ping_timeout,
         connect_timeout=config.connect_timeout,
-        max_http_buffer_size=ENGINE_MAX_BUFFER, serializer=JsonPacket, json=OrjsonCodec, logger=False, engineio_logger=False,
+        max_http_buffer_size=ENGINE_MAX_BUFFER, serializer=JsonPacket, json=OrjsonCodec, logger=False,
+        engineio_logger=False,
     )
 
 
