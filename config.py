@@ -112,6 +112,7 @@ class Config:
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     connect_timeout: float = 45.0
+    socket_backlog_max_bytes: int = 16 * 1024 * 1024
     rate_limit_burst: int = 30
     rate_limit_per_second: float = 10.0
     run_worker_in_web: bool = True
@@ -190,6 +191,7 @@ class Config:
             ping_interval=float(env.get("PING_INTERVAL_SECONDS") or 25),
             ping_timeout=float(env.get("PING_TIMEOUT_SECONDS") or 20),
             connect_timeout=float(env.get("CONNECT_TIMEOUT_SECONDS") or 45),
+            socket_backlog_max_bytes=int(env.get("SOCKET_BACKLOG_MAX_BYTES") or 16 * 1024 * 1024),
             rate_limit_burst=int(env.get("RATE_LIMIT_BURST") or 30),
             rate_limit_per_second=float(env.get("RATE_LIMIT_PER_SECOND") or 10),
             run_worker_in_web=_bool(env.get("RUN_WORKER_IN_WEB"), True),
@@ -237,6 +239,8 @@ class Config:
             raise ConfigError("MESSAGE_KEYS must hold at least one key")
         if not 0 <= self.platform_commission_rate < 1:
             raise ConfigError("PLATFORM_COMMISSION_RATE must be between 0 and 1")
+        if self.socket_backlog_max_bytes < 64 * 1024:
+            raise ConfigError("SOCKET_BACKLOG_MAX_BYTES must be at least 65536")
         if not 0 <= self.chat_write_interval_ms <= 100:
             raise ConfigError("CHAT_WRITE_INTERVAL_MS must be between 0 and 100")
 

@@ -53,13 +53,15 @@ def redis_manager(config: Config, write_only: bool = False) -> socketio.AsyncRed
 def create_sio(config: Config) -> CarelineServer:
     """The one AsyncServer of this process."""
     manager = redis_manager(config) if config.redis_url else FastEmitManager()
-    return CarelineServer(
+    sio = CarelineServer(
         async_mode="aiohttp", client_manager=manager, cors_allowed_origins=cors_origins(config),
         ping_interval=config.ping_interval, ping_timeout=config.ping_timeout,
         connect_timeout=config.connect_timeout,
         max_http_buffer_size=ENGINE_MAX_BUFFER, serializer=JsonPacket, json=OrjsonCodec, logger=False,
         engineio_logger=False,
     )
+    sio.eio.output_backlog_limit = config.socket_backlog_max_bytes
+    return sio
 
 
 def namespace_classes() -> dict[str, type[BaseNamespace]]:

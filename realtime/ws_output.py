@@ -3,6 +3,10 @@ to the transport, a per-socket backlog (drained by a short-lived task) only unde
 
 Every packet a session sends goes through `Output.send_nowait`, so the order of broadcasts,
 direct emits and acks to one socket is the order in which they were sent.
+
+A reader that stops reading must not make the server hold its output without bound: once a
+socket's backlog passes the engine's `output_backlog_limit` bytes, the connection is dropped (and
+its backlog with it). The client sees a transport close, reconnects and catches up from history.
 """
 from __future__ import annotations
 
@@ -90,7 +94,8 @@ class Output:
 
     _ws: Any = None  # the aiohttp WebSocketResponse while the WebSocket transport is active
     _early: list | None = None  # a WebSocket-only session's output before its WebSocket runs (no queue needed)
-    _backlog: deque | None = None
+    _backlog: deque | None = None  # frames waiting for a paused transport
+    _backlog_bytes = 0
     _flusher: asyncio.Task | None = None
 
     def send_nowait(self, pkt: packet.Packet) -> None:
@@ -111,26 +116,43 @@ class Output:
                     writer.transport.write(frame_of(pkt))
                 return
             self._backlog = deque()
-        self._backlog.append(pkt)
-        if self._flusher is None:
+            self._backlog_bytes = 0
+        frame = frame_of(pkt)
+        self._backlog.append(frame)
+        self._backlog_bytes += len(frame)
+        if self._backlog_bytes > self.server.output_backlog_limit:  # type: ignore[attr-defined]
+            self._drop_slow_reader()
+        elif self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush_backlog())
+
+    def _drop_slow_reader(self) -> None:
+        """Abort the connection of a reader that fell too far behind, and forget its backlog."""
+        self._backlog = None
+        writer = self._ws._writer if self._ws is not None else None
+        if writer is not None:
+            writer.transport.abort()
+        asyncio.ensure_future(self.close(  # type: ignore[attr-defined]
+            wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR))  # type: ignore[attr-defined]
 
     async def _flush_backlog(self) -> None:
         """Write the backlog in order, waiting for the transport to drain whenever it is paused."""
         backlog = self._backlog
         try:
-            while backlog:
+            while backlog and backlog is self._backlog:
                 writer = self._ws._writer if self._ws is not None else None
                 if writer is None or writer.transport.is_closing():
                     break
                 if writer.protocol.writing_paused:
                     await writer.protocol._drain_helper()
                     continue
-                writer.transport.write(frame_of(backlog.popleft()))
+                frame = backlog.popleft()
+                self._backlog_bytes -= len(frame)
+                writer.transport.write(frame)
         except (ConnectionError, RuntimeError):  # the peer went away while we waited
             pass
         finally:
-            self._backlog = None
+            if self._backlog is backlog:
+                self._backlog = None
             self._flusher = None
 
     def start_ws_output(self, ws: Any, pending: list[packet.Packet]) -> None:

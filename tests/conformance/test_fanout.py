@@ -85,6 +85,36 @@ async def test_slow_reader_gets_everything_in_order_after_back_pressure(slow: Ru
     await ws.close()
 
 
+async def test_a_reader_too_far_behind_is_dropped_and_others_are_served(slow: Running) -> None:
+    add_fanout_handlers(slow)
+    slow.sio.eio.output_backlog_limit = 8_000_000  # the reader's ~6 MB share fits, the stalled ~12 MB does not
+    stalled = await raw_socket(slow)
+    reader = await raw_socket(slow)
+    for sock in (stalled, reader):
+        await sock.send_str('421["join"]')
+        assert await recv(sock) == "431[true]"
+    stalled_sids = set(slow.sio.eio.sockets)
+    await stalled.send_str('422["burst",300,20000]')  # ~12 MB to a socket that does not read
+    broadcast = [json.loads(f[2:])[1]["i"] for f in await read_sequence(reader, 300, timeout=10)]
+    assert broadcast == list(range(0, 600, 2))  # a reading member of the room gets every broadcast
+    for _ in range(50):
+        if len(slow.sio.eio.sockets) == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert len(slow.sio.eio.sockets) == 1  # the stalled session is gone, with its backlog
+    assert stalled_sids - set(slow.sio.eio.sockets)
+    frames = []
+    try:
+        while (frame := await recv(stalled, timeout=5)) is not None:  # what got out before the drop, then EOF
+            frames.append(frame)
+    except aiohttp.ClientError:
+        pass  # the connection was reset
+    assert '432["done"]' not in frames and len(frames) < 601  # the rest of its output was dropped
+    await reader.send_str('423["burst",1]')
+    assert len(await read_sequence(reader, 3)) == 3  # the reader's session is unaffected
+    await reader.close()
+
+
 async def test_binary_broadcast_and_polling_recipient(slow: Running) -> None:
     add_fanout_handlers(slow)
     got: asyncio.Queue = asyncio.Queue()
