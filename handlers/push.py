@@ -121,9 +121,9 @@ class PushHandler:
                 outcome = GONE
             else:
                 outcome = FAILED if not retryable or tries == MAX_TRIES else RETRYING
-            await self._store.record_attempt(delivery, status, attempt.error, outcome)
-            if outcome == GONE:
+            if outcome == GONE:  # first: a delivery recorded as gone means its subscription is gone
                 await self._store.remove(subscription.id)
+            await self._store.record_attempt(delivery, status, attempt.error, outcome)
             if outcome != RETRYING:
                 return
             delay = attempt.retry_after if attempt.retry_after is not None else self._retry_base * 2 ** (tries - 1)
