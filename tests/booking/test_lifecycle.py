@@ -97,9 +97,12 @@ async def test_a_completed_session_cannot_be_cancelled(server: RunningServer) ->
 async def test_client_refund_tiers_at_their_boundaries(server: RunningServer, before: timedelta,
                                                        percent: int) -> None:
     clock = fix_clock(server, now=NOW)
-    await therapist(server)
+    t = await therapist(server)
     client = await server.client("c1", "client", NS)
     booking = await book(client, "t1", START)
+    # Confirmed first: a booking still pending at the moved clock would be past its confirmation
+    # deadline, and the scheduler could decline it while the test cancels.
+    await t.ok("booking:confirm", {"bookingId": booking["id"]})
     clock[0] = START - before
     cancelled = await client.ok("booking:cancel", {"bookingId": booking["id"]})
     assert cancelled["refund"] == {"percent": percent, "amount": None}
