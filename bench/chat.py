@@ -90,8 +90,10 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
-def _run_load(config: Path, measured: list[int]) -> tuple[subprocess.CompletedProcess[str],
-                                                                               list[float]]:
+LoadRun = tuple[subprocess.CompletedProcess[str], list[float]]
+
+
+def _run_load(config: Path, measured: list[int]) -> LoadRun:
     """Run the load generator; also the cpu seconds each measured process used while it sent measured load."""
     generator = subprocess.Popen(["taskset", "-c", "1", "node", str(BENCH / "chat_load.js"), str(config)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -8,6 +8,7 @@ from typing import Any
 import engineio
 from engineio import exceptions, packet
 
+from config import Config
 from realtime.engine_socket import (
     CarelineSocket,
     UncompressedWebSocket,
@@ -23,7 +24,7 @@ class CarelineEngine(engineio.AsyncServer):
     """python-engineio's AsyncServer with careline's protocol fixes (see docs/protocol.md)."""
 
     socket_class = CarelineSocket
-    output_backlog_limit = 16 * 1024 * 1024  # bytes a paused reader may fall behind before it is dropped
+    output_backlog_limit = Config.socket_backlog_max_bytes  # bytes a paused reader may fall behind before it is dropped
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Create the server; on aiohttp, WebSockets are served without permessage-deflate."""

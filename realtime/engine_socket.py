@@ -20,6 +20,13 @@ UPGRADE_POLL_WAIT = 0.1
 _closing_tasks: set[asyncio.Task] = set()
 
 
+def _keep(task: asyncio.Task) -> asyncio.Task:
+    """Hold a started task until it finishes."""
+    _closing_tasks.add(task)
+    task.add_done_callback(_closing_tasks.discard)
+    return task
+
+
 class InvalidPacket(exceptions.EngineIOError):
     """A client sent something that is not a valid Engine.IO packet or payload."""
 
@@ -76,9 +83,11 @@ class CarelineSocket(Output, AsyncSocket):
         """Close the session if the PONG did not arrive in time."""
         self._heartbeat = None
         if self._ping_sent_at is not None and not (self.closing or self.closed):
-            task = asyncio.ensure_future(self.close(wait=False, reason=self.server.reason.PING_TIMEOUT))
-            _closing_tasks.add(task)
-            task.add_done_callback(_closing_tasks.discard)
+            self.close_soon(self.server.reason.PING_TIMEOUT)
+
+    def close_soon(self, reason: str, abort: bool = False) -> None:
+        """Close the session from synchronous code (a timer, the output path)."""
+        _keep(asyncio.ensure_future(self.close(wait=False, abort=abort, reason=reason)))
 
     def _cancel_heartbeat(self) -> None:
         """Stop the heartbeat timer."""
@@ -130,9 +139,7 @@ class CarelineSocket(Output, AsyncSocket):
             self.queue.put_nowait(packet.Packet(packet.NOOP))
         closing_ws = None
         if self._ws is not None:
-            closing_ws = asyncio.ensure_future(self._close_ws())
-            _closing_tasks.add(closing_ws)
-            closing_ws.add_done_callback(_closing_tasks.discard)
+            closing_ws = _keep(asyncio.ensure_future(self._close_ws()))
         if self.server.sockets.get(self.sid) is self:
             del self.server.sockets[self.sid]
         if wait and closing_ws is not None:

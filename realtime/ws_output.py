@@ -131,8 +131,7 @@ class Output:
         writer = self._ws._writer if self._ws is not None else None
         if writer is not None:
             writer.transport.abort()
-        asyncio.ensure_future(self.close(  # type: ignore[attr-defined]
-            wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR))  # type: ignore[attr-defined]
+        self.close_soon(self.server.reason.TRANSPORT_ERROR, abort=True)  # type: ignore[attr-defined]
 
     async def _flush_backlog(self) -> None:
         """Write the backlog in order, waiting for the transport to drain whenever it is paused."""
