@@ -22,37 +22,38 @@ import logsetup
 from config import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDIS, SERVICES, SIO, Config, \
     ConfigError
 from handlers import jobs
-from handlers import notification_rules
+from handlers.notifications import rules as notification_rules
 from handlers.auth import Authenticator, mint_token
-from handlers.chat import build_chat
-from handlers.availability import AvailabilityHandler
-from handlers.booking import BookingHandler
+from handlers.chat.feature import build_chat
+from handlers.booking.availability import AvailabilityHandler
+from handlers.booking.bookings import BookingHandler
 from handlers.events import EventBus
-from handlers.notifications import NotificationHandler
-from handlers.preferences import PreferenceHandler
+from handlers.notifications.handler import NotificationHandler
+from handlers.notifications.preferences import PreferenceHandler
 from handlers.publisher import Publisher
-from handlers.push import PushHandler
-from handlers.reminders import ReminderScheduler
+from handlers.notifications.push import PushHandler
+from handlers.booking.reminders import ReminderScheduler
 from handlers.services import Services
-from handlers.uploads import UploadHandler
+from handlers.chat.uploads import UploadHandler
 from realtime.metrics import Metrics
 from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, register_namespaces, shutdown
 from rest.middleware import cors_middleware, error_middleware
 from rest.routes import setup_routes
 from stores import mongo, redis as redis_store
-from stores.availability import AvailabilityStore
-from stores.booking import BookingStore
+from stores.booking.availability import AvailabilityStore
+from stores.booking.bookings import BookingStore
 from stores.crypto import Cipher
 from stores.embedded import EmbeddedMongo, default_storage
-from stores.mongo import Database, utcnow
-from stores.notification_prefs import PreferenceStore
-from stores.notifications import NotificationStore
-from stores.presence import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
-from stores.push import PushStore
+from clock import utcnow
+from stores.mongo import Database
+from stores.notifications.preferences import PreferenceStore
+from stores.notifications.store import NotificationStore
+from stores.sockets import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
+from stores.notifications.push import PushStore
 from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from stores.uploads import UploadStore
-from stores.reminders import ReminderStore
+from stores.chat.uploads import UploadStore
+from stores.booking.reminders import ReminderStore
 from stores.users import UserStore
 
 log = logging.getLogger("careline")

@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.booking import SECRET, call, connect, spawn  # noqa: E402
 from handlers.serialize import iso  # noqa: E402
-from handlers.slots import DEFAULT_POLICY  # noqa: E402
-from stores.booking import to_doc  # noqa: E402
+from handlers.booking.slots import DEFAULT_POLICY  # noqa: E402
+from stores.booking.bookings import to_doc  # noqa: E402
 from stores.embedded import EmbeddedMongo  # noqa: E402
 from stores.mongo import connect as mongo_connect  # noqa: E402
-from stores.reminders import ReminderStore  # noqa: E402
+from stores.booking.reminders import ReminderStore  # noqa: E402
 from tests.conftest import wait_healthy  # noqa: E402
 
 WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]

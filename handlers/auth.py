@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 
 from config import Config
-from handlers.errors import TokenExpired, Unauthorized
+from errors import TokenExpired, Unauthorized
 
 ROLES = ("client", "therapist", "admin")
 

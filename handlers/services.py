@@ -5,20 +5,20 @@ from dataclasses import dataclass, field
 
 from config import Config
 from handlers.auth import Authenticator
-from handlers.availability import AvailabilityHandler
-from handlers.booking import BookingHandler
-from handlers.chat import ChatHandler
+from handlers.booking.availability import AvailabilityHandler
+from handlers.booking.bookings import BookingHandler
+from handlers.chat.feature import ChatHandler
 from handlers.events import EventBus
 from handlers.jobs import Periodic
-from handlers.notifications import NotificationHandler
-from handlers.preferences import PreferenceHandler
-from handlers.push import PushHandler
+from handlers.notifications.handler import NotificationHandler
+from handlers.notifications.preferences import PreferenceHandler
+from handlers.notifications.push import PushHandler
 from handlers.publisher import Publisher
-from handlers.uploads import UploadHandler
+from handlers.chat.uploads import UploadHandler
 from stores.crypto import Cipher
-from stores.presence import SocketRegistry
+from stores.sockets import SocketRegistry
 from stores.ratelimit import RateLimiter
-from stores.uploads import UploadStore
+from stores.chat.uploads import UploadStore
 from stores.users import UserStore
 
 

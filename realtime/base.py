@@ -18,10 +18,10 @@ import socketio
 from marshmallow import Schema, ValidationError
 
 from handlers.auth import Identity, User
-from handlers.errors import AppError, Forbidden, Internal, InvalidPayload, PreconditionFailed, RateLimited, \
+from errors import AppError, Forbidden, Internal, InvalidPayload, PreconditionFailed, RateLimited, \
     Unauthorized, Unavailable
 from handlers.publisher import role_room, room_group, user_room
-from handlers.serialize import iso
+from clock import iso
 from handlers.services import Services
 from realtime.metrics import Metrics
 from realtime.schemas import RefreshSession

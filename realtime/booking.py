@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.auth import User
-from handlers.availability import avail_room
+from handlers.booking.availability import avail_room
 from realtime.base import BaseNamespace, request
 from realtime.schemas.booking import BookingRef, CreateBooking, GetAvailability, ListBookings, Reschedule, \
     SetAvailability, TherapistRef, WithReason

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.auth import User
-from handlers.chat import ChatHandler
+from handlers.chat.feature import ChatHandler
 from realtime.base import BaseNamespace, request
 from realtime.schemas import Pagination
 from realtime.schemas.chat import ConversationRef, EditMessage, History, Marker, MessageRef, OpenConversation, \

@@ -6,7 +6,7 @@ from typing import Any
 import socketio
 
 from handlers.publisher import room_group, user_room
-from stores.presence import SocketRegistry
+from stores.sockets import SocketRegistry
 
 
 class SocketPublisher:

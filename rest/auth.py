@@ -5,7 +5,7 @@ from aiohttp import web
 
 from config import SERVICES
 from handlers.auth import User
-from handlers.errors import Unauthorized
+from errors import Unauthorized
 
 
 def require_user(request: web.Request) -> User:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from config import SERVICES
-from handlers.errors import Unavailable
+from errors import Unavailable
 
 
 async def vapid_public_key(request: web.Request) -> web.Response:

@@ -7,8 +7,8 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, web
 
 from config import SERVICES
-from handlers.errors import InvalidPayload, PayloadTooLarge
-from handlers.uploads import UploadHandler
+from errors import InvalidPayload, PayloadTooLarge
+from handlers.chat.uploads import UploadHandler
 from rest.auth import require_user
 
 READ_CHUNK = 64 * 1024

@@ -1,7 +1,6 @@
 """MongoDB client lifecycle and the small helpers every store shares."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, TypeVar
 
 from bson import ObjectId
@@ -10,7 +9,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from handlers.errors import Conflict
+from errors import Conflict
 
 Doc = dict[str, Any]
 Database = AsyncDatabase[Doc]
@@ -37,11 +36,6 @@ async def ping(client: AsyncMongoClient[Doc]) -> None:
     """Raise unless the server answers."""
     await client.admin.command("ping")
 
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC, truncated to milliseconds as BSON stores it."""
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def new_id() -> str:

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from pymongo import ASCENDING
 
-from stores.mongo import Database, Doc, utcnow
+from clock import utcnow
+from stores.mongo import Database, Doc
 
 
 RECORD_INTERVAL_SECONDS = 60.0

@@ -6,7 +6,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from handlers.serialize import camel, parse_iso
+from clock import parse_iso
+from handlers.serialize import camel
 
 
 class RequestSchema(Schema):

@@ -9,7 +9,7 @@ from zoneinfo import available_timezones
 
 from marshmallow import validates_schema
 
-from handlers.slots import DEFAULT_POLICY, UNIT_MINUTES, minutes_of
+from handlers.booking.slots import DEFAULT_POLICY, UNIT_MINUTES, minutes_of
 from realtime.schemas import Id, Pagination, RequestId, RequestSchema, UtcDateTime, ValidationError, fields, \
     validate
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from handlers.serialize import iso
+from clock import iso
 from tests.clients import SioClient
 from tests.conftest import RunningServer
 

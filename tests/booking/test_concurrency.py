@@ -11,8 +11,8 @@ from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
 from config import MONGO_DB
-from handlers.serialize import iso
-from stores.booking import BookingStore
+from clock import iso
+from stores.booking.bookings import BookingStore
 from tests.booking.helpers import NS, at, availability, book, collect_events, fix_clock, pending_booking, therapist
 from tests.conftest import RunningServer, StartServer
 

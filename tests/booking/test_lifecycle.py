@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from config import MONGO_DB
-from handlers.serialize import iso
+from clock import iso
 from tests.booking.helpers import NS, at, book, collect_events, fix_clock, pending_booking, slots, therapist
 from tests.conftest import RunningServer
 
@@ -22,7 +22,7 @@ async def test_create_notifies_both_parties_and_is_idempotent(server: RunningSer
     client = await server.client("c1", "client", NS)
     first = await client.ok("booking:create", {"therapistId": "t1", "start": iso(START), "requestId": "r1",
                                                "note": "first session"})
-    assert first["status"] == "pending" and first["end"] == "2026-03-03T10:50:00Z"
+    assert first["status"] == "pending" and first["end"] == "2026-03-03T10:50:00.000Z"
     assert first["policy"]["refundTiers"][0] == {"minHoursBefore": 24, "percent": 100}
     assert first["paymentStatus"] == "none" and first["refund"] is None and first["note"] == "first session"
     for socket in (t, client):
@@ -157,7 +157,7 @@ async def test_reschedule_overlapping_its_own_time_and_frees_the_rest(server: Ru
     await t.ok("booking:confirm", {"bookingId": booking["id"]})
     moved = await client.ok("booking:reschedule", {"bookingId": booking["id"],
                                                    "start": iso(START + timedelta(minutes=30))})
-    assert (moved["id"], moved["start"], moved["status"]) == (booking["id"], "2026-03-03T10:30:00Z", "confirmed")
+    assert (moved["id"], moved["start"], moved["status"]) == (booking["id"], "2026-03-03T10:30:00.000Z", "confirmed")
     assert (await t.expect("booking:updated", lambda b: b["start"] == moved["start"]))["id"] == booking["id"]
     claims = server.app[MONGO_DB]["booking_claims"]
     assert await claims.count_documents({}) == await claims.count_documents({"settled": True}) == 12  # 10:30-11:30

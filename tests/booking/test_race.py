@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from config import MONGO_DB
 from handlers.auth import mint_token
-from handlers.serialize import iso
+from clock import iso
 from tests.booking.helpers import NS, availability, later, slots
 from tests.clients import SioClient
 from tests.conftest import RunningServer, StartServer

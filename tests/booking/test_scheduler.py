@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from config import MONGO_DB
 from handlers.auth import User
-from handlers.serialize import iso
-from handlers.slots import units
+from clock import iso
+from handlers.booking.slots import units
 from tests.booking.helpers import NS, at, book, collect_events, fix_clock, slots, therapist
 from tests.conftest import RunningServer, StartServer
 

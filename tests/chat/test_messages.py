@@ -5,7 +5,7 @@ import asyncio
 from datetime import timedelta
 
 from config import MONGO_DB
-from stores.mongo import utcnow
+from clock import utcnow
 from tests.chat.helpers import direct, rid, send
 from tests.conftest import RunningServer, StartServer
 

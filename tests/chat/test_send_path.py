@@ -5,8 +5,8 @@ import asyncio
 from typing import Any
 
 from config import MONGO_DB
-from stores.messages import message_id
-from stores.mongo import utcnow
+from stores.chat.messages import message_id
+from clock import utcnow
 from tests.chat.helpers import direct, rid, send
 from tests.conftest import RunningServer
 
@@ -145,8 +145,8 @@ async def test_sending_reads_the_senders_pending_message_notification(server: Ru
 async def test_conversations_stored_in_the_legacy_layout_are_migrated(server: RunningServer) -> None:
     from datetime import timedelta
 
-    from stores.chat import pair_key
-    from stores.chat_migrations import migrate_chat
+    from stores.chat.conversations import pair_key
+    from stores.chat.migrations import migrate_chat
 
     db = server.app[MONGO_DB]  # type: ignore[index]
     conversations = db["chat_conversations"]

@@ -6,7 +6,7 @@ import time
 
 from handlers.publisher import room_group
 from stores import redis as redis_store
-from stores.presence import PROCESS_TTL_SECONDS, RedisSocketRegistry
+from stores.sockets import PROCESS_TTL_SECONDS, RedisSocketRegistry
 from tests.conftest import StartServer
 
 

@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from handlers.auth import mint_token
-from handlers.serialize import iso
+from clock import iso
 from tests.booking.helpers import availability
 from tests.chat.helpers import rid
 from tests.clients import SioClient

@@ -5,8 +5,8 @@ import asyncio
 from datetime import timedelta
 
 from config import MONGO_DB
-from stores.notification_seq import SeqCounter
-from stores.notifications import NotificationStore
+from stores.notifications.seq import SeqCounter
+from stores.notifications.store import NotificationStore
 from tests.conftest import RunningServer
 
 NS = "/notifications"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from handlers.quiet_hours import quiet_until
+from handlers.notifications.quiet_hours import quiet_until
 from tests.conftest import RunningServer
 
 NS = "/notifications"

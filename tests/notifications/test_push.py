@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from config import MONGO_DB
-from stores.mongo import utcnow
+from clock import utcnow
 from tests.conftest import RunningServer, StartServer
 from tests.notifications.push_service import PushService
 

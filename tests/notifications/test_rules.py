@@ -80,7 +80,7 @@ async def test_booking_events_notify_the_other_party(server: RunningServer) -> N
     await bus.publish("booking.requested", booking=booking("requested"), actor_id="c1")
     pushed = await therapist.expect("notification:created")
     assert pushed["title"] == "Session requested" and pushed["body"] == "Tue 24 Nov 2026, 10:00 UTC"
-    assert pushed["category"] == "booking" and pushed["data"] == {"bookingId": "b1", "start": "2026-11-24T10:00:00Z"}
+    assert pushed["category"] == "booking" and pushed["data"] == {"bookingId": "b1", "start": "2026-11-24T10:00:00.000Z"}
     for name, state, actor in (("booking.confirmed", booking("confirmed"), "t1"),
                                ("booking.declined", booking("declined"), None),  # the system: the client hears
                                ("booking.rescheduled", booking("confirmed", "2026-11-25T09:00:00Z"), "t1"),

@@ -1,0 +1,295 @@
+"""Bookings: race-proof creation through claimed time units, the lifecycle, refunds and auto-decline."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from handlers.auth import User
+from handlers.booking.availability import NAMESPACE, AvailabilityHandler, camel_keys
+from errors import Conflict, InvalidPayload, NotFound, PreconditionFailed
+from handlers.events import EventBus
+from handlers.publisher import Publisher
+from handlers.booking.reminders import ReminderScheduler
+from clock import iso, parse_iso
+from handlers.booking.slots import fits, refund_percent, units
+from stores.booking.bookings import ACTIVE, CAS_ATTEMPTS, BookingRecord, BookingStore
+from stores.crypto import Cipher
+from clock import utcnow
+from stores.mongo import new_id
+
+SETTLE_AFTER = timedelta(minutes=2)  # claims in doubt longer than this belong to a crashed request
+Span = tuple[datetime, datetime, int]
+
+
+class BookingHandler:
+    """booking:* requests, plus the scheduler tick (auto-decline, reminders, claim repair)."""
+
+    def __init__(self, store: BookingStore, availability: AvailabilityHandler, reminders: ReminderScheduler,
+                 publisher: Publisher, bus: EventBus, cipher: Cipher) -> None:
+        self.store = store
+        self.availability = availability
+        self.reminders = reminders
+        self.publisher = publisher
+        self.bus = bus
+        self.cipher = cipher
+        self._clock: Callable[[], datetime] = utcnow
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """"Now" for every booking rule (injectable in tests)."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], datetime]) -> None:
+        self._clock = self.availability.clock = self.reminders.clock = clock
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def wire(self, record: BookingRecord) -> dict[str, Any]:
+        """`Booking` as its parties see it."""
+        note = self.cipher.open_text(record.note, record.id) if record.note else None
+        return {"id": record.id, "clientId": record.client_id, "therapistId": record.therapist_id,
+                "start": iso(record.start), "end": iso(record.end), "status": record.status,
+                "policy": camel_keys(record.policy), "cancelledBy": record.cancelled_by, "reason": record.reason,
+                "refund": camel_keys(record.refund), "paymentStatus": record.payment_status,
+                "meetingId": record.meeting_id, "note": note, "createdAt": iso(record.created_at),
+                "updatedAt": iso(record.updated_at)}
+
+    async def own(self, user: User, booking_id: str) -> BookingRecord:
+        """A booking the caller is a party to (any, for admins); `not_found` for everyone else."""
+        record = await self.store.get(booking_id)
+        if record is None or not (record.party(user.id) or user.is_admin):
+            raise NotFound("No such booking")
+        return record
+
+    async def get(self, user: User, booking_id: str) -> dict[str, Any]:
+        """booking:get."""
+        return self.wire(await self.own(user, booking_id))
+
+    async def list(self, user: User, status: str | None, from_: datetime | None, to: datetime | None,
+                   limit: int, cursor: str | None) -> dict[str, Any]:
+        """booking:list: the caller's own bookings (all for admins), by start time."""
+        party = None if user.is_admin else ("therapist_id" if user.is_therapist else "client_id")
+        filters = {"status": status, "from": from_, "to": to}
+        records = await self.store.page(party, user.id, filters, _decode_cursor(cursor), limit + 1)
+        more = len(records) > limit
+        records = records[:limit]
+        next_cursor = f"{iso(records[-1].start)}|{records[-1].id}" if more else None
+        return {"items": [self.wire(r) for r in records], "nextCursor": next_cursor}
+
+    # -- creating ----------------------------------------------------------------------------------
+
+    async def create(self, user: User, therapist_id: str, start: datetime, request_id: str,
+                     note: str | None) -> dict[str, Any]:
+        """booking:create: claim the time units first (the database settles races), then insert."""
+        existing = await self.store.by_request(user.id, request_id)
+        if existing is not None:
+            return self.wire(existing)
+        found = await self.availability.rules(therapist_id)
+        if found is None:
+            raise NotFound("This therapist takes no bookings")
+        rules, policy = found
+        now = self.clock()
+        _refuse(fits(rules, start, now))
+        booking_id, end = new_id(), start + rules.session
+        try:
+            await self.store.claim(therapist_id, booking_id, units(start, end, rules.buffer_minutes), now)
+        except Conflict:
+            again = await self.store.by_request(user.id, request_id)
+            if again is None:
+                raise
+            return self.wire(again)
+        values = {"id": booking_id, "client_id": user.id, "therapist_id": therapist_id, "start": start,
+                  "end": end, "status": "pending", "policy": policy, "buffer_minutes": rules.buffer_minutes,
+                  "request_id": request_id, "note": self.cipher.seal_text(note, booking_id) if note else None,
+                  "payment_status": "none", "expires_at": _deadline(policy, now, start), "created_at": now,
+                  "updated_at": now}
+        record, created = await self._insert(values)
+        if created:
+            await self.store.settle(booking_id)
+            await self._changed(record, "booking.requested", user.id, [_span(record)])
+        return self.wire(record)
+
+    async def _insert(self, values: dict[str, Any]) -> tuple[BookingRecord, bool]:
+        try:
+            record, created = await self.store.insert(values)
+        except BaseException:
+            await self.store.release(values["id"])
+            raise
+        if not created:
+            await self.store.release(values["id"])
+        return record, created
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def confirm(self, user: User, booking_id: str) -> dict[str, Any]:
+        """booking:confirm (the booking's therapist): pending -> confirmed, reminders scheduled."""
+        record = await self._as_therapist(user, booking_id)
+        now = self.clock()
+        updated = await self.store.update(booking_id, ("pending",), {"status": "confirmed", "updated_at": now},
+                                          {"start": {"$gt": now}}, unset=("expires_at",), current=record)
+        if updated is None:
+            raise PreconditionFailed(f"A {await self._status(record)} booking cannot be confirmed")
+        await self._remind(updated)
+        await self._changed(updated, "booking.confirmed", user.id, [])
+        return self.wire(updated)
+
+    async def decline(self, user: User, booking_id: str, reason: str | None) -> dict[str, Any]:
+        """booking:decline (the booking's therapist): pending -> declined, time freed."""
+        record = await self._as_therapist(user, booking_id)
+        changes = {"status": "declined", "reason": reason, "updated_at": self.clock()}
+        updated = await self._end(booking_id, ("pending",), changes, "booking.declined", user.id, current=record)
+        if updated is None:
+            raise PreconditionFailed(f"A {await self._status(record)} booking cannot be declined")
+        return self.wire(updated)
+
+    async def cancel(self, user: User, booking_id: str, reason: str | None) -> dict[str, Any]:
+        """booking:cancel (either party): refund per the snapshotted tiers for a client, 100 % otherwise."""
+        record = await self.own(user, booking_id)
+        now = self.clock()
+        by = "client" if user.id == record.client_id else "therapist" if user.id == record.therapist_id else "admin"
+        percent = refund_percent(record.policy["refund_tiers"], record.start, now) if by == "client" else 100
+        changes = {"status": "cancelled", "cancelled_by": by, "reason": reason, "updated_at": now,
+                   "refund": {"percent": percent, "amount": None}}
+        updated = await self._end(booking_id, ACTIVE, changes, "booking.cancelled", user.id, {"end": {"$gt": now}},
+                                  current=record)
+        if updated is None:
+            status = await self._status(record)
+            raise PreconditionFailed(f"A {status} booking cannot be cancelled" if status not in ACTIVE
+                                     else "The session is over")
+        return self.wire(updated)
+
+    async def reschedule(self, user: User, booking_id: str, start: datetime) -> dict[str, Any]:
+        """booking:reschedule (either party): claim the new time, move the booking, then free the old time."""
+        record = await self.own(user, booking_id)
+        found = await self.availability.rules(record.therapist_id)
+        if record.status not in ACTIVE or found is None:
+            raise PreconditionFailed(f"A {record.status} booking cannot be rescheduled")
+        now, length = self.clock(), record.end - record.start
+        _refuse(fits(found[0], start, now, length))
+        old = set(units(record.start, record.end, record.buffer_minutes))
+        new = set(units(start, start + length, record.buffer_minutes))
+        gained, lost = sorted(new - old), sorted(old - new)
+        await self.store.claim(record.therapist_id, booking_id, gained, now)
+        await self.store.settle(booking_id, lost, settled=False, now=now)
+        changes = {"start": start, "end": start + length, "updated_at": now}
+        if record.status == "pending":
+            changes["expires_at"] = _deadline(record.policy, record.created_at, start)
+        updated = await self.store.update(booking_id, ACTIVE, changes, {"start": record.start}, current=record)
+        if updated is None:
+            await self.store.release(booking_id, gained)
+            await self.store.settle(booking_id, lost)
+            raise PreconditionFailed("The booking changed meanwhile; reload it")
+        await self.store.release(booking_id, lost)
+        await self.store.settle(booking_id, sorted(new))
+        if updated.status == "confirmed":
+            await self._remind(updated)
+        await self._changed(updated, "booking.rescheduled", user.id, [_span(record), _span(updated)])
+        return self.wire(updated)
+
+    async def _remind(self, record: BookingRecord) -> None:
+        """Make the reminders match the booking; again from the stored one if it changed meanwhile.
+
+        Two changes can finish in either order (a confirm's old time after a reschedule's new one); the
+        one that sees a newer `rev` after writing its reminders writes them again, so the last word is
+        always the stored booking's.
+        """
+        for _ in range(CAS_ATTEMPTS):   # each round means another change got through meanwhile
+            if record.status == "confirmed":
+                await self.reminders.schedule(record)
+            else:
+                await self.reminders.remove(record.id)
+            latest = await self.store.get(record.id)
+            if latest is None or latest.rev == record.rev:
+                return
+            record = latest
+
+    async def _status(self, record: BookingRecord) -> str:
+        """The booking's status now (a change that failed may have lost to another since `record` was read)."""
+        latest = await self.store.get(record.id)
+        return (latest or record).status
+
+    async def _as_therapist(self, user: User, booking_id: str) -> BookingRecord:
+        record = await self.own(user, booking_id)
+        if user.id != record.therapist_id and not user.is_admin:
+            raise NotFound("No such booking")
+        return record
+
+    async def _end(self, booking_id: str, statuses: tuple[str, ...], changes: dict[str, Any], event: str,
+                   actor: str | None, extra: dict[str, Any] | None = None,
+                   current: BookingRecord | None = None) -> BookingRecord | None:
+        """Move a booking to a final status and free its time; claims are marked in doubt while it happens."""
+        await self.store.settle(booking_id, settled=False, now=self.clock())
+        updated = await self.store.update(booking_id, statuses, changes, extra, unset=("expires_at",), current=current)
+        if updated is None:
+            await self.store.settle(booking_id)
+            return None
+        await self.store.release(booking_id)
+        await self.reminders.remove(booking_id)
+        await self._changed(updated, event, actor, [_span(updated)])
+        return updated
+
+    async def _changed(self, record: BookingRecord, event: str, actor: str | None, spans: list[Span]) -> None:
+        """booking:updated to both parties, the domain event, and availability:updated for changed time."""
+        pads = [(start, end, timedelta(minutes=buffer)) for start, end, buffer in spans]
+        if pads:
+            await self.availability.changed(record.therapist_id, [(s - pad, e + pad) for s, e, pad in pads])
+        data = self.wire(record)
+        await asyncio.gather(*(self.publisher.to_user(NAMESPACE, party, "booking:updated", data)
+                               for party in {record.client_id, record.therapist_id}))
+        await self.bus.publish(event, booking={**data, "note": None}, actor_id=actor)
+
+    # -- background ------------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """One scheduler pass: auto-decline, due reminders, repair of claims left by crashed requests."""
+        await self.decline_expired()
+        await self.reminders.tick()
+        await self.repair_claims()
+
+    async def decline_expired(self) -> int:
+        """Decline (reason `expired`) every pending booking past its confirmation deadline; exactly once."""
+        now, count = self.clock(), 0
+        for booking_id in await self.store.expired_pending(now):
+            changes = {"status": "declined", "reason": "expired", "updated_at": now}
+            if await self._end(booking_id, ("pending",), changes, "booking.declined", None,
+                               {"expiresAt": {"$lte": now}}):
+                count += 1
+        return count
+
+    async def repair_claims(self) -> None:
+        """Make claims in doubt for a while match their booking again (a process died mid-change)."""
+        for booking_id in await self.store.unsettled_bookings(self.clock() - SETTLE_AFTER):
+            record = await self.store.get(booking_id)
+            if record is None or record.status not in ACTIVE:
+                await self.store.release(booking_id)
+                continue
+            keep = units(record.start, record.end, record.buffer_minutes)
+            held = await self.store.claimed_units(booking_id)
+            await self.store.release(booking_id, [unit for unit in held if unit not in set(keep)])
+            await self.store.settle(booking_id, keep)
+
+
+def _span(record: BookingRecord) -> Span:
+    return record.start, record.end, record.buffer_minutes
+
+
+def _deadline(policy: dict[str, Any], created_at: datetime, start: datetime) -> datetime:
+    """When a pending booking is declined automatically: confirmWithinHours after creation, never past start."""
+    return min(created_at + timedelta(hours=policy["confirm_within_hours"]), start)
+
+
+def _refuse(problem: str | None) -> None:
+    if problem is not None:
+        raise PreconditionFailed(problem)
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if not cursor:
+        return None
+    start, _, booking_id = cursor.partition("|")
+    try:
+        return parse_iso(start), booking_id
+    except ValueError:
+        raise InvalidPayload("Bad cursor", {"cursor": ["Not a cursor from this list."]}) from None

@@ -1,0 +1,246 @@
+"""Chat conversations (`chat_conversations`) and per-member receipt markers (`chat_markers`)."""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Callable
+
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from clock import iso
+from stores.chat.activity import Activity, decode_sent
+from clock import utcnow
+from stores.mongo import Database, Doc, insert_or_existing, new_id
+
+MEMBERSHIP_CACHE = 50_000  # conversations whose (immutable) membership one process remembers
+CONTACTS_SCAN = 2000  # conversations looked at when finding who shares one with a user
+MEMBER_IDS_SCAN = 5000  # conversations of one user considered by search
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One conversation."""
+
+    id: str
+    kind: str
+    member_ids: tuple[str, ...]
+    title: str | None
+    created_by: str
+    created_at: datetime
+    last_activity_at: datetime
+    last_seq: int
+    sent_seqs: dict[str, int] = field(default_factory=dict, compare=False)
+
+    @property
+    def direct(self) -> bool:
+        """True for two-member conversations (blocks apply to these)."""
+        return self.kind != "group"
+
+    def with_activity(self, activity: Activity | None) -> Conversation:
+        """This conversation with activity known in this process but maybe not yet stored."""
+        if activity is None or activity.last_at is None:
+            return self
+        sent = dict(self.sent_seqs)
+        for member, seq in activity.sent.items():
+            sent[member] = max(sent.get(member, 0), seq)
+        return replace(self, last_seq=max(self.last_seq, activity.last_seq),
+                       last_activity_at=max(self.last_activity_at, activity.last_at), sent_seqs=sent)
+
+    def read_seq_of(self, user_id: str, markers: Markers) -> int:
+        """How far the user has read: their read marker, or their own last message if later."""
+        return max(markers.read_seq, self.sent_seqs.get(user_id, 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's Conversation object (without the per-caller fields)."""
+        return {"id": self.id, "kind": self.kind, "memberIds": list(self.member_ids), "title": self.title,
+                "createdBy": self.created_by, "createdAt": iso(self.created_at),
+                "lastActivityAt": iso(self.last_activity_at), "lastSeq": self.last_seq}
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Who belongs to a conversation and its kind: fixed at creation, so safe to cache."""
+
+    kind: str
+    member_ids: frozenset[str]
+
+    @property
+    def direct(self) -> bool:
+        """True for two-member conversations (blocks apply to these)."""
+        return self.kind != "group"
+
+
+@dataclass(frozen=True)
+class Markers:
+    """How far one member has received and read a conversation."""
+
+    delivered_seq: int = 0
+    read_seq: int = 0
+
+
+def _conversation(doc: Doc, activity: Doc | None) -> Conversation:
+    """A stored conversation with its stored activity (`chat_activity`, absent until the first message)."""
+    activity = activity or {}
+    return Conversation(id=doc["_id"], kind=doc["kind"], member_ids=tuple(doc["memberIds"]), title=doc.get("title"),
+                        created_by=doc["createdBy"], created_at=doc["createdAt"],
+                        last_activity_at=max(doc["createdAt"], activity.get("lastActivityAt") or doc["createdAt"]),
+                        last_seq=int(activity.get("lastSeq", 0)), sent_seqs=decode_sent(activity))
+
+
+def _markers(doc: Doc | None) -> Markers:
+    return Markers(doc.get("deliveredSeq", 0), doc.get("readSeq", 0)) if doc else Markers()
+
+
+def pair_key(a: str, b: str) -> str:
+    """The unique key of the direct conversation between two users (order-independent, unambiguous)."""
+    return json.dumps(sorted((a, b)))
+
+
+def _new_doc(kind: str, member_ids: list[str], title: str | None, created_by: str) -> Doc:
+    now = utcnow()
+    return {"_id": new_id(), "kind": kind, "memberIds": member_ids, "title": title, "createdBy": created_by,
+            "createdAt": now}
+
+
+class ConversationStore:
+    """Named queries on conversations, their activity, and read/delivered markers.
+
+    A conversation's activity (last seq, last activity, each member's last sent seq) lives in
+    `chat_activity`, a collection with no secondary index: it changes with every burst of
+    messages, and on SecantusDB an update costs about 2.5 times as much on `chat_conversations`
+    with its indexes (docs/performance.md).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._conversations = db["chat_conversations"]
+        self._activity = db["chat_activity"]
+        self._markers = db["chat_markers"]
+        self._memberships: OrderedDict[str, Membership] = OrderedDict()
+
+    @property
+    def activity_collection(self) -> Any:
+        """`chat_activity` (the activity writer updates it)."""
+        return self._activity
+
+    async def _with_activity(self, doc: Doc | None) -> Conversation | None:
+        if doc is None:
+            return None
+        return _conversation(doc, await self._activity.find_one({"_id": doc["_id"]}))
+
+    async def ensure_indexes(self) -> None:
+        """One unique key per pair or group request; conversations by member; one marker per member."""
+        await self._conversations.create_index("key", unique=True)
+        await self._conversations.create_index("memberIds")
+        await self._markers.create_index([("conversationId", ASCENDING), ("userId", ASCENDING)], unique=True)
+
+    async def open_direct(self, kind: str, a: str, b: str, title: str | None) -> tuple[Conversation, bool]:
+        """The direct conversation of a pair, created on first use (the unique pair key settles races)."""
+        key = "pair:" + pair_key(a, b)
+        found = await self._with_activity(await self._conversations.find_one({"key": key}))
+        if found is not None:
+            return found, False
+        doc = _new_doc(kind, [a, b], title, a)
+        doc["key"] = key
+        stored, created = await insert_or_existing(self._conversations, doc, {"key": key})
+        return await self._with_activity(stored), created  # type: ignore[return-value]
+
+    async def create_group(self, member_ids: list[str], title: str | None, created_by: str,
+                           request_id: str | None) -> tuple[Conversation, bool]:
+        """A new group; a repeated `request_id` of the same creator returns the first one."""
+        doc = _new_doc("group", member_ids, title, created_by)
+        doc["key"] = f"group:{created_by}\n{request_id}" if request_id else "group-id:" + doc["_id"]
+        found, created = await insert_or_existing(self._conversations, doc, {"key": doc["key"]})
+        return await self._with_activity(found), created  # type: ignore[return-value]
+
+    async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        """One conversation, only if `user_id` is a member."""
+        return await self._with_activity(await self._conversations.find_one({"_id": conversation_id,
+                                                                             "memberIds": user_id}))
+
+    async def membership(self, conversation_id: str) -> Membership | None:
+        """Kind and members of a conversation; cached, since no request changes them after creation."""
+        cached = self._memberships.get(conversation_id)
+        if cached is not None:
+            self._memberships.move_to_end(conversation_id)
+            return cached
+        doc = await self._conversations.find_one({"_id": conversation_id}, {"kind": 1, "memberIds": 1})
+        if doc is None:
+            return None
+        membership = Membership(doc["kind"], frozenset(doc["memberIds"]))
+        self._memberships[conversation_id] = membership
+        if len(self._memberships) > MEMBERSHIP_CACHE:
+            self._memberships.popitem(last=False)
+        return membership
+
+    async def member_of_any(self, user_id: str, conversation_ids: list[str]) -> bool:
+        """Whether `user_id` belongs to at least one of the conversations (by _id, then membership)."""
+        if not conversation_ids:
+            return False
+        doc = await self._conversations.find_one({"_id": {"$in": conversation_ids}, "memberIds": user_id},
+                                                 {"_id": 1})
+        return doc is not None
+
+    async def ids_for_member(self, user_id: str) -> list[str]:
+        """Ids of the user's conversations (at most MEMBER_IDS_SCAN)."""
+        cursor = self._conversations.find({"memberIds": user_id}, {"_id": 1}).limit(MEMBER_IDS_SCAN)
+        return [doc["_id"] async for doc in cursor]
+
+    async def contacts(self, user_id: str) -> set[str]:
+        """Everyone who shares a conversation with the user (not the user)."""
+        cursor = self._conversations.find({"memberIds": user_id}, {"memberIds": 1}).limit(CONTACTS_SCAN)
+        found = {member async for doc in cursor for member in doc["memberIds"]}
+        found.discard(user_id)
+        return found
+
+    async def page_for_member(self, user_id: str, limit: int, after: tuple[datetime, str] | None,
+                              known: Callable[[str], Activity | None]) -> list[Conversation]:
+        """The user's conversations, latest activity first, after a (lastActivityAt, id) cursor.
+
+        Ordered here from the user's conversation ids (at most CONTACTS_SCAN) and their activity,
+        stored or `known` to this process and not yet written: two indexed reads, then only the
+        page's conversations are read whole.
+        """
+        cursor = self._conversations.find({"memberIds": user_id}, {"createdAt": 1}).limit(CONTACTS_SCAN)
+        created = {doc["_id"]: doc["createdAt"] async for doc in cursor}
+        activity = {doc["_id"]: doc async for doc in self._activity.find({"_id": {"$in": list(created)}})}
+        latest = {cid: max(at, (activity.get(cid) or {}).get("lastActivityAt") or at,
+                           getattr(known(cid), "last_at", None) or at) for cid, at in created.items()}
+        order = sorted(created, key=lambda cid: (latest[cid], cid), reverse=True)
+        if after is not None:
+            order = [cid for cid in order if (latest[cid], cid) < after]
+        page = order[:limit]
+        docs = {doc["_id"]: doc async for doc in self._conversations.find({"_id": {"$in": page}})}
+        return [_conversation(docs[cid], activity.get(cid)) for cid in page if cid in docs]
+
+    async def stored_last_seq(self, conversation_id: str) -> int:
+        """`lastSeq` as stored (a lower bound: activity is written behind)."""
+        doc = await self._activity.find_one({"_id": conversation_id}, {"lastSeq": 1})
+        return int(doc.get("lastSeq", 0)) if doc else 0
+
+    async def move_markers(self, conversation_id: str, user_id: str, delivered: int,
+                           read: int | None) -> tuple[Markers, Markers]:
+        """Move a member's markers forward only ($max); returns (before, after) as stored.
+
+        Read, then a `$max` upsert only when something moves, then read again: index-routed on
+        every store (a find-and-modify is a collection scan on SecantusDB, see docs/storage.md).
+        """
+        key = {"conversationId": conversation_id, "userId": user_id}
+        before = _markers(await self._markers.find_one(key))
+        if delivered <= before.delivered_seq and (read or 0) <= before.read_seq:
+            return before, before
+        update: Doc = {"deliveredSeq": delivered}
+        if read is not None:
+            update["readSeq"] = read
+        try:
+            await self._markers.update_one(key, {"$max": update}, upsert=True)
+        except DuplicateKeyError:  # a concurrent first move inserted it: now it is an update
+            await self._markers.update_one(key, {"$max": update})
+        return before, _markers(await self._markers.find_one(key))
+
+    async def markers_of(self, conversation_ids: list[str], user_id: str) -> dict[str, Markers]:
+        """The user's markers in each of the conversations (absent means nothing read)."""
+        cursor = self._markers.find({"conversationId": {"$in": conversation_ids}, "userId": user_id})
+        return {doc["conversationId"]: _markers(doc) async for doc in cursor}

@@ -1,0 +1,154 @@
+"""Chat moderation: user blocks (`chat_blocks`) and message reports (`chat_reports`)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+
+from clock import iso
+from clock import utcnow
+from stores.mongo import Database, Doc, insert_or_existing, new_id
+
+BLOCKS_VERSION = "blocks"  # _id of the counter every block and unblock bumps (chat_versions)
+BLOCK_CACHE_USERS = 100_000
+
+
+@dataclass(frozen=True)
+class Report:
+    """A member's report of a message, awaiting admin review."""
+
+    id: str
+    message_id: str
+    conversation_id: str
+    reporter_id: str
+    reason: str
+    status: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as an admin sees it."""
+        return {"id": self.id, "messageId": self.message_id, "conversationId": self.conversation_id,
+                "reporterId": self.reporter_id, "reason": self.reason, "status": self.status,
+                "createdAt": iso(self.created_at)}
+
+
+def _report(doc: Doc) -> Report:
+    return Report(id=doc["_id"], message_id=doc["messageId"], conversation_id=doc["conversationId"],
+                  reporter_id=doc["reporterId"], reason=doc["reason"], status=doc["status"],
+                  created_at=doc["createdAt"])
+
+
+class BlockStore:
+    """Who blocked whom, with a per-process cache of who blocked a sender.
+
+    Sending checks blocks on every direct message, and blocks change rarely, so the answer is
+    cached. Every block and unblock bumps a version in `chat_versions`; a process drops its cache
+    when it sees the version move, checking at most every `recheck` seconds. A block made in this
+    process applies at once; one made in another process within `recheck` seconds.
+    """
+
+    def __init__(self, db: Database, recheck: float = 1.0) -> None:
+        self._blocks = db["chat_blocks"]
+        self._versions = db["chat_versions"]
+        self._recheck = recheck
+        self._blockers: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._version: int | None = None
+        self._checked_at = float("-inf")
+        self._checking: asyncio.Future[None] | None = None
+
+    async def ensure_indexes(self) -> None:
+        """One block per (blocker, blocked)."""
+        await self._blocks.create_index([("blockerId", ASCENDING), ("blockedId", ASCENDING)], unique=True)
+        await self._blocks.create_index([("blockedId", ASCENDING), ("blockerId", ASCENDING)])
+
+    async def block(self, blocker_id: str, blocked_id: str) -> None:
+        """Record a block (idempotent upsert)."""
+        await self._blocks.update_one({"blockerId": blocker_id, "blockedId": blocked_id},
+                                      {"$setOnInsert": {"createdAt": utcnow()}}, upsert=True)
+        await self._changed(blocked_id)
+
+    async def unblock(self, blocker_id: str, blocked_id: str) -> None:
+        """Remove a block if there is one."""
+        await self._blocks.delete_one({"blockerId": blocker_id, "blockedId": blocked_id})
+        await self._changed(blocked_id)
+
+    async def _changed(self, blocked_id: str) -> None:
+        await self._versions.update_one({"_id": BLOCKS_VERSION}, {"$inc": {"version": 1}}, upsert=True)
+        self._blockers.pop(blocked_id, None)
+
+    async def blockers_of(self, blocked_id: str) -> frozenset[str]:
+        """Everyone who has blocked `blocked_id` (cached, see the class)."""
+        await self._revalidate()
+        cached = self._blockers.get(blocked_id)
+        if cached is not None:
+            self._blockers.move_to_end(blocked_id)
+            return cached
+        cursor = self._blocks.find({"blockedId": blocked_id}, {"blockerId": 1, "_id": 0})
+        found = frozenset([doc["blockerId"] async for doc in cursor])
+        self._blockers[blocked_id] = found
+        while len(self._blockers) > BLOCK_CACHE_USERS:
+            self._blockers.popitem(last=False)
+        return found
+
+    async def _revalidate(self) -> None:
+        if time.monotonic() - self._checked_at < self._recheck:
+            return
+        if self._checking is None:  # one version read, however many sends are waiting on it
+            self._checking = asyncio.ensure_future(self._read_version())
+        await asyncio.shield(self._checking)
+
+    async def _read_version(self) -> None:
+        try:
+            doc = await self._versions.find_one({"_id": BLOCKS_VERSION})
+            version = int(doc["version"]) if doc else 0
+            if version != self._version:
+                self._blockers.clear()
+                self._version = version
+            self._checked_at = time.monotonic()
+        finally:
+            self._checking = None
+
+    async def is_blocked(self, blocker_id: str, blocked_id: str) -> bool:
+        """Whether `blocker_id` has blocked `blocked_id`."""
+        return blocker_id in await self.blockers_of(blocked_id)
+
+
+class ReportStore:
+    """Reports of messages, and the admin review list."""
+
+    def __init__(self, db: Database) -> None:
+        self._reports = db["chat_reports"]
+
+    async def ensure_indexes(self) -> None:
+        """One report per reporter and message; the review list by status, newest first."""
+        await self._reports.create_index([("messageId", ASCENDING), ("reporterId", ASCENDING)], unique=True)
+        await self._reports.create_index([("status", ASCENDING), ("_id", DESCENDING)])
+
+    async def create(self, message_id: str, conversation_id: str, reporter_id: str,
+                     reason: str) -> tuple[Report, bool]:
+        """Store a report; a second report of the same message by the same user returns the first."""
+        doc = {"_id": new_id(), "messageId": message_id, "conversationId": conversation_id,
+               "reporterId": reporter_id, "reason": reason, "status": "open", "createdAt": utcnow()}
+        found, created = await insert_or_existing(self._reports, doc,
+                                                  {"messageId": message_id, "reporterId": reporter_id})
+        return _report(found), created
+
+    async def page(self, status: str, limit: int, before_id: str | None) -> list[Report]:
+        """Reports with a status, newest first, before a report id."""
+        query: Doc = {"status": status}
+        if before_id:
+            query["_id"] = {"$lt": before_id}
+        cursor = self._reports.find(query).sort("_id", DESCENDING).limit(limit)
+        return [_report(doc) async for doc in cursor]
+
+    async def resolve(self, report_id: str, admin_id: str) -> Report | None:
+        """Close a report."""
+        await self._reports.update_one({"_id": report_id}, {"$set": {"status": "resolved", "resolvedBy": admin_id,
+                                                                     "resolvedAt": utcnow()}})
+        doc = await self._reports.find_one({"_id": report_id})
+        return _report(doc) if doc else None

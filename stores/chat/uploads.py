@@ -1,0 +1,140 @@
+"""Uploaded files: metadata in `uploads`, encrypted content in GridFS (bucket `uploadfiles`).
+
+Content is stored as frames `len(4) | nonce(12) | AES-GCM ciphertext`, one per chunk of
+up to 255 KiB; each frame's associated data names the upload, the frame index and whether
+it is the last one, so frames cannot be reordered, swapped or truncated.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, AsyncIterator
+
+from gridfs import AsyncGridFSBucket
+from gridfs.errors import NoFile
+from pymongo import ASCENDING
+
+from stores.crypto import Cipher, DecryptionError, Sealed
+from clock import utcnow
+from stores.mongo import Database, Doc, new_id
+
+FRAME_PLAINTEXT = 255 * 1024
+_HEADER = struct.Struct(">I12s")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file's metadata."""
+
+    id: str
+    owner_id: str
+    name: str
+    mime: str
+    size: int
+    conversation_ids: tuple[str, ...]
+    created_at: datetime
+
+    def attachment(self) -> dict[str, Any]:
+        """The attachment object of the contract: `{id, name, mime, size, url}`."""
+        return {"id": self.id, "name": self.name, "mime": self.mime, "size": self.size,
+                "url": f"/api/uploads/{self.id}"}
+
+
+def _upload(doc: Doc) -> Upload:
+    return Upload(id=doc["_id"], owner_id=doc["ownerId"], name=doc["name"], mime=doc["mime"], size=doc["size"],
+                  conversation_ids=tuple(doc.get("conversationIds", ())), created_at=doc["createdAt"])
+
+
+def _aad(upload_id: str, index: int, last: bool) -> bytes:
+    return f"{upload_id}:{index}:{int(last)}".encode()
+
+
+class UploadWriter:
+    """Encrypts and writes one upload's content frame by frame; `commit` records its metadata."""
+
+    def __init__(self, store: UploadStore, upload_id: str) -> None:
+        self._store = store
+        self.upload_id = upload_id
+        self._grid = store.bucket.open_upload_stream_with_id(upload_id, upload_id)
+        self._pending = b""
+        self._index = 0
+        self.size = 0
+
+    async def write(self, data: bytes) -> None:
+        """Add plaintext; full frames are encrypted and written at once."""
+        self._pending += data
+        self.size += len(data)
+        while len(self._pending) > FRAME_PLAINTEXT:
+            await self._frame(self._pending[:FRAME_PLAINTEXT], last=False)
+            self._pending = self._pending[FRAME_PLAINTEXT:]
+
+    async def _frame(self, plaintext: bytes, last: bool) -> None:
+        sealed = self._store.cipher.seal(plaintext, _aad(self.upload_id, self._index, last))
+        await self._grid.write(_HEADER.pack(len(sealed.data), sealed.nonce) + sealed.kid.encode().ljust(16, b"\0")
+                               + sealed.data)
+        self._index += 1
+
+    async def commit(self, owner_id: str, name: str, mime: str) -> Upload:
+        """Write the last frame and the metadata document."""
+        await self._frame(self._pending, last=True)
+        await self._grid.close()
+        doc = {"_id": self.upload_id, "ownerId": owner_id, "name": name, "mime": mime, "size": self.size,
+               "conversationIds": [], "createdAt": utcnow()}
+        await self._store.uploads.insert_one(doc)
+        return _upload(doc)
+
+    async def abort(self) -> None:
+        """Discard everything written so far."""
+        await self._grid.abort()
+
+
+class UploadStore:
+    """Named queries on uploads and their encrypted content."""
+
+    def __init__(self, db: Database, cipher: Cipher) -> None:
+        self.uploads = db["uploads"]
+        self.bucket = AsyncGridFSBucket(db, bucket_name="uploadfiles")
+        self.cipher = cipher
+
+    async def ensure_indexes(self) -> None:
+        """Indexes for the queries below."""
+        await self.uploads.create_index([("ownerId", ASCENDING), ("_id", ASCENDING)])
+
+    def writer(self) -> UploadWriter:
+        """Start a new upload."""
+        return UploadWriter(self, new_id())
+
+    async def get(self, upload_id: str) -> Upload | None:
+        """One upload's metadata."""
+        doc = await self.uploads.find_one({"_id": upload_id})
+        return _upload(doc) if doc else None
+
+    async def owned(self, ids: list[str], owner_id: str) -> list[dict[str, Any]]:
+        """Attachment objects for those of `ids` that `owner_id` uploaded, in the order asked."""
+        found = {doc["_id"]: _upload(doc) async for doc in self.uploads.find({"_id": {"$in": ids},
+                                                                              "ownerId": owner_id})}
+        return [found[i].attachment() for i in ids if i in found]
+
+    async def share(self, ids: list[str], conversation_id: str) -> None:
+        """Record that these uploads were sent into a conversation (its members may download them)."""
+        if ids:
+            await self.uploads.update_many({"_id": {"$in": ids}}, {"$addToSet": {"conversationIds": conversation_id}})
+
+    async def content(self, upload_id: str) -> AsyncIterator[bytes]:
+        """The decrypted content, frame by frame; raises DecryptionError if anything was tampered with."""
+        try:
+            grid = await self.bucket.open_download_stream(upload_id)
+        except NoFile:
+            raise DecryptionError("content missing") from None
+        index, last = 0, False
+        while not last:
+            header = await grid.read(_HEADER.size + 16)
+            if len(header) < _HEADER.size + 16:
+                raise DecryptionError("content truncated")
+            length, nonce = _HEADER.unpack(header[:_HEADER.size])
+            kid = header[_HEADER.size:].rstrip(b"\0").decode()
+            sealed = Sealed(kid, nonce, await grid.read(length))
+            last = grid.tell() >= grid.length
+            yield self.cipher.open(sealed, _aad(upload_id, index, last))
+            index += 1

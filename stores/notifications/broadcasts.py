@@ -1,0 +1,117 @@
+"""Admin broadcasts: one body document per broadcast and one tiny receipt per recipient (fan-out on write)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, AsyncIterator
+
+from pymongo import ASCENDING
+
+from clock import utcnow
+from stores.mongo import Database, Doc, new_id
+from stores.notifications.records import Notification
+
+BATCH = 1000  # receipts per insert_many
+LOOKUP = 200  # broadcasts whose receipts one query looks up
+
+
+def receipt_id(seq: int, user_id: str) -> str:
+    """A receipt's _id: the broadcast's seq, then the user (the first ':' separates them)."""
+    return f"{seq}:{user_id}"
+
+
+def _received(body: Doc, user_id: str, receipt: Doc) -> Notification:
+    return Notification(id=body["_id"], user_id=user_id, seq=body["seq"], category=body["category"],
+                        title=body["title"], body=body["body"], data=body.get("data") or {},
+                        critical=bool(body.get("critical")), read_at=receipt.get("readAt"),
+                        created_at=body["createdAt"])
+
+
+async def _chunks(cursor: Any, size: int) -> AsyncIterator[list[Doc]]:
+    chunk: list[Doc] = []
+    async for doc in cursor:
+        chunk.append(doc)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class BroadcastStore:
+    """`notification_broadcasts` (title, body, seq, counts) and `notification_receipts` (`{_id, readAt?}`).
+
+    Receipts have no secondary index on purpose: on SecantusDB the first secondary index of a collection
+    costs ~130 us per inserted document (more than the document itself). Every per-user question is
+    answered by point lookups of `<seq>:<userId>` for the broadcasts (few) in the asked seq range.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._bodies = db["notification_broadcasts"]
+        self._receipts = db["notification_receipts"]
+
+    async def ensure_indexes(self) -> None:
+        """Bodies by seq; receipts only by _id."""
+        await self._bodies.create_index([("seq", ASCENDING)])
+
+    async def create(self, seq: int, user_ids: list[str], fields: Doc, live: int) -> Notification:
+        """Write a receipt per user, then the body (so a listed body has all its receipts)."""
+        for start in range(0, len(user_ids), BATCH):
+            receipts = [{"_id": receipt_id(seq, uid)} for uid in user_ids[start:start + BATCH]]
+            await self._receipts.insert_many(receipts, ordered=False)
+        body = {"_id": new_id(), "seq": seq, "createdAt": utcnow(), "sent": len(user_ids),
+                "deliveredInApp": live, "read": 0, **fields}
+        await self._bodies.insert_one(body)
+        return _received(body, "", {})
+
+    async def page(self, user_id: str, *, limit: int, seqs: Doc | None, order: int,
+                   unread_only: bool = False) -> list[Notification]:
+        """The user's broadcasts within `seqs` (a seq condition), in `order`, at most `limit`."""
+        found: list[Notification] = []
+        cursor = self._bodies.find({"seq": seqs} if seqs else {}).sort("seq", order)
+        async for bodies in _chunks(cursor, LOOKUP):
+            found += await self._received(user_id, bodies, unread_only)
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    async def _received(self, user_id: str, bodies: list[Doc], unread_only: bool) -> list[Notification]:
+        query: Doc = {"_id": {"$in": [receipt_id(body["seq"], user_id) for body in bodies]}}
+        if unread_only:
+            query["readAt"] = None
+        receipts = {doc["_id"]: doc async for doc in self._receipts.find(query)}
+        return [_received(body, user_id, receipt) for body in bodies
+                if (receipt := receipts.get(receipt_id(body["seq"], user_id))) is not None]
+
+    async def _unread_ids(self, user_id: str, refs: list[str] | None = None) -> dict[str, str]:
+        """receipt _id -> body _id of the user's unread receipts (of these broadcasts, or all)."""
+        query: Doc = {} if refs is None else {"_id": {"$in": refs}}
+        bodies = {receipt_id(body["seq"], user_id): body["_id"]
+                  async for body in self._bodies.find(query, {"seq": 1})}
+        if not bodies:
+            return {}
+        cursor = self._receipts.find({"_id": {"$in": list(bodies)}, "readAt": None}, {"_id": 1})
+        return {doc["_id"]: bodies[doc["_id"]] async for doc in cursor}
+
+    async def unread_count(self, user_id: str) -> int:
+        """How many broadcasts the user received and has not read."""
+        return len(await self._unread_ids(user_id))
+
+    async def mark_read(self, user_id: str, refs: list[str] | None = None) -> int:
+        """Mark the user's receipts of these broadcasts (or all) read; returns how many changed."""
+        changed, now = 0, utcnow()
+        for rid, ref in (await self._unread_ids(user_id, refs)).items():
+            result = await self._receipts.update_one({"_id": rid, "readAt": None}, {"$set": {"readAt": now}})
+            if result.modified_count:  # exact under concurrent reads: only the winner counts it
+                changed += 1
+                await self._bodies.update_one({"_id": ref}, {"$inc": {"read": 1}})
+        return changed
+
+    async def stats(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
+        """Per category: sent, delivered live in-app, and read, over [since, until)."""
+        pipeline = [
+            {"$match": {"createdAt": {"$gte": since, "$lt": until}}},
+            {"$group": {"_id": "$category", "sent": {"$sum": "$sent"},
+                        "deliveredInApp": {"$sum": "$deliveredInApp"}, "read": {"$sum": "$read"}}},
+        ]
+        cursor = await self._bodies.aggregate(pipeline)
+        return {doc["_id"]: {k: int(v) for k, v in doc.items() if k != "_id"} async for doc in cursor}

@@ -1,0 +1,96 @@
+"""The notifications' global seq counter, with the seqs still being written (so catch-up never skips one)."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from clock import utcnow
+from stores.mongo import Database, Doc
+
+COUNTER_ID = "seq"
+DEFAULT_HOLD = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a catch-up may return: seqs up to `seq`; `held` when a later one is still being written."""
+
+    seq: int
+    held: bool
+
+
+class SeqCounter:
+    """One counter document: `seq` (the last allocated) and `pending` [{seq, until}] (allocated, not yet written).
+
+    A writer that dies keeps its seq pending only until `until`; after that catch-up steps over it
+    (and the next catch-up that sees such an entry removes it).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._counters = db["notification_counters"]
+
+    async def allocate(self, hold: timedelta = DEFAULT_HOLD) -> int:
+        """Take the next seq and mark it pending, in one atomic update."""
+        entry = {"seq": "$seq", "until": utcnow() + hold}
+        update: list[Doc] = [
+            {"$set": {"seq": {"$add": [{"$ifNull": ["$seq", 0]}, 1]}}},
+            {"$set": {"pending": {"$concatArrays": [{"$ifNull": ["$pending", []]}, [entry]]}}},
+        ]
+        while True:  # a tiny collection: findAndModify's write phase scans one document
+            try:
+                doc = await self._counters.find_one_and_update({"_id": COUNTER_ID}, update, upsert=True,
+                                                               return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:
+                doc = None
+            if doc is not None:  # the first-ever upserts can race; the losers retry as updates
+                return int(doc["seq"])
+
+    async def release(self, seq: int) -> None:
+        """The seq's documents are written (or will never be): catch-up may pass it."""
+        await self._counters.update_one({"_id": COUNTER_ID}, {"$pull": {"pending": {"seq": seq}}})
+
+    def lease(self, hold: timedelta = DEFAULT_HOLD) -> SeqLease:
+        """`async with counter.lease() as lease: seq = await lease.seq()`: released however the block ends."""
+        return SeqLease(self, hold)
+
+    async def settled(self, after: int) -> Settled:
+        """The highest seq a catch-up after `after` may return without stepping over one still pending."""
+        doc = await self._counters.find_one({"_id": COUNTER_ID}) or {}
+        last, now = int(doc.get("seq", 0)), utcnow()
+        pending = doc.get("pending", ())
+        if any(entry["until"] <= now for entry in pending):  # left by a writer that died: forget them
+            await self._counters.update_one({"_id": COUNTER_ID}, {"$pull": {"pending": {"until": {"$lte": now}}}})
+        waiting = [entry["seq"] for entry in pending if entry["seq"] > after and entry["until"] > now]
+        return Settled(min(waiting) - 1, True) if waiting else Settled(last, False)
+
+
+class SeqLease:
+    """A seq allocated for the block that writes it; the allocation may run alongside other awaits."""
+
+    def __init__(self, counter: SeqCounter, hold: timedelta) -> None:
+        self._counter, self._hold = counter, hold
+        self._allocation: asyncio.Task[int] | None = None
+
+    async def __aenter__(self) -> SeqLease:
+        return self
+
+    def seq(self) -> asyncio.Task[int]:
+        """The allocated seq (allocated on first call; await it)."""
+        if self._allocation is None:
+            self._allocation = asyncio.ensure_future(self._counter.allocate(self._hold))
+        return self._allocation
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        if self._allocation is None:
+            return
+        try:  # the allocation may still be running when another await in the block failed
+            seq = await asyncio.shield(self._allocation)
+        except Exception:  # noqa: BLE001 - nothing was allocated, nothing to release
+            return
+        await self._counter.release(seq)
