@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from aiohttp import web
-
 
 class ConfigError(Exception):
     """The environment does not describe a server that may start."""
@@ -254,13 +252,3 @@ def _check_production(env: Mapping[str, str]) -> None:
     for name in ("MESSAGE_KEYS", "VAPID_PRIVATE_KEY"):
         if not env.get(name):
             raise ConfigError(f"production mode needs {name}")
-
-
-CONFIG = web.AppKey("config", Config)
-SIO = web.AppKey("sio", object)  # socketio.AsyncServer; typed loosely so config.py stays free of socketio
-SERVICES = web.AppKey("services", object)  # handlers.services.Services
-EMBEDDED_MONGO = web.AppKey("embedded_mongo", object)  # stores.embedded.EmbeddedMongo | None
-MONGO_CLIENT = web.AppKey("mongo_client", object)  # pymongo AsyncMongoClient
-MONGO_DB = web.AppKey("mongo_db", object)  # pymongo AsyncDatabase
-REDIS = web.AppKey("redis", object)  # redis.asyncio.Redis | None
-METRICS = web.AppKey("metrics", object)  # realtime.metrics.Metrics

@@ -19,8 +19,8 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 import logsetup
-from config import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDIS, SERVICES, SIO, Config, \
-    ConfigError
+from config import Config, ConfigError
+from rest.app_keys import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDIS, SERVICES, SIO
 from handlers import jobs
 from handlers.notifications import rules as notification_rules
 from handlers.auth import Authenticator, mint_token
@@ -35,7 +35,7 @@ from handlers.notifications.push import PushHandler
 from handlers.booking.reminders import ReminderScheduler
 from handlers.services import Services
 from handlers.chat.uploads import UploadHandler
-from realtime.metrics import Metrics
+from handlers.metrics import Metrics
 from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, register_namespaces, shutdown
 from rest.middleware import cors_middleware, error_middleware

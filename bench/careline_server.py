@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiohttp import web  # noqa: E402
 
 import server  # noqa: E402
-from config import METRICS, SERVICES, SIO, Config  # noqa: E402
+from config import Config  # noqa: E402
+from rest.app_keys import METRICS, SERVICES, SIO  # noqa: E402
 from handlers.auth import User  # noqa: E402
 from realtime.base import BaseNamespace, request  # noqa: E402
 from realtime.schemas import RequestSchema, fields, validate  # noqa: E402

@@ -18,7 +18,8 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from config import MONGO_DB, SERVICES, Config
+from config import Config
+from rest.app_keys import MONGO_DB, SERVICES
 from handlers.auth import mint_token
 from stores.embedded import EmbeddedMongo
 

@@ -23,7 +23,7 @@ from errors import AppError, Forbidden, Internal, InvalidPayload, PreconditionFa
 from handlers.publisher import role_room, room_group, user_room
 from clock import iso
 from handlers.services import Services
-from realtime.metrics import Metrics
+from handlers.metrics import Metrics
 from realtime.schemas import RefreshSession
 from stores.errors import is_dependency_failure
 

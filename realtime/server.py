@@ -13,7 +13,7 @@ from realtime.base import BaseNamespace
 from realtime.booking import BookingNamespace
 from realtime.chat import ChatNamespace
 from realtime.manager import FastEmitManager, FastEmitRedisManager
-from realtime.metrics import Metrics
+from handlers.metrics import Metrics
 from realtime.notifications import NotificationsNamespace
 from realtime.packet import JsonPacket
 from realtime.transport import CarelineServer

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from config import SERVICES
+from rest.app_keys import SERVICES
 from handlers.auth import User
 from errors import Unauthorized
 

@@ -6,7 +6,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from config import CONFIG
+from rest.app_keys import CONFIG
 from errors import AppError, Internal, Unavailable
 from realtime.server import cors_origins
 from stores.errors import is_dependency_failure

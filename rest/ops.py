@@ -5,7 +5,7 @@ import asyncio
 
 from aiohttp import web
 
-from config import EMBEDDED_MONGO, METRICS, MONGO_CLIENT, REDIS
+from rest.app_keys import EMBEDDED_MONGO, METRICS, MONGO_CLIENT, REDIS
 from stores import mongo as mongo_store
 from stores import redis as redis_store
 

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
-from config import SERVICES
+from rest.app_keys import SERVICES
 from errors import InvalidPayload, PayloadTooLarge
 from handlers.chat.uploads import UploadHandler
 from rest.auth import require_user

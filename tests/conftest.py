@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from config import CONFIG, SERVICES, Config
+from config import Config
+from rest.app_keys import CONFIG, SERVICES
 from handlers.auth import mint_token
 from handlers.services import Services
 from stores.embedded import EmbeddedMongo, free_port

@@ -10,7 +10,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from clock import iso
 from stores.booking.bookings import BookingStore
 from tests.booking.helpers import NS, at, availability, book, collect_events, fix_clock, pending_booking, therapist

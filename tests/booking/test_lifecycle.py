@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from clock import iso
 from tests.booking.helpers import NS, at, book, collect_events, fix_clock, pending_booking, slots, therapist
 from tests.conftest import RunningServer

@@ -5,7 +5,7 @@ import asyncio
 import time
 from datetime import timedelta
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from handlers.auth import mint_token
 from clock import iso
 from tests.booking.helpers import NS, availability, later, slots

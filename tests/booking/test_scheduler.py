@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from handlers.auth import User
 from clock import iso
 from handlers.booking.slots import units

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from tests.booking.helpers import NS, at, availability, book, fix_clock, slots, therapist
 from tests.conftest import RunningServer
 

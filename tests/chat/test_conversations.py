@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from tests.chat.helpers import direct, members, send
 from tests.conftest import RunningServer, StartServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from clock import utcnow
 from tests.chat.helpers import direct, rid, send
 from tests.conftest import RunningServer, StartServer

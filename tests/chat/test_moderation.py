@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from tests.chat.helpers import direct, members, rid, send
 from tests.conftest import RunningServer, StartServer
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import bson
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from tests.chat.helpers import direct, members, send
 from tests.conftest import MESSAGE_KEYS, RunningServer, StartServer
 

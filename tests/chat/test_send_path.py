@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from stores.chat.messages import message_id
 from clock import utcnow
 from tests.chat.helpers import direct, rid, send

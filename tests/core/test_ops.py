@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from config import EMBEDDED_MONGO
+from rest.app_keys import EMBEDDED_MONGO
 from tests.conftest import RunningServer, StartServer
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from config import METRICS, MONGO_DB, SIO
+from rest.app_keys import METRICS, MONGO_DB, SIO
 from handlers.auth import User
 from realtime.base import BaseNamespace, request
 from realtime.schemas import RequestId, RequestSchema, fields, validate

@@ -1,7 +1,7 @@
 """Admin broadcasts to a role: emitted once to connected users, listed for everyone of that role."""
 from __future__ import annotations
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from tests.conftest import RunningServer
 
 NS = "/notifications"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from stores.notifications.seq import SeqCounter
 from stores.notifications.store import NotificationStore
 from tests.conftest import RunningServer

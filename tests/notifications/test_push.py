@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from clock import utcnow
 from tests.conftest import RunningServer, StartServer
 from tests.notifications.push_service import PushService

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from config import MONGO_DB
+from rest.app_keys import MONGO_DB
 from tests.conftest import RunningServer, StartServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + os.urandom(64)

@@ -1,4 +1,4 @@
-"""Prometheus metrics for the realtime layer (one registry per app)."""
+"""Prometheus metrics of one app (requests, sockets, ack latency): counted by realtime, served by rest."""
 from __future__ import annotations
 
 from typing import Any
