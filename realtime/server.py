@@ -12,11 +12,9 @@ from handlers.services import Services
 from realtime.base import BaseNamespace
 from realtime.booking import BookingNamespace
 from realtime.chat import ChatNamespace
-from realtime.manager import FastEmitManager, FastEmitRedisManager
+from realtime.engine import CarelineServer, FastEmitManager, FastEmitRedisManager, JsonPacket
 from handlers.metrics import Metrics
 from realtime.notifications import NotificationsNamespace
-from realtime.packet import JsonPacket
-from realtime.transport import CarelineServer
 
 NAMESPACES = ("/chat", "/booking", "/meetings", "/worksheets", "/notifications", "/billing")
 ENGINE_MAX_BUFFER = 1_000_000  # transport limit; request payloads are held to MAX_PAYLOAD_BYTES per event

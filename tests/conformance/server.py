@@ -17,9 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from config import Config  # noqa: E402
 from rest.app_keys import SIO  # noqa: E402
-from realtime.engine import CarelineEngine  # noqa: E402
+from realtime.engine import CarelineEngine, CarelineServer  # noqa: E402
 from realtime.server import ENGINE_MAX_BUFFER  # noqa: E402
-from realtime.transport import CarelineServer  # noqa: E402
 from server import create_app  # noqa: E402
 
 SIO_KEY = web.AppKey("careline_sio", CarelineServer)

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from realtime.engine_socket import CarelineSocket
+from realtime.engine import CarelineSocket
 from tests.conformance.conftest import Running, Serve, recv
 
 ROOM = "fanout"

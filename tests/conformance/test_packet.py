@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from socketio import packet
 
-from realtime.packet import JsonPacket
+from realtime.engine import JsonPacket
 from realtime.server import OrjsonCodec
 
 

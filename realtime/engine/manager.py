@@ -1,12 +1,13 @@
-"""Client managers that deliver a broadcast with one encoding and no task per recipient."""
+"""Speed path: client managers that deliver a broadcast with one encoding and no task per recipient."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import socketio
 from socketio import packet as sio_packet
 
-from realtime.transport import eio_messages
+from realtime.engine.session_output import eio_messages
 
 
 def emit_args(data: Any) -> list[Any]:

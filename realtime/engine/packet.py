@@ -1,4 +1,4 @@
-"""The Socket.IO packet careline sends: the JSON payload encoded once, by orjson.
+"""Speed path: the Socket.IO packet careline sends, its JSON payload encoded once, by orjson.
 
 python-socketio's `Packet` walks every payload in Python to find binary parts (a recursive
 `reduce` over each list and dict) and then encodes it again in `encode()`. Here orjson encodes

@@ -1,12 +1,18 @@
-"""Engine.IO output without a writer task: packets encoded once, WebSocket frames written straight
-to the transport, a per-socket backlog (drained by a short-lived task) only under back-pressure.
+"""Speed path: how an Engine.IO session's packets leave, without a writer task.
 
-Every packet a session sends goes through `Output.send_nowait`, so the order of broadcasts,
+Packets are encoded once, WebSocket frames written straight to the transport, and a per-socket
+backlog (drained by a short-lived task) exists only under back-pressure; the long-polling queue
+is created on first use.
+
+Every packet a session sends goes through `SessionOutput.send_nowait`, so the order of broadcasts,
 direct emits and acks to one socket is the order in which they were sent.
 
 A reader that stops reading must not make the server hold its output without bound: once a
 socket's backlog passes the engine's `output_backlog_limit` bytes, the connection is dropped (and
 its backlog with it). The client sees a transport close, reconnects and catches up from history.
+
+aiohttp internals used here (pinned in setup.cfg, listed in docs/protocol.md): the WebSocketResponse's
+`_writer`, its `protocol.writing_paused` and `protocol._drain_helper()`, and `transport`.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import asyncio
 import base64
 import struct
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engineio import packet
 
@@ -48,13 +54,13 @@ class EncodedPacket(packet.Packet):
 
     def encode(self, b64: bool = False) -> str:
         """The encoded packet (never re-encoded)."""
-        return self.encode_cache  # type: ignore[return-value]
+        return self.encode_cache
 
     @property
     def frame(self) -> bytes:
         """The WebSocket frame carrying this packet (built on first use)."""
         if self._frame is None:
-            self._frame = ws_frame(self.encode_cache)  # type: ignore[arg-type]
+            self._frame = ws_frame(self.encode_cache)
         return self._frame
 
 
@@ -69,7 +75,8 @@ class BinaryPacket(packet.Packet):
 
     def encode(self, b64: bool = False) -> str | bytes:
         """Raw bytes, or `b` + base64 for long-polling."""
-        return "b" + base64.b64encode(self.data).decode() if b64 else self.data
+        data: bytes = self.data
+        return "b" + base64.b64encode(data).decode() if b64 else data
 
     @property
     def frame(self) -> bytes:
@@ -86,28 +93,64 @@ def frame_of(pkt: packet.Packet) -> bytes:
     return ws_frame(pkt.encode())
 
 
+def eio_messages(encoded: str | list[str | bytes]) -> list[packet.Packet]:
+    """The Engine.IO MESSAGE packets carrying an encoded Socket.IO packet (text, then attachments)."""
+    parts = encoded if isinstance(encoded, list) else [encoded]
+    return [EncodedPacket("4" + part) if isinstance(part, str) else BinaryPacket(part) for part in parts]
+
+
 PING = EncodedPacket("2")
 
 
-class Output:
-    """Mixin for an Engine.IO session: ordered, task-free output over WebSocket, queue for polling."""
+class SessionOutput:
+    """Mixin for an Engine.IO session: ordered, task-free output over WebSocket, queue for polling.
+
+    Lean by design (thousands per process): no writer task, the polling queue is created only when needed.
+    """
 
     _ws: Any = None  # the aiohttp WebSocketResponse while the WebSocket transport is active
-    _early: list | None = None  # a WebSocket-only session's output before its WebSocket runs (no queue needed)
-    _backlog: deque | None = None  # frames waiting for a paused transport
+    _early: list[packet.Packet] | None = None  # a WebSocket-only session's output before its WebSocket runs
+    _backlog: deque[bytes] | None = None  # frames waiting for a paused transport
     _backlog_bytes = 0
-    _flusher: asyncio.Task | None = None
+    _flusher: asyncio.Future[None] | None = None
+
+    if TYPE_CHECKING:  # provided by the session class this is mixed into
+        async def check_ping_timeout(self) -> bool:
+            """False once the session is closed for a missed PONG."""
+
+        def close_soon(self, reason: str, abort: bool = False) -> None:
+            """Close the session from synchronous code."""
+
+    def __init__(self, server: Any, sid: str) -> None:
+        """BaseSocket's fields, without its eager polling queue."""
+        self.server = server
+        self.sid = sid
+        self.connected = self.upgrading = self.upgraded = self.closing = self.closed = False
+        self.session: dict[str, Any] = {}
+        self._queue: asyncio.Queue[packet.Packet | None] | None = None
+
+    @property
+    def queue(self) -> asyncio.Queue[packet.Packet | None]:
+        """The polling queue (created on first use: a WebSocket-only session never needs one)."""
+        if self._queue is None:
+            self._queue = self.server.create_queue()
+        return self._queue
+
+    async def send(self, pkt: packet.Packet) -> None:
+        """Send a packet (through the same ordered path as broadcasts)."""
+        if await self.check_ping_timeout():
+            self.send_nowait(pkt)
 
     def send_nowait(self, pkt: packet.Packet) -> None:
         """Send a packet now: straight to the WebSocket if it can take it, else in order behind the backlog."""
-        if self.closed:  # type: ignore[attr-defined]
+        if self.closed:
             return
         ws = self._ws
         if ws is None:
             if self._early is not None:
                 self._early.append(pkt)
             else:
-                self.queue.put_nowait(pkt)  # type: ignore[attr-defined]  # polling, or not upgraded yet
+                self.queue.put_nowait(pkt)  # polling, or not upgraded yet
             return
         if self._backlog is None:
             writer = ws._writer
@@ -120,7 +163,7 @@ class Output:
         frame = frame_of(pkt)
         self._backlog.append(frame)
         self._backlog_bytes += len(frame)
-        if self._backlog_bytes > self.server.output_backlog_limit:  # type: ignore[attr-defined]
+        if self._backlog_bytes > self.server.output_backlog_limit:
             self._drop_slow_reader()
         elif self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush_backlog())
@@ -131,7 +174,7 @@ class Output:
         writer = self._ws._writer if self._ws is not None else None
         if writer is not None:
             writer.transport.abort()
-        self.close_soon(self.server.reason.TRANSPORT_ERROR, abort=True)  # type: ignore[attr-defined]
+        self.close_soon(self.server.reason.TRANSPORT_ERROR, abort=True)
 
     async def _flush_backlog(self) -> None:
         """Write the backlog in order, waiting for the transport to drain whenever it is paused."""

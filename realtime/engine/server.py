@@ -1,4 +1,8 @@
-"""careline's Socket.IO / Engine.IO server classes (protocol fixes and fast paths live here)."""
+"""Protocol fixes for the Socket.IO server: packet validation, namespace connect, connect timeout.
+
+All output goes through `CarelineServer.send_eio_nowait` (synchronous, in order), which holds back a
+namespace's output while its connection is being accepted (docs/protocol.md, fix 11).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +13,8 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from realtime.engine import CarelineEngine
-from realtime.ws_output import BinaryPacket, EncodedPacket
+from realtime.engine.engine import CarelineEngine
+from realtime.engine.session_output import eio_messages
 
 #: event names a client may not emit (they are reserved by the protocol)
 RESERVED_EVENTS = frozenset(
@@ -36,12 +40,6 @@ CONNECT_REPLIES = frozenset({sio_packet.CONNECT, sio_packet.CONNECT_ERROR, sio_p
 #: the whole environ, aiohttp request included, for the life of the connection)
 KEPT_ENVIRON = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "HTTP_AUTHORIZATION", "HTTP_ORIGIN",
                 "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
-
-
-def eio_messages(encoded: str | list) -> list[eio_packet.Packet]:
-    """The Engine.IO MESSAGE packets carrying an encoded Socket.IO packet (text, then attachments)."""
-    parts = encoded if isinstance(encoded, list) else [encoded]
-    return [EncodedPacket("4" + part) if isinstance(part, str) else BinaryPacket(part) for part in parts]
 
 
 #: type digit, optional attachment count, optional namespace of an encoded Socket.IO packet
@@ -75,7 +73,7 @@ class CarelineServer(socketio.AsyncServer):
         self.connect_timeout = connect_timeout
         self._connecting: dict[str, tuple[str, list[eio_packet.Packet]]] = {}
         self._attaching: set[str] = set()
-        self._connect_timers: dict[str, asyncio.Task] = {}
+        self._connect_timers: dict[str, asyncio.Task[None]] = {}
 
     def _engineio_server_class(self) -> type[CarelineEngine]:
         """Use careline's protocol-conformant Engine.IO server."""
@@ -86,7 +84,7 @@ class CarelineServer(socketio.AsyncServer):
         return CarelineEngine(**self.eio.options(), logger=self.eio.logger)
 
     # -- Engine.IO events ------------------------------------------------
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         """Register the session (keeping only KEPT_ENVIRON) and give it connect_timeout to join a namespace."""
         await super()._handle_eio_connect(eio_sid, {key: environ[key] for key in KEPT_ENVIRON if key in environ})
         self._connect_timers[eio_sid] = asyncio.ensure_future(self._connect_deadline(eio_sid))

@@ -1,4 +1,4 @@
-"""Engine.IO server subclass that makes python-engineio follow the v4 protocol (docs/protocol.md)."""
+"""Protocol fixes for the Engine.IO server: request validation, handshake, POST handling (docs/protocol.md)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +9,8 @@ import engineio
 from engineio import exceptions, packet
 
 from config import Config
-from realtime.engine_socket import (
-    CarelineSocket,
+from realtime.engine.session import CarelineSocket
+from realtime.engine.websocket import (
     UncompressedWebSocket,
     is_websocket_request,
     refuse_websocket,
@@ -30,7 +30,7 @@ class CarelineEngine(engineio.AsyncServer):
         """Create the server; on aiohttp, WebSockets are served without permessage-deflate."""
         super().__init__(*args, **kwargs)
         if self.async_mode == "aiohttp":
-            self._async = dict(self._async, websocket=UncompressedWebSocket)
+            self._async: dict[str, Any] = dict(self._async, websocket=UncompressedWebSocket)
 
     def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
         """Attach, also routing other HTTP methods here so they get a protocol 400, not a 405."""
@@ -45,14 +45,14 @@ class CarelineEngine(engineio.AsyncServer):
             return early
         return await super().handle_request(*args, **kwargs)
 
-    async def _environ(self, *args: Any, **kwargs: Any) -> dict:
+    async def _environ(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Build the WSGI-style environ for a request (cheap, done again by the base class)."""
         environ = self._async["translate_request"](*args, **kwargs)
         if asyncio.iscoroutine(environ):
             environ = await environ
         return environ
 
-    async def _precheck(self, environ: dict) -> Any:
+    async def _precheck(self, environ: dict[str, Any]) -> Any:
         """Return a response for requests that must not reach the stock handler, else None."""
         method = environ["REQUEST_METHOD"]
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
@@ -74,7 +74,7 @@ class CarelineEngine(engineio.AsyncServer):
             return await self._make_response(await self._handle_post(socket, environ), environ)
         return None
 
-    def _origin_rejected(self, environ: dict) -> bool:
+    def _origin_rejected(self, environ: dict[str, Any]) -> bool:
         """True if the stock CORS check will reject this request's Origin."""
         origin = environ.get("HTTP_ORIGIN")
         if self.cors_allowed_origins == [] or not origin:
@@ -82,7 +82,7 @@ class CarelineEngine(engineio.AsyncServer):
         allowed = self._cors_allowed_origins(environ)
         return allowed is not None and origin not in allowed
 
-    async def _handle_post(self, socket: CarelineSocket, environ: dict) -> dict:
+    async def _handle_post(self, socket: CarelineSocket, environ: dict[str, Any]) -> dict[str, Any]:
         """Deliver a POSTed payload; a bad or oversized payload closes the session with a 400."""
         try:
             await socket.handle_post_request(environ)
@@ -94,7 +94,7 @@ class CarelineEngine(engineio.AsyncServer):
             self.logger.exception("post request handler error")
         return self._ok()
 
-    async def _handle_connect(self, environ: dict, transport: str, jsonp_index: int | None = None) -> Any:
+    async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: int | None = None) -> Any:
         """Open a session: exact handshake values, heartbeat started before the OPEN is sent."""
         sid = self.generate_id()
         sock = self.socket_class(self, sid)
@@ -120,7 +120,7 @@ class CarelineEngine(engineio.AsyncServer):
         except exceptions.QueueEmpty:
             return self._bad_request()
 
-    def handshake(self, sid: str, transport: str) -> dict:
+    def handshake(self, sid: str, transport: str) -> dict[str, Any]:
         """The OPEN packet payload (pingInterval in ms, grace included, without truncation)."""
         return {
             "sid": sid,
@@ -130,20 +130,21 @@ class CarelineEngine(engineio.AsyncServer):
             "maxPayload": self.max_http_buffer_size,
         }
 
-    def _cookie_headers(self, sid: str) -> list | None:
+    def _cookie_headers(self, sid: str) -> list[tuple[str, str]] | None:
         """The Set-Cookie header for the sid cookie, if one is configured."""
         if not self.cookie:
             return None
         attrs = self.cookie if isinstance(self.cookie, dict) else {"name": self.cookie, "path": "/", "SameSite": "Lax"}
         return [("Set-Cookie", self._generate_sid_cookie(sid, attrs))]
 
-    def _ok(self, packets: list | None = None, headers: list | None = None, jsonp_index: int | None = None) -> dict:
+    def _ok(self, packets: list[Any] | None = None, headers: list[Any] | None = None,
+            jsonp_index: int | None = None) -> dict[str, Any]:
         """A 200 response; an acknowledged POST answers `ok` like the reference server."""
         if packets is None:
             return {"status": "200 OK", "headers": [("Content-Type", "text/html")], "response": b"ok"}
         return super()._ok(packets, headers=headers, jsonp_index=jsonp_index)
 
-    def _method_not_found(self) -> dict:
+    def _method_not_found(self) -> dict[str, Any]:
         """Unsupported methods are a 400 Bad Request in the protocol, not a 405."""
         return self._bad_request("Bad request method")
 
@@ -161,7 +162,7 @@ class CarelineEngine(engineio.AsyncServer):
         await sock.output_flushed(self.ping_timeout)
         await asyncio.sleep(pause)
 
-    def options(self) -> dict:
+    def options(self) -> dict[str, Any]:
         """Constructor options that reproduce this server's engine settings."""
         return {
             "async_mode": self.async_mode,

@@ -1,4 +1,7 @@
-"""Engine.IO session (socket) subclass: exact heartbeat, long-polling and upgrade behaviour."""
+"""Protocol fixes for one Engine.IO session: exact heartbeat, long-polling and upgrade behaviour.
+
+The speed path of a session (its output, lazily created polling queue) is `SessionOutput`.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -7,20 +10,19 @@ from typing import Any
 
 import engineio
 from aiohttp import WSMsgType
-from aiohttp.web import WebSocketResponse
 from engineio import exceptions, packet, payload
-from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 
-from realtime.ws_output import PING, Output
+from realtime.engine.session_output import PING, SessionOutput
+from realtime.engine.websocket import is_websocket_request, refuse_websocket
 
 #: how long a poll that arrives mid-upgrade waits for the upgrade to finish (Node checks every 100 ms)
 UPGRADE_POLL_WAIT = 0.1
 #: tasks started from timer callbacks (asyncio keeps only weak references to tasks)
-_closing_tasks: set[asyncio.Task] = set()
+_closing_tasks: set[asyncio.Future[None]] = set()
 
 
-def _keep(task: asyncio.Task) -> asyncio.Task:
+def _keep(task: asyncio.Future[None]) -> asyncio.Future[None]:
     """Hold a started task until it finishes."""
     _closing_tasks.add(task)
     task.add_done_callback(_closing_tasks.discard)
@@ -31,38 +33,22 @@ class InvalidPacket(exceptions.EngineIOError):
     """A client sent something that is not a valid Engine.IO packet or payload."""
 
 
-class CarelineSocket(Output, AsyncSocket):
+class CarelineSocket(SessionOutput, AsyncSocket):
     """One Engine.IO session with protocol-exact heartbeat, polling and upgrade handling.
 
     Lean by design (thousands per process): no writer or heartbeat task (timer handles and
-    `Output` instead), the polling queue and upgrade event are created only when needed.
+    `SessionOutput` instead), the polling queue and upgrade event are created only when needed.
     """
 
     def __init__(self, server: engineio.AsyncServer, sid: str) -> None:
-        """Create the session (BaseSocket's fields, without its eager queue) and its heartbeat state."""
-        self.server = server
-        self.sid = sid
-        self.connected = self.upgrading = self.upgraded = self.closing = self.closed = False
-        self.session: dict = {}
+        """Create the session (see SessionOutput) and its heartbeat state."""
+        super().__init__(server, sid)
         self.last_ping = None  # stock heartbeat bookkeeping is replaced by the fields below
-        self._queue: asyncio.Queue | None = None
         self._ping_sent_at: float | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._poll_pending = False
         self._ws_active = False
         self._upgraded_event: asyncio.Event | None = None
-
-    @property
-    def queue(self) -> asyncio.Queue:
-        """The polling queue (created on first use: a WebSocket-only session never needs one)."""
-        if self._queue is None:
-            self._queue = self.server.create_queue()
-        return self._queue
-
-    async def send(self, pkt: packet.Packet) -> None:
-        """Send a packet (through the same ordered path as broadcasts)."""
-        if await self.check_ping_timeout():
-            self.send_nowait(pkt)
 
     # -- heartbeat -------------------------------------------------------
     def schedule_ping(self) -> None:
@@ -147,7 +133,7 @@ class CarelineSocket(Output, AsyncSocket):
         elif wait and self._poll_pending:
             try:
                 await asyncio.wait_for(self.queue.join(), self.server.ping_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _close_ws(self) -> None:
@@ -159,7 +145,7 @@ class CarelineSocket(Output, AsyncSocket):
             await ws.close()
 
     # -- HTTP long-polling -----------------------------------------------
-    async def handle_get_request(self, environ: dict) -> Any:
+    async def handle_get_request(self, environ: dict[str, Any]) -> Any:
         """Serve a poll: NOOP while upgrading, close the session on a duplicate poll."""
         if is_websocket_request(environ):
             return await self._upgrade_websocket(environ)
@@ -179,13 +165,13 @@ class CarelineSocket(Output, AsyncSocket):
         if self._upgraded_event is not None:
             try:
                 await asyncio.wait_for(self._upgraded_event.wait(), UPGRADE_POLL_WAIT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if self.upgraded:
             return self.server._bad_request("Unexpected HTTP request")
         return [packet.Packet(packet.NOOP)]
 
-    async def handle_post_request(self, environ: dict) -> None:
+    async def handle_post_request(self, environ: dict[str, Any]) -> None:
         """Decode a POSTed payload; an invalid payload closes the session (InvalidPacket)."""
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length > self.server.max_http_buffer_size:
@@ -201,7 +187,7 @@ class CarelineSocket(Output, AsyncSocket):
                 break
 
     # -- WebSocket -------------------------------------------------------
-    async def _upgrade_websocket(self, environ: dict) -> Any:
+    async def _upgrade_websocket(self, environ: dict[str, Any]) -> Any:
         """Start the WebSocket transport; a second WebSocket for this session is accepted and closed."""
         if self.upgrading or self.upgraded:
             return await refuse_websocket(self.server, environ)
@@ -271,7 +257,7 @@ class CarelineSocket(Output, AsyncSocket):
         timeout = self.server.ping_interval + self.server.ping_timeout if probing else None
         try:  # receive() needs no extra task per read, unlike wait_for(ws.wait())
             msg = await ws._sock.receive(timeout)
-        except (OSError, asyncio.TimeoutError, ValueError, RuntimeError):
+        except (TimeoutError, OSError, ValueError, RuntimeError):
             return None
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return None
@@ -296,22 +282,7 @@ class CarelineSocket(Output, AsyncSocket):
                 return
 
 
-def is_websocket_request(environ: dict) -> bool:
-    """True for an HTTP request asking to switch to the WebSocket protocol."""
-    connection = [s.strip() for s in environ.get("HTTP_CONNECTION", "").lower().split(",")]
-    return "upgrade" in connection and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
-
-
-async def refuse_websocket(server: engineio.AsyncServer, environ: dict) -> Any:
-    """Complete the WebSocket handshake and close at once (what the protocol asks for)."""
-
-    async def close_now(ws: Any) -> None:
-        await ws.close()
-
-    return await server._async["websocket"](close_now, server)(environ)
-
-
-async def read_body(environ: dict, length: int) -> bytes:
+async def read_body(environ: dict[str, Any], length: int) -> bytes:
     """Read exactly `length` bytes of request body (aiohttp's read(n) may return less)."""
     stream = environ["wsgi.input"]
     chunks: list[bytes] = []
@@ -323,20 +294,3 @@ async def read_body(environ: dict, length: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
-
-
-class UncompressedWebSocket(aiohttp_driver.WebSocket):
-    """python-engineio's aiohttp WebSocket wrapper without permessage-deflate (engine.io's default).
-
-    With compression negotiated, clients inflate frames asynchronously, so a WebSocket message
-    can be delivered after an HTTP response the server wrote later; it also costs CPU per frame.
-    """
-
-    async def __call__(self, environ: dict) -> Any:
-        """Accept the WebSocket handshake and run the Engine.IO handler on it."""
-        self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
-        await self._sock.prepare(environ["aiohttp.request"])
-        self.environ = environ
-        await self.handler(self)
-        self.environ = None
-        return self._sock
