@@ -5,14 +5,16 @@ Nothing here touches a store or the clock: every function takes the time it need
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Iterable, Iterator, TypeVar
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 UNIT_MINUTES = 5
 UNIT = timedelta(minutes=UNIT_MINUTES)
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DAY = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 T = TypeVar("T", bound=tuple)  # type: ignore[type-arg]
 
@@ -63,29 +65,66 @@ def minutes_of(text: str) -> int:
 def _local(day: date, minutes: int, zone: ZoneInfo) -> datetime:
     """A local wall time on `day` (24:00 = next midnight) as UTC; a time in a spring-forward gap maps forward."""
     naive = datetime.combine(day, time()) + timedelta(minutes=minutes)
-    return naive.replace(tzinfo=zone).astimezone(timezone.utc)
+    return naive.replace(tzinfo=zone).astimezone(UTC)
 
 
 def day_windows(rules: Rules, day: date) -> list[tuple[datetime, datetime]]:
     """The UTC windows of one local date: its overrides if any, else its weekly ranges."""
-    zone = ZoneInfo(rules.timezone)
     overrides = [o for o in rules.overrides if o["date"] == day.isoformat()]
+    return _day_windows(rules, ZoneInfo(rules.timezone), day, overrides)
+
+
+def _day_windows(rules: Rules, zone: ZoneInfo, day: date,
+                 overrides: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
+    """The UTC windows of one local date, given that date's overrides."""
     if overrides:
         if any(o.get("unavailable") for o in overrides):
             return []
         ranges = [(o["start"], o["end"]) for o in overrides]
     else:
         ranges = [(r["start"], r["end"]) for r in rules.weekly if r["weekday"] == day.weekday()]
-    windows = [(_local(day, minutes_of(s), zone), _local(day, minutes_of(e), zone)) for s, e in ranges]
-    return sorted(w for w in windows if w[0] < w[1])
+    found = [(_local(day, minutes_of(s), zone), _local(day, minutes_of(e), zone)) for s, e in ranges]
+    return sorted(w for w in found if w[0] < w[1])
 
 
-def _dates(rules: Rules, start: datetime, end: datetime) -> Iterator[date]:
-    zone = ZoneInfo(rules.timezone)
-    day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+def merge(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Windows sorted, those that touch or overlap (end >= next start) joined into one: O(n log n)."""
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _dated_windows(rules: Rules, zone: ZoneInfo, first: date, last: date) -> list[tuple[datetime, datetime]]:
+    """The merged UTC windows of the local dates first..last (overrides indexed once, not per date)."""
+    by_date: dict[str, list[dict[str, Any]]] = {}
+    for override in rules.overrides:
+        by_date.setdefault(override["date"], []).append(override)
+    found: list[tuple[datetime, datetime]] = []
+    day = first
     while day <= last:
-        yield day
-        day += timedelta(days=1)
+        found.extend(_day_windows(rules, zone, day, by_date.get(day.isoformat(), [])))
+        day += DAY
+    return merge(found)
+
+
+def windows(rules: Rules, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The merged UTC windows of every local date from the one before `start`'s to the one after `end`'s.
+
+    Adjacent and overlapping windows are one window: across midnight, between a weekly range and a
+    neighbouring date's override, and across a DST change. A window may reach beyond [start, end).
+    """
+    zone = ZoneInfo(rules.timezone)
+    return _dated_windows(rules, zone, _local_date(start, zone) - DAY, _local_date(end, zone) + DAY)
+
+
+def _local_date(moment: datetime, zone: ZoneInfo) -> date:
+    """The therapist's local date at a UTC moment."""
+    return moment.astimezone(zone).date()
 
 
 def bookable_span(rules: Rules, now: datetime) -> tuple[datetime, datetime]:
@@ -128,15 +167,37 @@ def open_slots(rules: Rules, busy: list[Busy], start: datetime, end: datetime,
 def grid(rules: Rules, busy: list[Busy], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """Slots starting in [start, end) inside a window and clear of every booking (whatever the time now).
 
-    Slots follow each other at session + buffer from the window start; after a booking the grid
-    restarts at the end of that booking's buffer, so free time around off-grid bookings is not lost.
+    Slots follow each other at session + buffer from the start of a merged window, across midnight;
+    after a booking the grid restarts at the end of that booking's buffer, so free time around
+    off-grid bookings is not lost. A local date open from 00:00 to 24:00 hands the next date a fresh
+    start at midnight: an unbroken stretch has no start of its own to count from, and counting from
+    wherever a query began would make the listed slots depend on the query.
     """
+    zone = ZoneInfo(rules.timezone)
+    first, last = _local_date(start, zone) - 2 * DAY, _local_date(end, zone) + DAY
     index = BusyIndex(busy)
     found: list[tuple[datetime, datetime]] = []
-    for day in _dates(rules, start - timedelta(days=1), end):
-        for window_start, window_end in day_windows(rules, day):
-            found.extend(_window_slots(rules, index, window_start, window_end))
+    for segment_start, segment_end in _segments(rules, zone, first, last):
+        if segment_end - rules.session >= start and segment_start < end:
+            found.extend(_window_slots(rules, index, segment_start, segment_end, end))
     return [(s, e) for s, e in found if start <= s < end]
+
+
+def _segments(rules: Rules, zone: ZoneInfo, first: date,
+              last: date) -> Iterator[tuple[datetime, datetime]]:
+    """The merged windows of first..last, cut at every local midnight that ends a wholly open date."""
+    midnights = [_local(first + n * DAY, 0, zone) for n in range((last - first).days + 2)]
+    for window_start, window_end in _dated_windows(rules, zone, first, last):
+        segment_start = window_start
+        # The first midnight at or after the window start opens the first date the window can cover
+        # whole; every later midnight inside the window ends such a date.
+        following = bisect_left(midnights, window_start) + 1
+        while following < len(midnights) and midnights[following] < window_end:
+            if midnights[following] > segment_start:
+                yield segment_start, midnights[following]
+                segment_start = midnights[following]
+            following += 1
+        yield segment_start, window_end
 
 
 def bookable(rules: Rules, slots: list[T], now: datetime) -> list[T]:
@@ -145,10 +206,11 @@ def bookable(rules: Rules, slots: list[T], now: datetime) -> list[T]:
     return [slot for slot in slots if earliest <= slot[0] <= latest]
 
 
-def _window_slots(rules: Rules, busy: BusyIndex, window_start: datetime,
-                  window_end: datetime) -> Iterator[tuple[datetime, datetime]]:
+def _window_slots(rules: Rules, busy: BusyIndex, window_start: datetime, window_end: datetime,
+                  stop: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """The grid of one window, walked from its start up to slots starting before `stop`."""
     candidate = window_start
-    while candidate + rules.session <= window_end:
+    while candidate < stop and candidate + rules.session <= window_end:
         blocker = busy.blocker(candidate, candidate + rules.session, rules.buffer)
         if blocker is None:
             yield candidate, candidate + rules.session
@@ -167,9 +229,8 @@ def fits(rules: Rules, start: datetime, now: datetime, length: timedelta | None 
     if start > latest:
         return "That time is too far ahead"
     end = start + (length or rules.session)
-    for day in _dates(rules, start - timedelta(days=1), start):
-        if any(ws <= start and end <= we for ws, we in day_windows(rules, day)):
-            return None
+    if any(ws <= start and end <= we for ws, we in windows(rules, start, end)):
+        return None
     return "The therapist is not available then"
 
 
