@@ -285,6 +285,13 @@ class Config:
         return self.env == "production"
 
     @property
+    def allowed_origins(self) -> str | list[str]:
+        """Browser origins for REST and Socket.IO: CORS_ORIGINS, else any in development and none in production."""
+        if self.cors_origins:
+            return list(self.cors_origins)
+        return [] if self.production else "*"
+
+    @property
     def embedded_mongo(self) -> bool:
         """True when careline starts its own SecantusDB child process."""
         return not self.mongodb_uri

@@ -3,203 +3,183 @@
     python server.py                      run the web server
     python server.py worker               run background jobs only (needs MONGODB_URI and REDIS_URL)
     python server.py token --sub U --role client|therapist|admin [--name N] [--ttl SECONDS]
+
+A feature is one line of FEATURES: its namespace class, the function that builds its handler from the
+shared resources, and (if it has any) its REST routes and the app key its views find the handler under.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import functools
 import gc
 import logging
 import signal
 import sys
-from datetime import timedelta
-from typing import Any, AsyncIterator
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
 
 from aiohttp import web
 
 import logsetup
+from clock import Clock, utcnow
 from config import Config, ConfigError
-from rest.app_keys import CONFIG, EMBEDDED_MONGO, METRICS, MONGO_CLIENT, MONGO_DB, REDIS, SERVICES, SIO
-from handlers import jobs
-from handlers.notifications import rules as notification_rules
 from handlers.auth import Authenticator, mint_token
-from handlers.chat.feature import build_chat
-from handlers.booking.availability import AvailabilityHandler
-from handlers.booking.bookings import BookingHandler
+from handlers.booking import feature as booking
+from handlers.chat import feature as chat
 from handlers.events import EventBus
-from handlers.notifications.handler import NotificationHandler
-from handlers.notifications.preferences import PreferenceHandler
-from handlers.publisher import Publisher
-from handlers.notifications.push import PushHandler
-from handlers.booking.reminders import ReminderScheduler
-from handlers.services import Services
-from handlers.chat.uploads import UploadHandler
+from handlers.feature import Built, Shared
+from handlers.jobs import Periodic, run_all, run_periodic
 from handlers.metrics import Metrics
+from handlers.notifications import feature as notifications
+from handlers.publisher import Publisher
+from realtime.base import BaseNamespace
+from realtime.booking import BookingNamespace
+from realtime.chat import ChatNamespace
+from realtime.engine.server import CarelineServer
+from realtime.notifications import NotificationsNamespace
 from realtime.publisher import ManagerPublisher, SocketPublisher
-from realtime.server import create_sio, redis_manager, register_namespaces, shutdown
+from realtime.server import create_sio, redis_manager, shutdown
+from realtime.unavailable import BillingNamespace, MeetingsNamespace, UnavailableNamespace, WorksheetsNamespace
+from realtime.wire import WireFormat
+from rest import ops, push, uploads
+from rest.app_keys import CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
 from rest.middleware import cors_middleware, error_middleware
-from rest.routes import setup_routes
-from stores import mongo, redis as redis_store
-from stores.booking.availability import AvailabilityStore
-from stores.booking.bookings import BookingStore
 from stores.crypto import Cipher
-from stores.embedded import EmbeddedMongo, default_storage
-from clock import utcnow
-from stores.mongo import Database
-from stores.notifications.preferences import PreferenceStore
-from stores.notifications.store import NotificationStore
+from stores.database import Connections, open_connections
+from stores.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from stores.sockets import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
-from stores.notifications.push import PushStore
-from stores.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from stores.chat.uploads import UploadStore
-from stores.booking.reminders import ReminderStore
 from stores.users import UserStore
 
 log = logging.getLogger("careline")
+H = TypeVar("H")
+
+SIO = web.AppKey("sio", CarelineServer)
 
 
-def socket_registry(config: Config, redis: Any) -> SocketRegistry:
+@dataclass(frozen=True)
+class Slice(Generic[H]):
+    """One feature: its namespace, how its handler is built, and its REST routes (with the key views read)."""
+
+    namespace: type[BaseNamespace[H]]
+    build: Callable[[Shared], Awaitable[Built[H]]]
+    routes: Callable[[web.Application], None] | None = None
+    key: web.AppKey[H] | None = None
+
+    @property
+    def path(self) -> str:
+        """The namespace path."""
+        return self.namespace.path
+
+
+async def _not_built(shared: Shared) -> Built[None]:
+    return Built(None)
+
+
+def not_built(namespace: type[UnavailableNamespace]) -> Slice[None]:
+    """A contract namespace whose feature this server does not have yet: requests answer `unavailable`."""
+    return Slice(namespace, _not_built)
+
+
+FEATURES: tuple[Slice[Any], ...] = (
+    Slice(NotificationsNamespace, notifications.build, push.setup, NOTIFICATIONS),
+    Slice(ChatNamespace, chat.build, uploads.setup, CHAT),
+    Slice(BookingNamespace, booking.build),
+    not_built(MeetingsNamespace),
+    not_built(WorksheetsNamespace),
+    not_built(BillingNamespace),
+)
+
+
+def wire_format() -> WireFormat:
+    """The output schema of every server event of every feature."""
+    return WireFormat(feature.namespace for feature in FEATURES)
+
+
+def shared_resources(config: Config, connections: Connections, publisher: Publisher, sockets: SocketRegistry,
+                     clock: Clock) -> Shared:
+    """What every feature is built from."""
+    redis = connections.redis
+    limiter: RateLimiter = RedisRateLimiter(redis, config.redis_prefix) if redis is not None else MemoryRateLimiter()
+    return Shared(config=config, db=connections.db, redis=redis, clock=clock, bus=EventBus(), publisher=publisher,
+                  sockets=sockets, rate_limiter=limiter, auth=Authenticator(config),
+                  cipher=Cipher(config.message_keys), users=UserStore(connections.db))
+
+
+def socket_registry(config: Config, connections: Connections) -> SocketRegistry:
     """Live-socket tracking: in Redis when processes share it, else in memory."""
-    return RedisSocketRegistry(redis, config.redis_prefix) if redis is not None else MemorySocketRegistry()
+    if connections.redis is not None:
+        return RedisSocketRegistry(connections.redis, config.redis_prefix)
+    return MemorySocketRegistry()
 
 
-async def build_services(config: Config, db: Database, redis: Any, publisher: Publisher,
-                         sockets: SocketRegistry) -> Services:
-    """Create every store and handler, ensure indexes, and wire domain-event subscriptions."""
-    users = UserStore(db)
-    await users.ensure_indexes()
-    limiter = RedisRateLimiter(redis, config.redis_prefix) if redis is not None else MemoryRateLimiter()
-    cipher = Cipher(config.message_keys)
-    uploads = UploadStore(db, cipher)
-    await uploads.ensure_indexes()
-    bus = EventBus()
-    chat = await build_chat(config, db, redis, cipher, users, uploads, publisher, sockets, bus)
-    services = Services(config=config, auth=Authenticator(config), bus=bus, publisher=publisher,
-                        rate_limiter=limiter, users=users, sockets=sockets, cipher=cipher, uploads=uploads,
-                        upload_handler=UploadHandler(uploads, config.upload_max_bytes, chat.member_of_any),
-                        chat=chat)
-    await _build_notifications(db, services)
-    await _build_booking(services, db)
-    return services
+async def build_features(shared: Shared) -> list[tuple[Slice[Any], Built[Any]]]:
+    """Build every feature in FEATURES order (users' indexes first: every feature records users)."""
+    await shared.users.ensure_indexes()
+    return [(feature, await feature.build(shared)) for feature in FEATURES]
 
 
-async def _build_notifications(db: Database, services: Services) -> None:
-    """Notifications, preferences and the domain events that feed them."""
-    config = services.config
-    store, prefs, pushes = NotificationStore(db), PreferenceStore(db), PushStore(db)
-    for each in (store, prefs, pushes):
-        await each.ensure_indexes()
-    services.push = PushHandler(pushes, store, config, concurrency=config.push_concurrency,
-                                retry_base=config.push_retry_base)
-    services.notification_prefs = PreferenceHandler(prefs)
-    services.notifications = NotificationHandler(store, services.notification_prefs, services.publisher,
-                                                 services.sockets, services.users, services.push)
-    notification_rules.subscribe(services.bus, services.notifications)
-    services.periodic.append(jobs.Periodic("notifications-held-pushes", config.push_release_interval,
-                                           services.notifications.release_held_pushes))
+async def close_features(shared: Shared, built: list[tuple[Slice[Any], Built[Any]]]) -> None:
+    """Close features in reverse order (the domain events a closing feature raises reach the ones still open)."""
+    for _feature, each in reversed(built):
+        await shared.bus.drain()
+        await each.close()
+    await shared.bus.drain()
 
 
-async def _build_booking(services: Services, db: Database) -> None:
-    """Availability, bookings and reminders; the scheduler runs as a periodic job."""
-    stores = AvailabilityStore(db), BookingStore(db), ReminderStore(db)
-    for store in stores:
-        await store.ensure_indexes()
-    availability_store, booking_store, reminder_store = stores
-    services.availability = AvailabilityHandler(availability_store, booking_store, services.publisher, utcnow)
-    reminders = ReminderScheduler(reminder_store, booking_store, services.notifications,
-                                  timedelta(seconds=services.config.booking_lease_seconds))
-    services.booking = BookingHandler(booking_store, services.availability, reminders, services.publisher,
-                                      services.bus, services.cipher)
-    services.periodic.append(jobs.Periodic("booking-scheduler", services.config.booking_tick_seconds,
-                                           services.booking.tick))
+def _jobs(built: list[tuple[Slice[Any], Built[Any]]]) -> list[Periodic]:
+    return [job for _feature, each in built for job in each.jobs]
 
 
-@contextlib.asynccontextmanager
-async def mongo_database(config: Config) -> AsyncIterator[tuple[Any, Database, EmbeddedMongo | None]]:
-    """The database client, starting (and always stopping) the embedded server when no URI is set."""
-    embedded = None
-    uri = config.mongodb_uri
-    if uri is None:
-        embedded = EmbeddedMongo(default_storage(config.data_dir))
-    try:
-        if embedded is not None:
-            await embedded.start_async()
-            uri = embedded.uri
-        client = mongo.connect(uri or "", pool_size=config.mongodb_pool_size, retry_writes=False if embedded else None)
-        try:
-            yield client, client[config.mongodb_db], embedded
-        finally:
-            await client.close()
-    finally:
-        if embedded is not None:
-            embedded.stop()
-
-
-async def _mongo_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with mongo_database(app[CONFIG]) as (client, db, embedded):
-        app[MONGO_CLIENT], app[MONGO_DB], app[EMBEDDED_MONGO] = client, db, embedded
+async def _connections_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_connections(app[CONFIG]) as connections:
+        app[CONNECTIONS], app[MONGO_DB] = connections, connections.db
         yield
 
 
-async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    client = redis_store.connect(config.redis_url) if config.redis_url else None
-    app[REDIS] = client
-    try:
-        yield
-    finally:
-        if client is not None:
-            await client.aclose()
-
-
-async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
-    sockets = socket_registry(app[CONFIG], app[REDIS])
-    publisher = SocketPublisher(app[SIO], sockets)  # type: ignore[arg-type]
-    services = await build_services(app[CONFIG], app[MONGO_DB], app[REDIS], publisher,  # type: ignore[arg-type]
-                                     sockets)
-    app[SERVICES] = services
-    register_namespaces(app[SIO], services, app[METRICS])  # type: ignore[arg-type]
+async def _features_ctx(app: web.Application, clock: Clock) -> AsyncIterator[None]:
+    config, connections, sio = app[CONFIG], app[CONNECTIONS], app[SIO]
+    sockets = socket_registry(config, connections)
+    publisher = SocketPublisher(sio, sockets, wire_format())
+    shared = shared_resources(config, connections, publisher, sockets, clock)
+    app[SHARED] = shared
+    built = await build_features(shared)
+    app[HANDLERS] = {feature.path: each.handler for feature, each in built}
+    app[JOBS] = _jobs(built)
+    for feature, each in built:
+        if feature.key is not None:
+            app[feature.key] = each.handler
+        sio.register_namespace(feature.namespace(each.handler, shared, app[METRICS]))
     stop = asyncio.Event()
-    heartbeat = asyncio.create_task(jobs.run_periodic(
-        jobs.Periodic("socket-registry-heartbeat", HEARTBEAT_SECONDS, sockets.heartbeat), stop))
+    background = [asyncio.create_task(run_periodic(Periodic("socket-registry-heartbeat", HEARTBEAT_SECONDS,
+                                                            sockets.heartbeat), stop))]
+    if config.run_worker_in_web:
+        background.append(asyncio.create_task(run_all(app[JOBS], stop)))
     yield
     stop.set()
-    await heartbeat
-    await services.chat.close()
-    await services.bus.drain()
-    await services.push.close()
+    await asyncio.gather(*background)
+    await close_features(shared, built)
     await sockets.close()
-
-
-async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    services: Services = app[SERVICES]  # type: ignore[assignment]
-    if not app[CONFIG].run_worker_in_web:
-        yield
-        return
-    stop = asyncio.Event()
-    task = asyncio.create_task(jobs.run_all(services.periodic, stop))
-    yield
-    stop.set()
-    await task
 
 
 async def _close_sockets(app: web.Application) -> None:
     # on_shutdown runs before aiohttp waits for in-flight requests, so pending polls end now.
-    await shutdown(app[SIO])  # type: ignore[arg-type]
+    await shutdown(app[SIO])
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, clock: Clock = utcnow) -> web.Application:
     """The careline application: Socket.IO namespaces, REST routes, and their resources."""
     app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=1024 ** 2)
-    app[CONFIG] = config
-    app[METRICS] = Metrics()
+    app[CONFIG], app[METRICS] = config, Metrics()
     sio = create_sio(config)
     sio.attach(app)
     app[SIO] = sio
-    app.cleanup_ctx.extend([_mongo_ctx, _redis_ctx, _services_ctx, _jobs_ctx])
+    app.cleanup_ctx.extend([_connections_ctx, functools.partial(_features_ctx, clock=clock)])
     app.on_shutdown.append(_close_sockets)
-    setup_routes(app)
+    ops.setup(app)
+    for feature in FEATURES:
+        if feature.routes is not None:
+            feature.routes(app)
     return app
 
 
@@ -212,16 +192,13 @@ async def run_worker(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    manager = redis_manager(config, write_only=True)
-    redis = redis_store.connect(config.redis_url)
-    async with mongo_database(config) as (_client, db, _embedded):
-        services = await build_services(config, db, redis, ManagerPublisher(manager),
-                                        socket_registry(config, redis))
+    publisher = ManagerPublisher(redis_manager(config, write_only=True), wire_format())
+    async with open_connections(config) as connections:
+        shared = shared_resources(config, connections, publisher, socket_registry(config, connections), utcnow)
+        built = await build_features(shared)
         log.info("worker started")
-        await jobs.run_all(services.periodic, stop)
-        await services.bus.drain()
-        await services.push.close()
-    await redis.aclose()
+        await run_all(_jobs(built), stop)
+        await close_features(shared, built)
 
 
 def _token_command(config: Config, argv: list[str]) -> None:

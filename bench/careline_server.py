@@ -5,8 +5,8 @@ rate limits, manager, engine); one extra namespace `/bench` speaks the reference
 through careline's own request path:
 
 * connect auth `{token}` (a careline JWT)
-* `join {room}` -> `services.publisher.join(...)`, acks `{ok: true, data: {}}`
-* `publish {room, text}` -> `services.publisher.to_room(..., "msg", text)`
+* `join {room}` -> the publisher's `join(...)`, acks `{ok: true, data: {}}`
+* `publish {room, text}` -> the publisher's `to_room(..., "msg", text)`
 
 Run from the repo root: `python bench/careline_server.py` (same env as `python server.py`).
 """
@@ -28,10 +28,14 @@ from aiohttp import web  # noqa: E402
 
 import server  # noqa: E402
 from config import Config  # noqa: E402
-from rest.app_keys import METRICS, SERVICES, SIO  # noqa: E402
 from handlers.auth import User  # noqa: E402
+from marshmallow import Schema  # noqa: E402
 from realtime.base import BaseNamespace, request  # noqa: E402
-from realtime.schemas import RequestSchema, fields, validate  # noqa: E402
+from realtime.publisher import SocketPublisher  # noqa: E402
+from realtime.schemas.common import RequestSchema, fields, validate  # noqa: E402
+from realtime.wire import WireFormat  # noqa: E402
+from rest.app_keys import METRICS, SHARED  # noqa: E402
+from server import SIO  # noqa: E402
 
 NAMESPACE = "/bench"
 
@@ -49,24 +53,41 @@ class Publish(RequestSchema):
     text = fields.String(required=True, validate=validate.Length(max=4096))
 
 
-class BenchNamespace(BaseNamespace):
-    """The reference protocol on careline's request path (validation, rate limit, envelope)."""
+class RawText(Schema):
+    """The reference protocol's `msg` payload is the text itself."""
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        """The text, unchanged."""
+        return obj
+
+
+class BenchNamespace(BaseNamespace[SocketPublisher]):
+    """The reference protocol on careline's request path (validation, rate limit, envelope).
+
+    Its handler is a publisher like the app's (same server, same socket registry) whose wire format
+    knows `msg`.
+    """
+
+    path = NAMESPACE
+    emits = {"msg": RawText}
 
     @request("join", JoinRoom)
     async def join(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
         """Enter a room through the publisher (socket registry included)."""
-        await self.services.publisher.join(self.namespace, sid, payload["room"], user.id)
+        await self.handler.join(self.namespace, sid, payload["room"], user.id)
         return {}
 
     @request("publish", Publish)
     async def publish(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
         """Broadcast `msg(text)` to the room through the publisher."""
-        await self.services.publisher.to_room(self.namespace, payload["room"], "msg", payload["text"])
+        await self.handler.to_room(self.namespace, payload["room"], "msg", payload["text"])
         return {}
 
 
 async def _bench_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[SIO].register_namespace(BenchNamespace(NAMESPACE, app[SERVICES], app[METRICS]))  # type: ignore[union-attr]
+    shared = app[SHARED]
+    publisher = SocketPublisher(app[SIO], shared.sockets, WireFormat([BenchNamespace]))
+    app[SIO].register_namespace(BenchNamespace(publisher, shared, app[METRICS]))
     dump_to = os.environ.get("BENCH_MEMORY_DUMP")
     task = asyncio.create_task(_dump_memory(dump_to)) if dump_to else None
     yield

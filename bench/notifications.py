@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import datetime, timedelta, timezone
 import os
 import statistics
 import tempfile
@@ -19,7 +20,9 @@ import socketio
 from aiohttp import web
 
 from config import Config
-from rest.app_keys import MONGO_DB, SERVICES
+from handlers.events import BookingChanged
+from rest.app_keys import HANDLERS, MONGO_DB, SHARED
+from stores.booking.bookings import BookingRecord
 from handlers.auth import mint_token
 from stores.embedded import EmbeddedMongo
 
@@ -51,30 +54,37 @@ async def client(config: Config, url: str, user_id: str, role: str, inbox: async
     return sio
 
 
-async def event_latency(services: Any, inbox: asyncio.Queue[Any], count: int, phase: str) -> list[float]:
-    """Publish `booking.confirmed` for a connected client and time until the client has it."""
+def _booking(booking_id: str) -> BookingRecord:
+    start = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    return BookingRecord(id=booking_id, client_id="c0", therapist_id="t0", start=start, end=start + timedelta(minutes=50),
+                         status="confirmed", policy={}, buffer_minutes=10, request_id=booking_id, note=None,
+                         cancelled_by=None, reason=None, refund=None, payment_status="none", meeting_id=None,
+                         expires_at=None, created_at=start, updated_at=start)
+
+
+async def event_latency(bus: Any, inbox: asyncio.Queue[Any], count: int, phase: str) -> list[float]:
+    """Publish a confirmed booking for a connected client and time until the client has its notification."""
     samples = []
     for index in range(count):
-        booking = {"id": f"{phase}{index}", "clientId": "c0", "therapistId": "t0", "start": "2026-11-24T10:00:00Z",
-                   "end": "2026-11-24T10:50:00Z", "status": "confirmed"}
+        booking = _booking(f"{phase}{index}")
         started = time.perf_counter()
-        await services.bus.publish("booking.confirmed", booking=booking, actor_id="t0")
+        await bus.publish(BookingChanged("confirmed", booking, "t0"))
         received, _ = await asyncio.wait_for(inbox.get(), 5)
         samples.append((received - started) * 1000)
     return samples
 
 
-async def broadcast(services: Any, db: Any, inbox: asyncio.Queue[Any], users: int) -> tuple[float, float]:
+async def broadcast(notifications: Any, db: Any, inbox: asyncio.Queue[Any], users: int) -> tuple[float, float]:
     """Persist + emit a broadcast to `users` clients; returns (call ms, ms until a connected client has it)."""
     docs = [{"_id": f"user{i:06d}", "role": "client", "name": None} for i in range(users)]
     for start_at in range(0, users, 5000):
         await db["users"].insert_many(docs[start_at:start_at + 5000])
     started = time.perf_counter()
-    result = await services.notifications.broadcast("client", title="Maintenance tonight", body="02:00-03:00 UTC")
+    count = await notifications.broadcast("client", title="Maintenance tonight", body="02:00-03:00 UTC")
     finished = time.perf_counter()
     received, _ = await asyncio.wait_for(inbox.get(), 10)
-    assert result["count"] >= users
-    assert await db["notification_receipts"].count_documents({}) == result["count"]
+    assert count >= users
+    assert await db["notification_receipts"].count_documents({}) == count
     return (finished - started) * 1000, (received - started) * 1000
 
 
@@ -88,14 +98,15 @@ async def main(events: int, users: int) -> None:
                "LOG_LEVEL": "WARNING"}
         config = Config.from_env(env)
         runner, url = await start(config)
-        services, db = runner.app[SERVICES], runner.app[MONGO_DB]
+        bus, db = runner.app[SHARED].bus, runner.app[MONGO_DB]
+        notifications = runner.app[HANDLERS]["/notifications"].notifications  # type: ignore[attr-defined]
         inbox: asyncio.Queue[Any] = asyncio.Queue()
         sio = await client(config, url, "c0", "client", inbox)
-        await event_latency(services, inbox, 20, "warm")
-        samples = await event_latency(services, inbox, events, "run")
+        await event_latency(bus, inbox, 20, "warm")
+        samples = await event_latency(bus, inbox, events, "run")
         print(f"event -> notification:created over {events} events: p50 {statistics.median(samples):.2f} ms, "
               f"p99 {percentile(samples, 99):.2f} ms, max {max(samples):.2f} ms")
-        call_ms, seen_ms = await broadcast(services, db, inbox, users)
+        call_ms, seen_ms = await broadcast(notifications, db, inbox, users)
         print(f"broadcast to {users} users: persist+emit {call_ms:.0f} ms, connected client has it after "
               f"{seen_ms:.0f} ms")
         await sio.disconnect()

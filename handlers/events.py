@@ -1,53 +1,106 @@
-"""The domain event bus: handlers publish what happened, other handlers react.
+"""Typed domain events and the bus that carries them: handlers publish what happened, other features react.
 
-Subscribers run in background tasks so a request is never slowed or failed by a
-reaction to it; `drain()` waits for them (shutdown, tests).
+Events are frozen dataclasses; subscribers register for an event class and receive instances of it,
+so a renamed field is a type error, not a silently missed notification. `publish` runs subscribers in
+background tasks (a request is never slowed or failed by a reaction to it); `deliver` awaits them and
+lets a failure propagate, for jobs that must retry until a reaction has happened (reminders).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Literal, TypeVar
+
+from handlers.auth import User
+from stores.booking.bookings import BookingRecord
+from stores.chat.messages import Message
 
 log = logging.getLogger("careline.events")
 
+E = TypeVar("E")
+Subscriber = Callable[[E], Awaitable[None]]
+
+BookingChange = Literal["requested", "confirmed", "declined", "cancelled", "rescheduled"]
+
 
 @dataclass(frozen=True)
-class DomainEvent:
-    """Something that happened, e.g. `message.created` with the message as payload."""
+class MessageCreated:
+    """A new chat message; `absent_member_ids` had no socket in the conversation when it was delivered."""
 
-    name: str
-    payload: dict[str, Any] = field(default_factory=dict)
+    message: Message
+    sender: User
+    absent_member_ids: tuple[str, ...]
 
 
-Subscriber = Callable[[DomainEvent], Awaitable[None]]
+@dataclass(frozen=True)
+class ConversationRead:
+    """A member's read position in a conversation moved forward to `seq`."""
+
+    conversation_id: str
+    user_id: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class SafetyAlertRaised:
+    """A message matched a crisis phrase; the conversation's staff and the admins were alerted."""
+
+    conversation_id: str
+    message_id: str
+    user_id: str
+    staff_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BookingChanged:
+    """A booking moved through its lifecycle; `actor_id` is None for a system action (expiry)."""
+
+    change: BookingChange
+    booking: BookingRecord
+    actor_id: str | None
+
+
+@dataclass(frozen=True)
+class SessionReminderDue:
+    """A session starts in `ahead` (e.g. "24 hours"); `reminder_id` makes notifying it idempotent."""
+
+    booking: BookingRecord
+    reminder_id: str
+    ahead: str
+    due_at: datetime
 
 
 class EventBus:
-    """In-process publish/subscribe between handlers (wired in server.create_app)."""
+    """In-process publish/subscribe between features, keyed by event class."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[Subscriber]] = {}
+        self._subscribers: dict[type, list[Subscriber[Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def subscribe(self, name: str, subscriber: Subscriber) -> None:
-        """Call `subscriber` for every event called `name`."""
-        self._subscribers.setdefault(name, []).append(subscriber)
+    def subscribe(self, kind: type[E], subscriber: Subscriber[E]) -> None:
+        """Call `subscriber` with every published event of class `kind`."""
+        self._subscribers.setdefault(kind, []).append(subscriber)
 
-    async def publish(self, name: str, **payload: Any) -> None:
-        """Announce an event; subscribers run in the background."""
-        event = DomainEvent(name, payload)
-        for subscriber in self._subscribers.get(name, ()):
+    async def publish(self, event: object) -> None:
+        """Announce an event; subscribers run in the background (failures are logged)."""
+        for subscriber in self._subscribers.get(type(event), ()):
             task = asyncio.create_task(self._run(subscriber, event))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, subscriber: Subscriber, event: DomainEvent) -> None:
+    async def deliver(self, event: object) -> None:
+        """Run every subscriber of the event now, in order; the first failure propagates."""
+        for subscriber in self._subscribers.get(type(event), ()):
+            await subscriber(event)
+
+    async def _run(self, subscriber: Subscriber[Any], event: object) -> None:
         try:
             await subscriber(event)
         except Exception:
-            log.exception("subscriber %s failed on %s", getattr(subscriber, "__qualname__", subscriber), event.name)
+            log.exception("subscriber %s failed on %s", getattr(subscriber, "__qualname__", subscriber),
+                          type(event).__name__)
 
     async def drain(self) -> None:
         """Wait until every running subscriber has finished."""

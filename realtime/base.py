@@ -1,7 +1,9 @@
 """The shared base of every namespace: auth at connect, the ack envelope, validation, rate limits.
 
-A feature namespace declares its requests with `@request(event, Schema)`; each method
-receives `(sid, user, payload)` with the payload already validated, and returns the ack data.
+A feature namespace declares its requests with `@request(event, Schema, ack=OutputSchema)`; each method
+receives `(sid, user, payload)` with the payload already validated and returns a record (or a page of
+records) that the ack schema turns into the wire object. `emits` names the schema of every server event
+the namespace pushes (realtime/wire.py dumps handlers' records with them).
 """
 from __future__ import annotations
 
@@ -11,48 +13,63 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, ClassVar
+from typing import Any, Awaitable, Callable, ClassVar, Generic, TypeVar
 
 import orjson
 import socketio
 from marshmallow import Schema, ValidationError
 
+from errors import AppError, Forbidden, Internal, InvalidPayload, PreconditionFailed, RateLimited, Unauthorized, \
+    Unavailable
 from handlers.auth import Identity, User
-from errors import AppError, Forbidden, Internal, InvalidPayload, PreconditionFailed, RateLimited, \
-    Unauthorized, Unavailable
-from handlers.publisher import role_room, room_group, user_room
-from clock import iso
-from handlers.services import Services
+from handlers.feature import Shared
 from handlers.metrics import Metrics
-from realtime.schemas import RefreshSession
+from handlers.publisher import role_room, room_group, user_room
+from realtime.schemas.common import RefreshSession, SessionExpired, SessionRefreshed
 from stores.errors import is_dependency_failure
 
 log = logging.getLogger("careline.realtime")
 
 Method = Callable[[Any, str, User, dict[str, Any]], Awaitable[Any]]
+H = TypeVar("H")
+Rate = tuple[int, float]
 
 
 @dataclass(frozen=True)
 class RequestSpec:
-    """How one client event is validated, limited and authorised."""
+    """How one client event is validated, limited, authorised and answered."""
 
     event: str
     schema: type[Schema] | None
-    rate: tuple[int, float] | None
+    ack: type[Schema] | None
+    rate: Rate | None
     roles: tuple[str, ...] | None
     method: str = ""
+    summary: str = ""
 
     @functools.cached_property
     def loader(self) -> Schema | None:
         """One schema instance, reused: loading keeps no state, and building one deep-copies its fields."""
         return self.schema() if self.schema is not None else None
 
+    @functools.cached_property
+    def dumper(self) -> Schema | None:
+        """The ack's output schema instance (None: the ack data is `{}`)."""
+        return self.ack() if self.ack is not None else None
 
-def request(event: str, schema: type[Schema] | None = None, *, rate: tuple[int, float] | None = None,
-            roles: tuple[str, ...] | None = None) -> Callable[[Method], Method]:
-    """Declare a namespace method as the handler of client event `event`."""
+    def answer(self, result: Any) -> Any:
+        """The ack data of a method's result."""
+        if self.dumper is None:
+            return {}
+        return None if result is None else self.dumper.dump(result)
+
+
+def request(event: str, schema: type[Schema] | None = None, *, ack: type[Schema] | None = None,
+            rate: Rate | None = None, roles: tuple[str, ...] | None = None) -> Callable[[Method], Method]:
+    """Declare a namespace method as the handler of client event `event` (ack=None answers `{}`)."""
     def mark(method: Method) -> Method:
-        method._careline_request = RequestSpec(event, schema, rate, roles)  # type: ignore[attr-defined]
+        summary = (method.__doc__ or "").strip().splitlines()[0] if method.__doc__ else ""
+        setattr(method, "_careline_request", RequestSpec(event, schema, ack, rate, roles, summary=summary))
         return method
     return mark
 
@@ -82,31 +99,55 @@ def _collect_requests(cls: type) -> dict[str, RequestSpec]:
     for klass in reversed(cls.__mro__):
         for name, member in vars(klass).items():
             spec = getattr(member, "_careline_request", None)
-            if spec is not None:
-                found[spec.event] = RequestSpec(spec.event, spec.schema, spec.rate, spec.roles, name)
+            if isinstance(spec, RequestSpec):
+                found[spec.event] = RequestSpec(spec.event, spec.schema, spec.ack, spec.rate, spec.roles, name,
+                                                spec.summary)
     return found
 
 
-class BaseNamespace(socketio.AsyncNamespace):
-    """Every careline namespace: authenticated sockets, one envelope, validated and rate-limited requests."""
+def _collect_emits(cls: type) -> dict[str, type[Schema]]:
+    """The server events of `cls` and its bases."""
+    found: dict[str, type[Schema]] = {}
+    for klass in reversed(cls.__mro__):
+        found.update(vars(klass).get("emits", {}))
+    return found
 
+
+class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
+    """Every careline namespace: authenticated sockets, one envelope, validated and rate-limited requests.
+
+    `handler` is the feature's handler (built by `handlers/<feature>/feature.py`), the one thing a
+    namespace's request methods call.
+    """
+
+    path: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
     requests: ClassVar[dict[str, RequestSpec]] = {}
+    emits: ClassVar[dict[str, type[Schema]]] = {"session:expired": SessionExpired}
+    all_emits: ClassVar[dict[str, type[Schema]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.requests = _collect_requests(cls)
+        cls.all_emits = _collect_emits(cls)
 
-    def __init__(self, namespace: str, services: Services, metrics: Metrics) -> None:
-        super().__init__(namespace)
-        self.services = services
+    def __init__(self, handler: H, shared: Shared, metrics: Metrics) -> None:
+        super().__init__(self.path)
+        self.handler = handler
+        self.shared = shared
         self.metrics = metrics
+        self._event_dumpers = {event: schema() for event, schema in self.all_emits.items()}
+
+    async def push(self, sid: str, event: str, payload: Any) -> None:
+        """Emit one of this namespace's server events to one socket, in its declared wire shape."""
+        await self.emit(event, self._event_dumpers[event].dump(payload), to=sid)
 
     # -- connection lifecycle -------------------------------------------------------------------
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Authenticate the socket or refuse it with `{code, message}`."""
         try:
-            identity = self.services.auth.verify(bearer_token(environ, auth))
+            identity = self.shared.auth.verify(bearer_token(environ, auth))
         except AppError as error:
             self.metrics.connect_refused.labels(self.namespace, error.code).inc()
             log.info("connect refused", extra={"namespace": self.namespace, "code": error.code})
@@ -115,10 +156,10 @@ class BaseNamespace(socketio.AsyncNamespace):
         await self.save_session(sid, {"user": user, "exp": identity.expires_at,
                                       "timer": self._arm_expiry(sid, identity.expires_at)})
         await self.enter_room(sid, role_room(user.role))
-        await self.services.publisher.join(self.namespace, sid, user_room(user.id), user.id)
+        await self.shared.publisher.join(self.namespace, sid, user_room(user.id), user.id)
         self.metrics.connected.labels(self.namespace).inc()
         log.info("connect", extra={"namespace": self.namespace, "user": user.id, "sid": sid})
-        await self._safely(self.services.users.upsert_seen(user.id, user.role, user.name))
+        await self._safely(self.shared.users.upsert_seen(user.id, user.role, user.name))
         await self._safely(self.on_user_connected(sid, user))
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -140,7 +181,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         """Unregister the socket from every tracked room (user and feature rooms) it was in."""
         for room in self.rooms(sid):
             if room != sid and not room.startswith("role:"):
-                await self.services.sockets.remove(room_group(self.namespace, room), sid, user.id)
+                await self.shared.sockets.remove(room_group(self.namespace, room), sid, user.id)
 
     async def on_user_connected(self, sid: str, user: User) -> None:
         """Feature hook: an authenticated socket joined this namespace."""
@@ -156,8 +197,7 @@ class BaseNamespace(socketio.AsyncNamespace):
     async def _expire(self, sid: str) -> None:
         """Token ran out and was not refreshed: say so, then disconnect."""
         try:
-            await self.emit("session:expired", {"code": "token_expired", "message": "The token has expired"},
-                            to=sid)
+            await self.push(sid, "session:expired", {"code": "token_expired", "message": "The token has expired"})
             await self.disconnect(sid)
         except Exception:  # the socket may already be gone
             log.debug("expiry of %s raced a disconnect", sid)
@@ -188,10 +228,7 @@ class BaseNamespace(socketio.AsyncNamespace):
             user = (await self.get_session(sid)).get("user")
             if user is None:
                 raise Unauthorized("Not authenticated")
-            if spec is None:
-                raise InvalidPayload(f"Unknown event {event[:64]!r}", {"event": ["Unknown event."]})
-            payload = await self._admit(spec, user, args)
-            envelope = ok(await getattr(self, spec.method)(sid, user, payload))
+            envelope = ok(await self.answer(event, spec, sid, user, args))
         except AppError as error:
             envelope = fail(error)
         except Exception as exc:
@@ -199,12 +236,20 @@ class BaseNamespace(socketio.AsyncNamespace):
         self._record(spec.event if spec else "unknown", user, envelope, started)
         return envelope
 
+    async def answer(self, event: str, spec: RequestSpec | None, sid: str, user: User,
+                     args: tuple[Any, ...]) -> Any:
+        """The ack data of one admitted request (raises AppError for the failure envelope)."""
+        if spec is None:
+            raise InvalidPayload(f"Unknown event {event[:64]!r}", {"event": ["Unknown event."]})
+        payload = await self._admit(spec, user, args)
+        return spec.answer(await getattr(self, spec.method)(sid, user, payload))
+
     async def _admit(self, spec: RequestSpec, user: User, args: tuple[Any, ...]) -> dict[str, Any]:
         """Size, rate, role and schema checks, in that order; returns the loaded payload."""
         if len(args) > 1 or (args and not isinstance(args[0], dict)):
             raise InvalidPayload("The payload must be one object", {"_payload": ["Must be one object."]})
         raw: dict[str, Any] = args[0] if args else {}
-        if len(orjson.dumps(raw)) > self.services.config.max_payload_bytes:
+        if len(orjson.dumps(raw)) > self.shared.config.max_payload_bytes:
             raise InvalidPayload("The payload is too large", {"_payload": ["Too large."]})
         await self._limit(spec, user)
         if spec.roles is not None and user.role not in spec.roles:
@@ -212,15 +257,16 @@ class BaseNamespace(socketio.AsyncNamespace):
         if spec.loader is None:
             return raw
         try:
-            return spec.loader.load(raw)
+            loaded: dict[str, Any] = spec.loader.load(raw)
+            return loaded
         except ValidationError as error:
             raise InvalidPayload("The payload is not valid", error.messages) from None
 
     async def _limit(self, spec: RequestSpec, user: User) -> None:
-        config = self.services.config
+        config = self.shared.config
         burst, per_second = spec.rate or (config.rate_limit_burst, config.rate_limit_per_second)
-        wait_ms = await self.services.rate_limiter.take(f"{self.namespace}:{spec.event}:{user.id}", burst,
-                                                        per_second)
+        wait_ms = await self.shared.rate_limiter.take(f"{self.namespace}:{spec.event}:{user.id}", burst,
+                                                      per_second)
         if wait_ms:
             raise RateLimited(wait_ms)
 
@@ -240,10 +286,10 @@ class BaseNamespace(socketio.AsyncNamespace):
 
     # -- requests every namespace has -------------------------------------------------------------
 
-    @request("session:refresh", RefreshSession, rate=(5, 0.2))
-    async def refresh_session(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("session:refresh", RefreshSession, ack=SessionRefreshed, rate=(5, 0.2))
+    async def refresh_session(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, datetime]:
         """Adopt a newer token for the same user and push the disconnect deadline back."""
-        identity: Identity = self.services.auth.verify(payload["token"])
+        identity: Identity = self.shared.auth.verify(payload["token"])
         if identity.user.id != user.id or identity.user.role != user.role:
             raise Forbidden("The token belongs to another user")
         async with self.session(sid) as session:
@@ -252,7 +298,8 @@ class BaseNamespace(socketio.AsyncNamespace):
             session["timer"].cancel()
             session.update(user=identity.user, exp=identity.expires_at,
                            timer=self._arm_expiry(sid, identity.expires_at))
-        return {"expiresAt": iso(datetime.fromtimestamp(identity.expires_at, timezone.utc))}
+        return {"expires_at": datetime.fromtimestamp(identity.expires_at, timezone.utc)}
 
 
 BaseNamespace.requests = _collect_requests(BaseNamespace)
+BaseNamespace.all_emits = _collect_emits(BaseNamespace)

@@ -1,71 +1,77 @@
-"""The /notifications namespace: list and read notifications, preferences, Web Push, admin broadcast."""
+"""The /notifications namespace (CONTRACT §6): list and read notifications, preferences, Web Push, broadcast."""
 from __future__ import annotations
 
 from typing import Any
 
 from handlers.auth import User
+from handlers.notifications.feature import NotificationsFeature
 from realtime.base import BaseNamespace, request
-from realtime.schemas import Empty
-from realtime.schemas.notifications import Broadcast, ListNotifications, ReadNotifications, SetPreferences, \
-    Stats, Subscribe, Unsubscribe
+from realtime.schemas.common import Empty
+from realtime.schemas.notifications import Broadcast, CountOut, ListNotifications, NotificationOut, \
+    NotificationPageOut, PreferencesOut, ReadNotifications, SetPreferences, Stats, StatsOut, SubscribedOut, \
+    Subscribe, UnreadCountOut, Unsubscribe
 
 ADMIN = ("admin",)
+Payload = dict[str, Any]
 
 
-class NotificationsNamespace(BaseNamespace):
+class NotificationsNamespace(BaseNamespace[NotificationsFeature]):
     """Every socket of a user receives `notification:created` and `notification:unread`."""
+
+    path = "/notifications"
+    emits = {"notification:created": NotificationOut, "notification:unread": UnreadCountOut}
+
 
     async def on_user_connected(self, sid: str, user: User) -> None:
         """Start the socket off with the current unread count."""
-        count = await self.services.notifications.unread_count(user.id)
-        await self.emit("notification:unread", count, to=sid)
+        await self.push(sid, "notification:unread", await self.handler.notifications.unread_count(user.id))
 
-    @request("notification:list", ListNotifications)
-    async def list(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("notification:list", ListNotifications, ack=NotificationPageOut)
+    async def list_notifications(self, sid: str, user: User, payload: Payload) -> Any:
         """A page of the caller's notifications."""
-        return await self.services.notifications.list(user.id, **payload)
+        return await self.handler.notifications.page(user.id, **payload)
 
-    @request("notification:read", ReadNotifications)
-    async def read(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("notification:read", ReadNotifications, ack=UnreadCountOut)
+    async def read(self, sid: str, user: User, payload: Payload) -> Any:
         """Mark some read."""
-        return await self.services.notifications.read(user.id, payload["ids"])
+        return await self.handler.notifications.read(user.id, payload["ids"])
 
-    @request("notification:read-all", Empty)
-    async def read_all(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("notification:read-all", Empty, ack=UnreadCountOut)
+    async def read_all(self, sid: str, user: User, payload: Payload) -> Any:
         """Mark all read."""
-        return await self.services.notifications.read_all(user.id)
+        return await self.handler.notifications.read_all(user.id)
 
-    @request("notification:unread-count", Empty)
-    async def unread(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("notification:unread-count", Empty, ack=UnreadCountOut)
+    async def unread(self, sid: str, user: User, payload: Payload) -> Any:
         """The unread count."""
-        return await self.services.notifications.unread_count(user.id)
+        return await self.handler.notifications.unread_count(user.id)
 
-    @request("preferences:get", Empty)
-    async def get_preferences(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("preferences:get", Empty, ack=PreferencesOut)
+    async def get_preferences(self, sid: str, user: User, payload: Payload) -> Any:
         """The caller's preferences."""
-        return await self.services.notification_prefs.get(user.id)
+        return await self.handler.preferences.get(user.id)
 
-    @request("preferences:set", SetPreferences, rate=(10, 1.0))
-    async def set_preferences(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("preferences:set", SetPreferences, ack=PreferencesOut, rate=(10, 1.0))
+    async def set_preferences(self, sid: str, user: User, payload: Payload) -> Any:
         """Change some preferences."""
-        return await self.services.notification_prefs.set(user.id, **payload)
+        return await self.handler.preferences.change(user.id, **payload)
 
-    @request("push:subscribe", Subscribe, rate=(20, 1.0))
-    async def subscribe(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("push:subscribe", Subscribe, ack=SubscribedOut, rate=(20, 1.0))
+    async def subscribe(self, sid: str, user: User, payload: Payload) -> Any:
         """Store a browser PushSubscription."""
-        return await self.services.push.subscribe(user.id, **payload)
+        return {"subscription_id": await self.handler.push.subscribe(user.id, **payload)}
 
     @request("push:unsubscribe", Unsubscribe, rate=(10, 0.5))
-    async def unsubscribe(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    async def unsubscribe(self, sid: str, user: User, payload: Payload) -> Any:
         """Forget a PushSubscription of the caller."""
-        return await self.services.push.unsubscribe(user.id, payload["endpoint"])
+        await self.handler.push.unsubscribe(user.id, payload["endpoint"])
 
-    @request("notification:broadcast", Broadcast, rate=(3, 0.1), roles=ADMIN)
-    async def broadcast(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("notification:broadcast", Broadcast, ack=CountOut, rate=(3, 0.1), roles=ADMIN)
+    async def broadcast(self, sid: str, user: User, payload: Payload) -> Any:
         """Admin: notify every user of a role."""
-        return await self.services.notifications.broadcast(payload.pop("role"), **payload)
+        return {"count": await self.handler.notifications.broadcast(payload.pop("role"), **payload)}
 
-    @request("notification:stats", Stats, roles=ADMIN)
-    async def stats(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    @request("notification:stats", Stats, ack=StatsOut, roles=ADMIN)
+    async def stats(self, sid: str, user: User, payload: Payload) -> Any:
         """Admin: delivery counts per category."""
-        return await self.services.notifications.stats(payload["days"])
+        return await self.handler.notifications.stats(payload["days"])

@@ -1,4 +1,7 @@
-"""Publisher implementations: on the Socket.IO server (web) or on a write-only Redis manager (worker)."""
+"""Publisher implementations: on the Socket.IO server (web) or on a write-only Redis manager (worker).
+
+Handlers publish records; the wire format turns each into its event's wire object once per emit.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,23 +9,26 @@ from typing import Any
 import socketio
 
 from handlers.publisher import room_group, user_room
+from realtime.wire import WireFormat
 from stores.sockets import SocketRegistry
 
 
 class SocketPublisher:
     """Emits through the running AsyncServer; its manager carries emits to other processes."""
 
-    def __init__(self, sio: socketio.AsyncServer, sockets: SocketRegistry) -> None:
+    def __init__(self, sio: socketio.AsyncServer, sockets: SocketRegistry, wire: WireFormat) -> None:
         self._sio = sio
         self._sockets = sockets
+        self._wire = wire
 
-    async def to_room(self, namespace: str, room: str, event: str, data: Any, skip_sid: str | None = None) -> None:
+    async def to_room(self, namespace: str, room: str, event: str, payload: Any, skip_sid: str | None = None) -> None:
         """Emit `event` to every socket in `room`."""
+        data = self._wire.dump(namespace, event, payload)
         await self._sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
 
-    async def to_user(self, namespace: str, user_id: str, event: str, data: Any) -> None:
+    async def to_user(self, namespace: str, user_id: str, event: str, payload: Any) -> None:
         """Emit `event` to every socket of one user."""
-        await self._sio.emit(event, data, room=user_room(user_id), namespace=namespace)
+        await self.to_room(namespace, user_room(user_id), event, payload)
 
     async def join(self, namespace: str, sid: str, room: str, user_id: str) -> None:
         """Put a (local) socket into a room and register it there for every process to see."""
@@ -38,19 +44,23 @@ class SocketPublisher:
 class ManagerPublisher:
     """Emits from a process without sockets (the worker) through a write-only Redis manager."""
 
-    def __init__(self, manager: socketio.AsyncRedisManager) -> None:
+    def __init__(self, manager: socketio.AsyncRedisManager, wire: WireFormat) -> None:
         self._manager = manager
+        self._wire = wire
 
-    async def to_room(self, namespace: str, room: str, event: str, data: Any, skip_sid: str | None = None) -> None:
+    async def to_room(self, namespace: str, room: str, event: str, payload: Any, skip_sid: str | None = None) -> None:
         """Emit `event` to every socket in `room`, on every web process."""
+        data = self._wire.dump(namespace, event, payload)
         await self._manager.emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid)
 
-    async def to_user(self, namespace: str, user_id: str, event: str, data: Any) -> None:
+    async def to_user(self, namespace: str, user_id: str, event: str, payload: Any) -> None:
         """Emit `event` to every socket of one user, on every web process."""
-        await self._manager.emit(event, data, namespace=namespace, room=user_room(user_id))
+        await self.to_room(namespace, user_room(user_id), event, payload)
 
     async def join(self, namespace: str, sid: str, room: str, user_id: str) -> None:
         """A worker has no sockets to move."""
         raise RuntimeError("the worker has no sockets")
 
-    leave = join
+    async def leave(self, namespace: str, sid: str, room: str, user_id: str) -> None:
+        """A worker has no sockets to move."""
+        raise RuntimeError("the worker has no sockets")

@@ -8,15 +8,8 @@ import orjson
 import socketio
 
 from config import Config
-from handlers.services import Services
-from realtime.base import BaseNamespace
-from realtime.booking import BookingNamespace
-from realtime.chat import ChatNamespace
 from realtime.engine import CarelineServer, FastEmitManager, FastEmitRedisManager, JsonPacket
-from handlers.metrics import Metrics
-from realtime.notifications import NotificationsNamespace
 
-NAMESPACES = ("/chat", "/booking", "/meetings", "/worksheets", "/notifications", "/billing")
 ENGINE_MAX_BUFFER = 1_000_000  # transport limit; request payloads are held to MAX_PAYLOAD_BYTES per event
 
 
@@ -34,13 +27,6 @@ class OrjsonCodec:
         return orjson.loads(text)
 
 
-def cors_origins(config: Config) -> str | list[str]:
-    """Allowed browser origins: CORS_ORIGINS, else any in development and none in production."""
-    if config.cors_origins:
-        return list(config.cors_origins)
-    return [] if config.production else "*"
-
-
 def redis_manager(config: Config, write_only: bool = False) -> socketio.AsyncRedisManager:
     """The manager that carries emits and room operations between processes."""
     assert config.redis_url
@@ -52,7 +38,7 @@ def create_sio(config: Config) -> CarelineServer:
     """The one AsyncServer of this process."""
     manager = redis_manager(config) if config.redis_url else FastEmitManager()
     sio = CarelineServer(
-        async_mode="aiohttp", client_manager=manager, cors_allowed_origins=cors_origins(config),
+        async_mode="aiohttp", client_manager=manager, cors_allowed_origins=config.allowed_origins,
         ping_interval=config.ping_interval, ping_timeout=config.ping_timeout,
         connect_timeout=config.connect_timeout,
         max_http_buffer_size=ENGINE_MAX_BUFFER, serializer=JsonPacket, json=OrjsonCodec, logger=False,
@@ -60,21 +46,6 @@ def create_sio(config: Config) -> CarelineServer:
     )
     sio.eio.output_backlog_limit = config.socket_backlog_max_bytes
     return sio
-
-
-def namespace_classes() -> dict[str, type[BaseNamespace]]:
-    """The namespace class of each feature (the shared base until a feature brings its own)."""
-    classes: dict[str, type[BaseNamespace]] = {namespace: BaseNamespace for namespace in NAMESPACES}
-    classes["/chat"] = ChatNamespace
-    classes["/booking"] = BookingNamespace
-    classes["/notifications"] = NotificationsNamespace
-    return classes
-
-
-def register_namespaces(sio: socketio.AsyncServer, services: Services, metrics: Metrics) -> None:
-    """Attach every feature namespace to the server."""
-    for namespace, cls in namespace_classes().items():
-        sio.register_namespace(cls(namespace, services, metrics))
 
 
 async def shutdown(sio: socketio.AsyncServer) -> None:

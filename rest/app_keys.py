@@ -1,18 +1,23 @@
 """The typed keys under which the app keeps its resources (set in server.py, read by REST views and tests)."""
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from config import Config
+from handlers.chat.feature import ChatFeature
+from handlers.feature import Shared
+from handlers.jobs import Periodic
 from handlers.metrics import Metrics
+from handlers.notifications.feature import NotificationsFeature
+from stores.database import Connections
+from stores.mongo import Database
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
-SIO = web.AppKey("sio", object)  # socketio.AsyncServer; typed loosely so config.py stays free of socketio
-SERVICES = web.AppKey("services", object)  # handlers.services.Services
-EMBEDDED_MONGO = web.AppKey("embedded_mongo", object)  # stores.embedded.EmbeddedMongo | None
-MONGO_CLIENT = web.AppKey("mongo_client", object)  # pymongo AsyncMongoClient
-MONGO_DB = web.AppKey("mongo_db", Any)  # pymongo AsyncDatabase
-REDIS = web.AppKey("redis", object)  # redis.asyncio.Redis | None
+CONNECTIONS = web.AppKey("connections", Connections)
+MONGO_DB = web.AppKey("mongo_db", Database)
+SHARED = web.AppKey("shared", Shared)
+JOBS = web.AppKey("jobs", list[Periodic])  # every feature's periodic jobs (run here unless RUN_WORKER_IN_WEB=false)
+HANDLERS = web.AppKey("handlers", dict[str, object])  # each feature's handler by namespace (tests, tools)
+CHAT = web.AppKey("chat", ChatFeature)
+NOTIFICATIONS = web.AppKey("notifications", NotificationsFeature)

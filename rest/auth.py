@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rest.app_keys import SERVICES
+from rest.app_keys import SHARED
 from handlers.auth import User
 from errors import Unauthorized
 
@@ -13,4 +13,4 @@ def require_user(request: web.Request) -> User:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("A bearer token is required")
-    return request.app[SERVICES].auth.verify(token.strip()).user  # type: ignore[attr-defined]
+    return request.app[SHARED].auth.verify(token.strip()).user

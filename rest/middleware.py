@@ -8,7 +8,6 @@ from aiohttp import web
 
 from rest.app_keys import CONFIG
 from errors import AppError, Internal, Unavailable
-from realtime.server import cors_origins
 from stores.errors import is_dependency_failure
 
 log = logging.getLogger("careline.rest")
@@ -49,7 +48,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path.startswith(_SOCKET_PATH):
         return await handler(request)
     origin = request.headers.get("Origin")
-    allowed = cors_origins(request.app[CONFIG])
+    allowed = request.app[CONFIG].allowed_origins
     permitted = origin is not None and (allowed == "*" or origin in allowed)
     if request.method == "OPTIONS" and permitted and "Access-Control-Request-Method" in request.headers:
         response: web.StreamResponse = web.Response(status=204)

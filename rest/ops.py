@@ -1,15 +1,9 @@
 """Operations endpoints: /health, /ready, /metrics."""
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
-from rest.app_keys import EMBEDDED_MONGO, METRICS, MONGO_CLIENT, REDIS
-from stores import mongo as mongo_store
-from stores import redis as redis_store
-
-READY_TIMEOUT = 2.0
+from rest.app_keys import CONNECTIONS, METRICS
 
 
 async def health(request: web.Request) -> web.Response:
@@ -17,24 +11,9 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def _check(name: str, probe: object) -> tuple[str, str]:
-    try:
-        await asyncio.wait_for(probe, READY_TIMEOUT)  # type: ignore[arg-type]
-        return name, "ok"
-    except Exception as exc:
-        return name, f"unreachable ({type(exc).__name__})"
-
-
 async def ready(request: web.Request) -> web.Response:
     """MongoDB and Redis answer: 200, else 503 naming what failed."""
-    app = request.app
-    checks = [_check("mongodb", mongo_store.ping(app[MONGO_CLIENT]))]  # type: ignore[arg-type]
-    if app[REDIS] is not None:
-        checks.append(_check("redis", redis_store.ping(app[REDIS])))  # type: ignore[arg-type]
-    results = dict(await asyncio.gather(*checks))
-    embedded = app[EMBEDDED_MONGO]
-    if embedded is not None and not embedded.running:  # type: ignore[attr-defined]
-        results["mongodb"] = "unreachable (embedded database stopped)"
+    results = await request.app[CONNECTIONS].readiness()
     healthy = all(value == "ok" for value in results.values())
     return web.json_response({"status": "ready" if healthy else "unavailable", "checks": results},
                              status=200 if healthy else 503)
@@ -42,7 +21,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
-    body = request.app[METRICS].render()  # type: ignore[attr-defined]
+    body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rest.app_keys import SERVICES
+from rest.app_keys import NOTIFICATIONS
 from errors import Unavailable
 
 
 async def vapid_public_key(request: web.Request) -> web.Response:
     """`{publicKey}`: the uncompressed P-256 point, base64url (for `pushManager.subscribe`)."""
-    key = request.app[SERVICES].push.public_key  # type: ignore[attr-defined]
+    key = request.app[NOTIFICATIONS].push.public_key
     if key is None:
         raise Unavailable("Web Push is not configured")
     return web.json_response({"publicKey": key})

@@ -6,17 +6,19 @@ from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
-from rest.app_keys import SERVICES
+from realtime.schemas.chat import AttachmentOut
+from rest.app_keys import CHAT
 from errors import InvalidPayload, PayloadTooLarge
 from handlers.chat.uploads import UploadHandler
 from rest.auth import require_user
 
 READ_CHUNK = 64 * 1024
+ATTACHMENT = AttachmentOut()
 MULTIPART_OVERHEAD = 16 * 1024
 
 
 def _handler(request: web.Request) -> UploadHandler:
-    return request.app[SERVICES].upload_handler  # type: ignore[attr-defined, no-any-return]
+    return request.app[CHAT].uploads
 
 
 async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -36,7 +38,7 @@ async def create_upload(request: web.Request) -> web.Response:
     async for part in reader:
         if isinstance(part, BodyPartReader) and part.name == "file":
             upload = await handler.save(user, part.filename, _chunks(part))
-            return web.json_response(upload.attachment(), status=201)
+            return web.json_response(ATTACHMENT.dump(upload.attachment()), status=201)
     raise InvalidPayload("A multipart field named 'file' is required", {"file": ["Required."]})
 
 

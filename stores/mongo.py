@@ -14,6 +14,7 @@ from errors import Conflict
 Doc = dict[str, Any]
 Database = AsyncDatabase[Doc]
 Collection = AsyncCollection[Doc]
+MongoClient = AsyncMongoClient[Doc]
 T = TypeVar("T")
 
 

@@ -1,7 +1,9 @@
-"""Redis client lifecycle."""
+"""Redis client lifecycle (`Redis` is the client type the other layers name)."""
 from __future__ import annotations
 
 from redis.asyncio import Redis
+
+__all__ = ["Redis", "connect", "ping"]
 
 
 def connect(url: str) -> Redis:

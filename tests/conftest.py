@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
@@ -16,10 +17,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from clock import utcnow
 from config import Config
-from rest.app_keys import CONFIG, SERVICES
 from handlers.auth import mint_token
-from handlers.services import Services
+from handlers.booking.feature import BookingFeature
+from handlers.chat.feature import ChatFeature
+from handlers.feature import Shared
+from handlers.notifications.feature import NotificationsFeature
+from rest.app_keys import CONFIG, HANDLERS, SHARED
 from stores.embedded import EmbeddedMongo, free_port
 from tests.clients import JS_DIR, JsDriver, SioClient
 
@@ -27,6 +32,36 @@ ROOT = Path(__file__).resolve().parent.parent
 JWT_SECRET = "test-secret-" + "x" * 32
 MESSAGE_KEYS = "k1:" + "A" * 43
 VAPID_KEY = "8-kdg5yY6RUpxUBG1UOsF2zL8IlcWGC7GowUaoBcsAE"
+PINNED_TIME = "CARELINE_TEST_TIME_OF_DAY"  # "HH:MM": every test server's clock starts at that UTC time of day
+
+
+def _pinned_offset() -> timedelta:
+    """How far the test clock runs ahead of the real one: to tomorrow's PINNED_TIME when that is set."""
+    pinned = os.environ.get(PINNED_TIME)
+    if not pinned:
+        return timedelta(0)
+    hours, minutes = (int(part) for part in pinned.split(":"))
+    real = utcnow()
+    start = datetime(real.year, real.month, real.day, hours, minutes, tzinfo=timezone.utc) + timedelta(days=1)
+    return start - real
+
+
+_OFFSET = _pinned_offset()
+
+
+def test_now() -> datetime:
+    """"Now" for tests and the servers they start: the real time, or the pinned time of day plus time elapsed."""
+    return utcnow() + _OFFSET
+
+
+class TestClock:
+    """A server's clock: `test_now()`, until a test gives it another source of "now"."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], datetime] = test_now
+
+    def __call__(self) -> datetime:
+        return self.source()
 
 
 # -- session-wide peers ---------------------------------------------------------------------------
@@ -113,6 +148,7 @@ class RunningServer:
     url: str
     app: web.Application
     runner: web.AppRunner
+    clock: TestClock
     clients: list[SioClient] = field(default_factory=list)
 
     @property
@@ -121,9 +157,24 @@ class RunningServer:
         return self.app[CONFIG]
 
     @property
-    def services(self) -> Services:
-        """The app's handlers and stores."""
-        return self.app[SERVICES]  # type: ignore[return-value]
+    def shared(self) -> Shared:
+        """The app-wide resources every feature was built from (bus, users, sockets, ...)."""
+        return self.app[SHARED]
+
+    @property
+    def chat(self) -> ChatFeature:
+        """The chat feature's handlers."""
+        return self.app[HANDLERS]["/chat"]  # type: ignore[return-value]
+
+    @property
+    def booking(self) -> BookingFeature:
+        """The booking feature's handlers."""
+        return self.app[HANDLERS]["/booking"]  # type: ignore[return-value]
+
+    @property
+    def notifications(self) -> NotificationsFeature:
+        """The notifications feature's handlers."""
+        return self.app[HANDLERS]["/notifications"]  # type: ignore[return-value]
 
     def token(self, sub: str, role: str = "client", name: str | None = None, ttl: int = 3600) -> str:
         """A valid token for this server."""
@@ -157,13 +208,14 @@ async def start_server(test_env: dict[str, str]) -> AsyncIterator[StartServer]:
         config = _config(env or test_env, redis, **overrides)
         from server import create_app
 
-        app = create_app(config)
+        clock = TestClock()
+        app = create_app(config, clock)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
-        server = RunningServer(f"http://127.0.0.1:{port}", app, runner)
+        server = RunningServer(f"http://127.0.0.1:{port}", app, runner, clock)
         running.append(server)
         return server
 

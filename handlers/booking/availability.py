@@ -3,20 +3,18 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from handlers.auth import User
+from handlers.booking.deltas import OpenSlots, SlotsChanged
 from handlers.publisher import Publisher
-from clock import iso
-from handlers.serialize import camel
+from clock import Clock
 from handlers.booking.slots import Busy, Rules, bookable, grid
-from stores.booking.availability import AvailabilityStore
+from stores.booking.availability import Availability, AvailabilityStore
 from stores.booking.bookings import BookingStore
 
 NAMESPACE = "/booking"
 GRID_CACHE_SIZE = 1000
-RULE_FIELDS = ("timezone", "weekly", "overrides", "session_minutes", "buffer_minutes", "min_notice_minutes",
-               "max_days_ahead")
 
 
 def avail_room(therapist_id: str) -> str:
@@ -24,26 +22,11 @@ def avail_room(therapist_id: str) -> str:
     return f"avail:{therapist_id}"
 
 
-def camel_keys(value: Any) -> Any:
-    """snake_case keys -> camelCase, recursively."""
-    if isinstance(value, dict):
-        return {camel(key): camel_keys(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [camel_keys(item) for item in value]
-    return value
-
-
-def rules_of(stored: dict[str, Any]) -> Rules:
-    """The slot rules of a stored availability document."""
-    return Rules(**{name: stored[name] for name in RULE_FIELDS})
-
-
-def availability_wire(stored: dict[str, Any]) -> dict[str, Any]:
-    """`Availability` as clients see it."""
-    wire = camel_keys({key: value for key, value in stored.items() if key not in ("updated_at", "calendar_version")})
-    wire["overrides"] = [{k: v for k, v in o.items() if v is not None and v is not False}
-                         for o in wire["overrides"]]
-    return {**wire, "updatedAt": iso(stored.get("updated_at"))}
+def rules_of(stored: Availability) -> Rules:
+    """The slot rules of a therapist's availability."""
+    return Rules(timezone=stored.timezone, weekly=stored.weekly, overrides=stored.overrides,
+                 session_minutes=stored.session_minutes, buffer_minutes=stored.buffer_minutes,
+                 min_notice_minutes=stored.min_notice_minutes, max_days_ahead=stored.max_days_ahead)
 
 
 class BusyCache:
@@ -76,46 +59,45 @@ class BusyCache:
 class AvailabilityHandler:
     """availability:set / availability:get and the `availability:updated` announcements."""
 
-    def __init__(self, store: AvailabilityStore, bookings: BookingStore, publisher: Publisher,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: AvailabilityStore, bookings: BookingStore, publisher: Publisher, clock: Clock) -> None:
         self.store = store
         self.bookings = bookings
         self.publisher = publisher
         self.clock = clock
         self.cache = BusyCache()
-        self.grids: OrderedDict[str, tuple[tuple[Any, ...], list[tuple[datetime, dict[str, str | None]]]]] = \
+        self.grids: OrderedDict[str, tuple[tuple[Any, ...], list[tuple[datetime, datetime]]]] = \
             OrderedDict()  # the last computed range per therapist: subscribers refetch the same range at once
 
-    async def set(self, user: User, **values: Any) -> dict[str, Any]:
+    async def replace(self, user: User, **values: Any) -> Availability:
         """Replace the calling therapist's availability and tell subscribers."""
         before, current = await self.store.replace(user.id, values)
         now = self.clock()
-        days = max(values["max_days_ahead"], before["max_days_ahead"] if before else 0)
+        days = max(values["max_days_ahead"], before.max_days_ahead if before else 0)
         await self.announce(user.id, now, now + timedelta(days=days + 1))
-        return availability_wire(current)
+        return current
 
     async def rules(self, therapist_id: str) -> tuple[Rules, dict[str, Any]] | None:
         """A therapist's slot rules and policy, or None when they have set no availability."""
         stored = await self.store.get(therapist_id)
-        return (rules_of(stored), stored["policy"]) if stored else None
+        return (rules_of(stored), stored.policy) if stored else None
 
-    async def open(self, user: User, therapist_id: str, from_: datetime, to: datetime) -> dict[str, Any]:
+    async def open_slots(self, therapist_id: str, from_: datetime, to: datetime) -> OpenSlots:
         """The open slots of a therapist starting in [from, to)."""
         stored = await self.store.get(therapist_id)
-        slots: list[dict[str, str | None]] = []
+        slots: list[tuple[datetime, datetime]] = []
         if stored is not None:
             rules = rules_of(stored)
-            key = (stored.get("calendar_version", 0), stored["updated_at"], from_, to)
+            key = (stored.calendar_version, stored.updated_at, from_, to)
             found = self.grids.get(therapist_id)
             if found is None or found[0] != key:
                 busy = await self._busy(therapist_id, key[0], from_, to)
-                found = key, [(s, {"start": iso(s), "end": iso(e)}) for s, e in grid(rules, busy, from_, to)]
+                found = key, grid(rules, busy, from_, to)
                 self.grids[therapist_id] = found
                 self.grids.move_to_end(therapist_id)
                 if len(self.grids) > GRID_CACHE_SIZE:
                     self.grids.popitem(last=False)
-            slots = [wire for _start, wire in bookable(rules, found[1], self.clock())]
-        return {"therapistId": therapist_id, "slots": slots}
+            slots = bookable(rules, found[1], self.clock())
+        return OpenSlots(therapist_id, slots)
 
     async def _busy(self, therapist_id: str, version: int, from_: datetime, to: datetime) -> list[Busy]:
         """Busy times from the cache, else from one indexed query (widened so later ranges hit too)."""
@@ -137,4 +119,4 @@ class AvailabilityHandler:
     async def announce(self, therapist_id: str, start: datetime, end: datetime) -> None:
         """Tell subscribers that open slots in [start, end) may have changed."""
         await self.publisher.to_room(NAMESPACE, avail_room(therapist_id), "availability:updated",
-                                     {"therapistId": therapist_id, "from": iso(start), "to": iso(end)})
+                                     SlotsChanged(therapist_id, start, end))

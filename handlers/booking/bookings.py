@@ -2,59 +2,58 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
-from handlers.auth import User
-from handlers.booking.availability import NAMESPACE, AvailabilityHandler, camel_keys
+from clock import Clock, iso, parse_iso
 from errors import Conflict, InvalidPayload, NotFound, PreconditionFailed
-from handlers.events import EventBus
-from handlers.publisher import Publisher
+from handlers.auth import User
+from handlers.booking.availability import NAMESPACE, AvailabilityHandler
+from handlers.booking.deltas import BookingPage, ShownBooking
 from handlers.booking.reminders import ReminderScheduler
-from clock import iso, parse_iso
 from handlers.booking.slots import fits, refund_percent, units
-from stores.booking.bookings import ACTIVE, CAS_ATTEMPTS, BookingRecord, BookingStore
+from handlers.events import BookingChange, BookingChanged, EventBus
+from handlers.publisher import Publisher
+from stores.booking.bookings import ACTIVE, CAS_ATTEMPTS, BookingFilter, BookingRecord, BookingStore, NewBooking
 from stores.crypto import Cipher
-from clock import utcnow
 from stores.mongo import new_id
 
 SETTLE_AFTER = timedelta(minutes=2)  # claims in doubt longer than this belong to a crashed request
 Span = tuple[datetime, datetime, int]
+Transition = Callable[[], Awaitable["BookingRecord | None"]]
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """What the booking handler works with besides its store."""
+
+    availability: AvailabilityHandler
+    reminders: ReminderScheduler
+    publisher: Publisher
+    bus: EventBus
+    cipher: Cipher
+    clock: Clock
 
 
 class BookingHandler:
     """booking:* requests, plus the scheduler tick (auto-decline, reminders, claim repair)."""
 
-    def __init__(self, store: BookingStore, availability: AvailabilityHandler, reminders: ReminderScheduler,
-                 publisher: Publisher, bus: EventBus, cipher: Cipher) -> None:
+    def __init__(self, store: BookingStore, with_: Collaborators) -> None:
         self.store = store
-        self.availability = availability
-        self.reminders = reminders
-        self.publisher = publisher
-        self.bus = bus
-        self.cipher = cipher
-        self._clock: Callable[[], datetime] = utcnow
-
-    @property
-    def clock(self) -> Callable[[], datetime]:
-        """"Now" for every booking rule (injectable in tests)."""
-        return self._clock
-
-    @clock.setter
-    def clock(self, clock: Callable[[], datetime]) -> None:
-        self._clock = self.availability.clock = self.reminders.clock = clock
+        self.availability = with_.availability
+        self.reminders = with_.reminders
+        self.publisher = with_.publisher
+        self.bus = with_.bus
+        self.cipher = with_.cipher
+        self.clock = with_.clock
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def wire(self, record: BookingRecord) -> dict[str, Any]:
-        """`Booking` as its parties see it."""
+    def shown(self, record: BookingRecord) -> ShownBooking:
+        """The booking as its parties see it (the note opened)."""
         note = self.cipher.open_text(record.note, record.id) if record.note else None
-        return {"id": record.id, "clientId": record.client_id, "therapistId": record.therapist_id,
-                "start": iso(record.start), "end": iso(record.end), "status": record.status,
-                "policy": camel_keys(record.policy), "cancelledBy": record.cancelled_by, "reason": record.reason,
-                "refund": camel_keys(record.refund), "paymentStatus": record.payment_status,
-                "meetingId": record.meeting_id, "note": note, "createdAt": iso(record.created_at),
-                "updatedAt": iso(record.updated_at)}
+        return ShownBooking(**vars(record), note_text=note)
 
     async def own(self, user: User, booking_id: str) -> BookingRecord:
         """A booking the caller is a party to (any, for admins); `not_found` for everyone else."""
@@ -63,29 +62,29 @@ class BookingHandler:
             raise NotFound("No such booking")
         return record
 
-    async def get(self, user: User, booking_id: str) -> dict[str, Any]:
+    async def get(self, user: User, booking_id: str) -> ShownBooking:
         """booking:get."""
-        return self.wire(await self.own(user, booking_id))
+        return self.shown(await self.own(user, booking_id))
 
-    async def list(self, user: User, status: str | None, from_: datetime | None, to: datetime | None,
-                   limit: int, cursor: str | None) -> dict[str, Any]:
+    async def page(self, user: User, status: str | None, from_: datetime | None, to: datetime | None,
+                   limit: int, cursor: str | None) -> BookingPage:
         """booking:list: the caller's own bookings (all for admins), by start time."""
-        party = None if user.is_admin else ("therapist_id" if user.is_therapist else "client_id")
-        filters = {"status": status, "from": from_, "to": to}
-        records = await self.store.page(party, user.id, filters, _decode_cursor(cursor), limit + 1)
+        party = None if user.is_admin else ("therapist" if user.is_therapist else "client")
+        records = await self.store.page(party, user.id, BookingFilter(status, from_, to), _decode_cursor(cursor),
+                                        limit + 1)
         more = len(records) > limit
         records = records[:limit]
         next_cursor = f"{iso(records[-1].start)}|{records[-1].id}" if more else None
-        return {"items": [self.wire(r) for r in records], "nextCursor": next_cursor}
+        return BookingPage([self.shown(r) for r in records], next_cursor)
 
     # -- creating ----------------------------------------------------------------------------------
 
     async def create(self, user: User, therapist_id: str, start: datetime, request_id: str,
-                     note: str | None) -> dict[str, Any]:
+                     note: str | None) -> ShownBooking:
         """booking:create: claim the time units first (the database settles races), then insert."""
         existing = await self.store.by_request(user.id, request_id)
         if existing is not None:
-            return self.wire(existing)
+            return self.shown(existing)
         found = await self.availability.rules(therapist_id)
         if found is None:
             raise NotFound("This therapist takes no bookings")
@@ -99,68 +98,63 @@ class BookingHandler:
             again = await self.store.by_request(user.id, request_id)
             if again is None:
                 raise
-            return self.wire(again)
-        values = {"id": booking_id, "client_id": user.id, "therapist_id": therapist_id, "start": start,
-                  "end": end, "status": "pending", "policy": policy, "buffer_minutes": rules.buffer_minutes,
-                  "request_id": request_id, "note": self.cipher.seal_text(note, booking_id) if note else None,
-                  "payment_status": "none", "expires_at": _deadline(policy, now, start), "created_at": now,
-                  "updated_at": now}
-        record, created = await self._insert(values)
+            return self.shown(again)
+        new = NewBooking(id=booking_id, client_id=user.id, therapist_id=therapist_id, start=start, end=end,
+                         policy=policy, buffer_minutes=rules.buffer_minutes, request_id=request_id,
+                         note=self.cipher.seal_text(note, booking_id) if note else None,
+                         expires_at=_deadline(policy, now, start), created_at=now)
+        record, created = await self._insert(new)
         if created:
             await self.store.settle(booking_id)
-            await self._changed(record, "booking.requested", user.id, [_span(record)])
-        return self.wire(record)
+            await self._changed(record, "requested", user.id, [_span(record)])
+        return self.shown(record)
 
-    async def _insert(self, values: dict[str, Any]) -> tuple[BookingRecord, bool]:
+    async def _insert(self, new: NewBooking) -> tuple[BookingRecord, bool]:
         try:
-            record, created = await self.store.insert(values)
+            record, created = await self.store.insert(new)
         except BaseException:
-            await self.store.release(values["id"])
+            await self.store.release(new.id)
             raise
         if not created:
-            await self.store.release(values["id"])
+            await self.store.release(new.id)
         return record, created
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def confirm(self, user: User, booking_id: str) -> dict[str, Any]:
+    async def confirm(self, user: User, booking_id: str) -> ShownBooking:
         """booking:confirm (the booking's therapist): pending -> confirmed, reminders scheduled."""
         record = await self._as_therapist(user, booking_id)
-        now = self.clock()
-        updated = await self.store.update(booking_id, ("pending",), {"status": "confirmed", "updated_at": now},
-                                          {"start": {"$gt": now}}, unset=("expires_at",), current=record)
+        updated = await self.store.confirm_if_pending(record, self.clock())
         if updated is None:
             raise PreconditionFailed(f"A {await self._status(record)} booking cannot be confirmed")
         await self._remind(updated)
-        await self._changed(updated, "booking.confirmed", user.id, [])
-        return self.wire(updated)
+        await self._changed(updated, "confirmed", user.id, [])
+        return self.shown(updated)
 
-    async def decline(self, user: User, booking_id: str, reason: str | None) -> dict[str, Any]:
+    async def decline(self, user: User, booking_id: str, reason: str | None) -> ShownBooking:
         """booking:decline (the booking's therapist): pending -> declined, time freed."""
         record = await self._as_therapist(user, booking_id)
-        changes = {"status": "declined", "reason": reason, "updated_at": self.clock()}
-        updated = await self._end(booking_id, ("pending",), changes, "booking.declined", user.id, current=record)
+        updated = await self._end(booking_id, "declined", user.id, lambda: self.store.decline_if_pending(
+            booking_id, reason, self.clock(), current=record))
         if updated is None:
             raise PreconditionFailed(f"A {await self._status(record)} booking cannot be declined")
-        return self.wire(updated)
+        return self.shown(updated)
 
-    async def cancel(self, user: User, booking_id: str, reason: str | None) -> dict[str, Any]:
+    async def cancel(self, user: User, booking_id: str, reason: str | None) -> ShownBooking:
         """booking:cancel (either party): refund per the snapshotted tiers for a client, 100 % otherwise."""
         record = await self.own(user, booking_id)
         now = self.clock()
         by = "client" if user.id == record.client_id else "therapist" if user.id == record.therapist_id else "admin"
         percent = refund_percent(record.policy["refund_tiers"], record.start, now) if by == "client" else 100
-        changes = {"status": "cancelled", "cancelled_by": by, "reason": reason, "updated_at": now,
-                   "refund": {"percent": percent, "amount": None}}
-        updated = await self._end(booking_id, ACTIVE, changes, "booking.cancelled", user.id, {"end": {"$gt": now}},
-                                  current=record)
+        updated = await self._end(booking_id, "cancelled", user.id,
+                                  lambda: self.store.cancel_if_active(record, by, reason, percent, now))
         if updated is None:
             status = await self._status(record)
             raise PreconditionFailed(f"A {status} booking cannot be cancelled" if status not in ACTIVE
                                      else "The session is over")
-        return self.wire(updated)
+        return self.shown(updated)
 
-    async def reschedule(self, user: User, booking_id: str, start: datetime) -> dict[str, Any]:
+    async def reschedule(self, user: User, booking_id: str, start: datetime) -> ShownBooking:
         """booking:reschedule (either party): claim the new time, move the booking, then free the old time."""
         record = await self.own(user, booking_id)
         found = await self.availability.rules(record.therapist_id)
@@ -173,10 +167,8 @@ class BookingHandler:
         gained, lost = sorted(new - old), sorted(old - new)
         await self.store.claim(record.therapist_id, booking_id, gained, now)
         await self.store.settle(booking_id, lost, settled=False, now=now)
-        changes = {"start": start, "end": start + length, "updated_at": now}
-        if record.status == "pending":
-            changes["expires_at"] = _deadline(record.policy, record.created_at, start)
-        updated = await self.store.update(booking_id, ACTIVE, changes, {"start": record.start}, current=record)
+        expires_at = _deadline(record.policy, record.created_at, start) if record.status == "pending" else None
+        updated = await self.store.move_if_unmoved(record, start, start + length, expires_at, now)
         if updated is None:
             await self.store.release(booking_id, gained)
             await self.store.settle(booking_id, lost)
@@ -185,8 +177,8 @@ class BookingHandler:
         await self.store.settle(booking_id, sorted(new))
         if updated.status == "confirmed":
             await self._remind(updated)
-        await self._changed(updated, "booking.rescheduled", user.id, [_span(record), _span(updated)])
-        return self.wire(updated)
+        await self._changed(updated, "rescheduled", user.id, [_span(record), _span(updated)])
+        return self.shown(updated)
 
     async def _remind(self, record: BookingRecord) -> None:
         """Make the reminders match the booking; again from the stored one if it changed meanwhile.
@@ -216,29 +208,29 @@ class BookingHandler:
             raise NotFound("No such booking")
         return record
 
-    async def _end(self, booking_id: str, statuses: tuple[str, ...], changes: dict[str, Any], event: str,
-                   actor: str | None, extra: dict[str, Any] | None = None,
-                   current: BookingRecord | None = None) -> BookingRecord | None:
+    async def _end(self, booking_id: str, change: BookingChange, actor: str | None,
+                   transition: Transition) -> BookingRecord | None:
         """Move a booking to a final status and free its time; claims are marked in doubt while it happens."""
         await self.store.settle(booking_id, settled=False, now=self.clock())
-        updated = await self.store.update(booking_id, statuses, changes, extra, unset=("expires_at",), current=current)
+        updated = await transition()
         if updated is None:
             await self.store.settle(booking_id)
             return None
         await self.store.release(booking_id)
         await self.reminders.remove(booking_id)
-        await self._changed(updated, event, actor, [_span(updated)])
+        await self._changed(updated, change, actor, [_span(updated)])
         return updated
 
-    async def _changed(self, record: BookingRecord, event: str, actor: str | None, spans: list[Span]) -> None:
+    async def _changed(self, record: BookingRecord, change: BookingChange, actor: str | None,
+                       spans: list[Span]) -> None:
         """booking:updated to both parties, the domain event, and availability:updated for changed time."""
         pads = [(start, end, timedelta(minutes=buffer)) for start, end, buffer in spans]
         if pads:
             await self.availability.changed(record.therapist_id, [(s - pad, e + pad) for s, e, pad in pads])
-        data = self.wire(record)
-        await asyncio.gather(*(self.publisher.to_user(NAMESPACE, party, "booking:updated", data)
+        shown = self.shown(record)
+        await asyncio.gather(*(self.publisher.to_user(NAMESPACE, party, "booking:updated", shown)
                                for party in {record.client_id, record.therapist_id}))
-        await self.bus.publish(event, booking={**data, "note": None}, actor_id=actor)
+        await self.bus.publish(BookingChanged(change, record, actor))
 
     # -- background ------------------------------------------------------------------------------
 
@@ -251,10 +243,9 @@ class BookingHandler:
     async def decline_expired(self) -> int:
         """Decline (reason `expired`) every pending booking past its confirmation deadline; exactly once."""
         now, count = self.clock(), 0
-        for booking_id in await self.store.expired_pending(now):
-            changes = {"status": "declined", "reason": "expired", "updated_at": now}
-            if await self._end(booking_id, ("pending",), changes, "booking.declined", None,
-                               {"expiresAt": {"$lte": now}}):
+        for booking_id in await self.store.due_expiries(now):
+            if await self._end(booking_id, "declined", None, lambda: self.store.decline_if_pending(
+                    booking_id, "expired", now, expired_only=True)):
                 count += 1
         return count
 

@@ -3,38 +3,33 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable
 
-from handlers.notify import Notifier
-from stores.booking.bookings import BookingStore
-from clock import utcnow
+from clock import Clock
+from handlers.events import EventBus, SessionReminderDue
+from stores.booking.bookings import BookingRecord, BookingStore
 from stores.booking.reminders import Reminder, ReminderStore
-
-if TYPE_CHECKING:
-    from stores.booking.bookings import BookingRecord
 
 log = logging.getLogger("careline.booking")
 
-KINDS = {"24h": (timedelta(hours=24), "Your session starts in 24 hours"),
-         "1h": (timedelta(hours=1), "Your session starts in 1 hour")}
+KINDS = {"24h": (timedelta(hours=24), "24 hours"), "1h": (timedelta(hours=1), "1 hour")}
 BATCH = 200  # reminders one tick sends at most, so a backlog cannot starve the other jobs
 
 
 class ReminderScheduler:
-    """Stores reminders for confirmed bookings and sends the due ones through the `Notifier`.
+    """Stores reminders for confirmed bookings and delivers the due ones as `SessionReminderDue` events.
 
     Each reminder is claimed with a lease (a compare-and-set on the previous lease), so several loops never
-    take the same one; a crashed loop's claim becomes claimable again when its lease ends, and the notifier's
-    `dedupe_key` makes that second attempt harmless if the first got as far as notifying.
+    take the same one; a crashed loop's claim becomes claimable again when its lease ends, and the reminder id
+    the event carries makes that second attempt harmless if the first got as far as notifying.
     """
 
-    def __init__(self, store: ReminderStore, bookings: BookingStore, notifier: Notifier | None,
-                 lease: timedelta) -> None:
+    def __init__(self, store: ReminderStore, bookings: BookingStore, bus: EventBus, lease: timedelta,
+                 clock: Clock) -> None:
         self.store = store
         self.bookings = bookings
-        self.notifier = notifier
+        self.bus = bus
         self.lease = lease
-        self.clock: Callable[[], datetime] = utcnow
+        self.clock = clock
 
     async def schedule(self, booking: BookingRecord) -> None:
         """(Re)place the reminders of a confirmed booking, skipping those already past."""
@@ -48,8 +43,6 @@ class ReminderScheduler:
 
     async def tick(self) -> int:
         """Claim and send due reminders until none is left (or a batch is done); returns how many were sent."""
-        if self.notifier is None:
-            return 0
         sent = 0
         for _ in range(BATCH):
             reminder = await self.store.claim(self.clock(), self.lease)
@@ -59,17 +52,13 @@ class ReminderScheduler:
         return sent
 
     async def deliver(self, reminder: Reminder) -> int:
-        """Send one claimed reminder to both parties unless it no longer applies; mark it done."""
-        assert self.notifier is not None
+        """Announce one claimed reminder (subscribers notify both parties) unless it no longer applies; mark it done."""
         booking = await self.bookings.get(reminder.booking_id)
         now = self.clock()
         if booking is None or not _applies(reminder, booking, now):
             await self.store.finish(reminder, now, "skipped")
             return 0
-        for user_id in (booking.client_id, booking.therapist_id):
-            await self.notifier.notify(user_id, category="booking", title="Session reminder",
-                                       body=KINDS[reminder.kind][1], data={"bookingId": booking.id},
-                                       dedupe_key=f"reminder:{reminder.id}")
+        await self.bus.deliver(SessionReminderDue(booking, reminder.id, KINDS[reminder.kind][1], reminder.due_at))
         if not await self.store.finish(reminder, now, "sent"):
             log.warning("reminder lease lost while sending", extra={"reminder": reminder.id})
         return 1

@@ -10,6 +10,8 @@ from handlers.auth import User
 from handlers.chat.access import NAMESPACE, ChatDeps, conv_room
 from errors import Forbidden, InvalidPayload, NotFound
 from handlers.publisher import room_group, user_room
+from handlers.chat.deltas import ConversationPage, ConversationSummary, JoinedConversation, Receipt
+from handlers.events import ConversationRead
 from stores.chat.conversations import Conversation, Markers
 
 STAFF = ("therapist", "admin")
@@ -45,7 +47,7 @@ class ConversationHandler:
         self.deps = deps
 
     async def open(self, user: User, member_ids: list[str], title: str | None = None,
-                   request_id: str | None = None) -> dict[str, Any]:
+                   request_id: str | None = None) -> Conversation:
         """The direct conversation with one other user (existing or new), or a new group."""
         others = [member for member in dict.fromkeys(member_ids) if member != user.id]
         if not others:
@@ -62,8 +64,8 @@ class ConversationHandler:
             conversation, created = await self._open_direct(user, known[others[0]].id, known[others[0]].role, title)
         if created:
             for member in conversation.member_ids:
-                await self.deps.publisher.to_user(NAMESPACE, member, "conversation:created", conversation.to_dict())
-        return self.deps.current(conversation).to_dict()
+                await self.deps.publisher.to_user(NAMESPACE, member, "conversation:created", conversation)
+        return self.deps.current(conversation)
 
     async def _open_direct(self, user: User, other_id: str, other_role: str,
                            title: str | None) -> tuple[Conversation, bool]:
@@ -74,7 +76,7 @@ class ConversationHandler:
             raise Forbidden("You cannot message this user")
         return await self.deps.conversations.open_direct(kind, user.id, other_id, title)
 
-    async def list(self, user: User, limit: int, cursor: str | None) -> dict[str, Any]:
+    async def page(self, user: User, limit: int, cursor: str | None) -> ConversationPage:
         """The caller's conversations, latest activity first, with unreadCount and lastMessage."""
         after = decode_cursor(cursor) if cursor else None
         page = await self.deps.conversations.page_for_member(user.id, limit + 1, after, self.deps.activity.known)
@@ -82,39 +84,35 @@ class ConversationHandler:
         page, more = page[:limit], len(page) > limit
         markers = await self.deps.conversations.markers_of([c.id for c in page], user.id)
         items = await asyncio.gather(*(self._summary(user, c, markers.get(c.id, Markers())) for c in page))
-        return {"items": list(items), "nextCursor": encode_cursor(page[-1]) if more else None}
+        return ConversationPage(list(items), encode_cursor(page[-1]) if more else None)
 
-    async def _summary(self, user: User, conversation: Conversation, markers: Markers) -> dict[str, Any]:
-        data = conversation.to_dict()
+    async def _summary(self, user: User, conversation: Conversation, markers: Markers) -> ConversationSummary:
         unread, read_seq = 0, conversation.read_seq_of(user.id, markers)
         if conversation.last_seq > read_seq:
             unread = await self.deps.messages.count_unread(conversation.id, read_seq, user.id)
         last = await self.deps.messages.latest(conversation.id, conversation.last_seq) if conversation.last_seq else None
-        data.update(unreadCount=unread, lastMessage=last.to_dict() if last else None)
-        return data
+        return ConversationSummary(**vars(conversation), unread_count=unread, last_message=last)
 
-    async def join(self, sid: str, user: User, conversation_id: str) -> dict[str, Any]:
+    async def join(self, sid: str, user: User, conversation_id: str) -> JoinedConversation:
         """Subscribe the socket to the conversation's events; returns who is online."""
         conversation = await self.deps.conversation(user, conversation_id)
         await self.deps.publisher.join(NAMESPACE, sid, conv_room(conversation.id), user.id)
         groups = {room_group(NAMESPACE, user_room(member)): member for member in conversation.member_ids}
         live = await self.deps.sockets.any_live(groups)
         presence = {member: "online" if live[group] else "offline" for group, member in groups.items()}
-        return {"conversation": conversation.to_dict(), "presence": presence}
+        return JoinedConversation(conversation, presence)
 
-    async def leave(self, sid: str, user: User, conversation_id: str) -> dict[str, Any]:
+    async def leave(self, sid: str, user: User, conversation_id: str) -> None:
         """Stop the socket's events of a conversation (membership unchanged)."""
         conversation = await self.deps.conversation(user, conversation_id)
         await self.deps.publisher.leave(NAMESPACE, sid, conv_room(conversation.id), user.id)
-        return {}
 
-    async def mark(self, user: User, conversation_id: str, seq: int, read: bool) -> dict[str, Any]:
+    async def mark(self, user: User, conversation_id: str, seq: int, read: bool) -> None:
         """Move the caller's delivered (and, for reads, read) marker forward; broadcast when it moved."""
         conversation = await self.deps.conversation(user, conversation_id)
         if seq > conversation.last_seq:  # lastSeq may lag another process's newest messages by a moment
             seq = min(seq, await self.deps.messages.max_seq(conversation.id, conversation.last_seq))
         await self._move(conversation.id, user.id, seq, read=read)
-        return {}
 
     async def _move(self, conversation_id: str, user_id: str, seq: int, *, read: bool) -> None:
         """Move markers; announce `receipt:updated` and `conversation.read` when they moved."""
@@ -122,9 +120,7 @@ class ConversationHandler:
                                                                    seq if read else None)
         if after == before:
             return
-        await self.deps.to_conversation(conversation_id, "receipt:updated", {
-            "conversationId": conversation_id, "userId": user_id,
-            "deliveredSeq": after.delivered_seq, "readSeq": after.read_seq})
+        await self.deps.to_conversation(conversation_id, "receipt:updated",
+                                        Receipt(conversation_id, user_id, after.delivered_seq, after.read_seq))
         if after.read_seq > before.read_seq:
-            await self.deps.bus.publish("conversation.read", conversation_id=conversation_id, user_id=user_id,
-                                        seq=after.read_seq)
+            await self.deps.bus.publish(ConversationRead(conversation_id, user_id, after.read_seq))

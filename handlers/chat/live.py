@@ -9,8 +9,8 @@ from typing import Any
 
 from handlers.auth import User
 from handlers.chat.access import NAMESPACE, ChatDeps
+from handlers.chat.deltas import PresenceChange, Typing
 from handlers.publisher import room_group, user_room
-from clock import iso
 from clock import utcnow
 
 
@@ -36,7 +36,7 @@ class TypingTracker:
         self._states: OrderedDict[tuple[str, str], _Typing] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, user: User, conversation_id: str) -> dict[str, Any]:
+    async def start(self, user: User, conversation_id: str) -> None:
         """The user is typing: announce it (throttled) and (re)arm the automatic stop."""
         conversation = await self.deps.conversation(user, conversation_id)
         key = (conversation.id, user.id)
@@ -53,13 +53,11 @@ class TypingTracker:
         if state.timer is not None:
             state.timer.cancel()
         state.timer = asyncio.get_running_loop().call_later(self.timeout, self._expire, key)
-        return {}
 
-    async def stop(self, user: User, conversation_id: str) -> dict[str, Any]:
+    async def stop(self, user: User, conversation_id: str) -> None:
         """The user stopped typing."""
         conversation = await self.deps.conversation(user, conversation_id)
         await self._end((conversation.id, user.id))
-        return {}
 
     async def stop_all(self, user_id: str) -> None:
         """The user's socket left: end their typing everywhere in this process."""
@@ -85,7 +83,7 @@ class TypingTracker:
 
     async def _announce(self, key: tuple[str, str], members: tuple[str, ...], typing: bool) -> None:
         conversation_id, user_id = key
-        data = {"conversationId": conversation_id, "userId": user_id, "isTyping": typing}
+        data = Typing(conversation_id, user_id, typing)
         for member in members:
             if member != user_id:
                 await self.deps.publisher.to_user(NAMESPACE, member, "typing", data)
@@ -112,6 +110,6 @@ class PresenceTracker:
         await self._announce(user.id, "offline")
 
     async def _announce(self, user_id: str, status: str) -> None:
-        data = {"userId": user_id, "status": status, "lastSeenAt": iso(utcnow())}
+        data = PresenceChange(user_id, status, utcnow())
         for contact in await self.deps.conversations.contacts(user_id):
             await self.deps.publisher.to_user(NAMESPACE, contact, "presence:changed", data)

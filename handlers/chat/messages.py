@@ -9,10 +9,13 @@ from handlers.chat.access import ChatDeps
 from handlers.chat.conversations import ConversationHandler
 from handlers.chat.moderation import ModerationHandler
 from handlers.chat.content_rules import is_emoji
+from handlers.chat.deltas import Found, MessagePage, MessageRemoved, Reactions, SentMessage
+from handlers.events import MessageCreated
 from errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, Unavailable
 from stores.chat.blind_index import words
 from stores.group_commit import Backlogged
 from stores.chat.messages import MAX_REACTION_KEYS, Message, SeqTaken
+from stores.chat.uploads import Attachment
 from clock import utcnow
 
 
@@ -44,7 +47,7 @@ class MessageHandler:
         self.moderation = moderation
 
     async def send(self, sid: str, user: User, conversation_id: str, request_id: str, text: str = "",
-                   attachment_ids: list[str] | None = None, reply_to_id: str | None = None) -> dict[str, Any]:
+                   attachment_ids: list[str] | None = None, reply_to_id: str | None = None) -> Message:
         """Store and deliver a message; a repeated requestId returns the first message unchanged.
 
         The hot path is one group-committed insert: membership and blocks come from caches, the
@@ -61,12 +64,12 @@ class MessageHandler:
             await self._check_reply(conversation_id, reply_to_id)
         message, created = await self._store(conversation_id, user.id, request_id, text, attachments, reply_to_id)
         if not created:  # a repeat of an earlier send: its message stands, delivered already
-            return message.to_dict()
+            return message
         self.deps.activity.note(conversation_id, message.seq, message.created_at, user.id)
         return await self._deliver(sid, user, conversation_id, membership.member_ids, message, attachment_ids or [])
 
     async def _store(self, conversation_id: str, sender_id: str, request_id: str, text: str,
-                     attachments: list[dict[str, Any]], reply_to_id: str | None) -> tuple[Message, bool]:
+                     attachments: list[Attachment], reply_to_id: str | None) -> tuple[Message, bool]:
         """Insert with the next seq; a seq some other writer already stored means take a new one."""
         repeat = await self.deps.messages.recent_request(sender_id, request_id)
         if repeat is not None:
@@ -85,19 +88,17 @@ class MessageHandler:
         raise Unavailable("The conversation is busy, try again")
 
     async def _deliver(self, sid: str, user: User, conversation_id: str, member_ids: frozenset[str],
-                       message: Message, attachment_ids: list[str]) -> dict[str, Any]:
+                       message: Message, attachment_ids: list[str]) -> Message:
         await self.deps.uploads.share(attachment_ids, conversation_id)
-        data = message.to_dict()
-        await self.deps.to_conversation(conversation_id, "message:created", data, skip_sid=sid)
+        await self.deps.to_conversation(conversation_id, "message:created", message, skip_sid=sid)
         live = await self.deps.live_viewers(conversation_id)
         absent = [member for member in member_ids if member != user.id and member not in live]
-        await self.deps.bus.publish("message.created", message=data, conversation_id=conversation_id,
-                                    sender=user.to_dict(), absent_member_ids=absent)
+        await self.deps.bus.publish(MessageCreated(message, user, tuple(absent)))
         if await self.moderation.safety_check(user, conversation_id, member_ids, message):
-            return {**data, "safetyResources": self.deps.config.chat_safety_resources}
-        return data
+            return SentMessage(**vars(message), safety_resources=self.deps.config.chat_safety_resources)
+        return message
 
-    async def _attachments(self, user: User, attachment_ids: list[str]) -> list[dict[str, Any]]:
+    async def _attachments(self, user: User, attachment_ids: list[str]) -> list[Attachment]:
         """The sender's own uploads; any other id is refused as `invalid_payload`."""
         if not attachment_ids:
             return []
@@ -111,7 +112,7 @@ class MessageHandler:
         if replied is None or replied.conversation_id != conversation_id:
             raise InvalidPayload("Unknown message", {"replyToId": ["Not a message of this conversation."]})
 
-    async def edit(self, user: User, message_id: str, text: str) -> dict[str, Any]:
+    async def edit(self, user: User, message_id: str, text: str) -> Message:
         """Replace the sender's own text within the edit window; broadcast `message:updated`."""
         message, conversation = await self.deps.message(user, message_id)
         if message.sender_id != user.id:
@@ -127,12 +128,11 @@ class MessageHandler:
         edited = await self.deps.messages.edit(message, text, not_before)
         if edited is None:
             raise PreconditionFailed("The message changed meanwhile, or the edit window has closed")
-        data = edited.to_dict()
-        await self.deps.to_conversation(conversation.id, "message:updated", data)
+        await self.deps.to_conversation(conversation.id, "message:updated", edited)
         await self.moderation.safety_check(user, conversation.id, frozenset(conversation.member_ids), edited)
-        return data
+        return edited
 
-    async def delete(self, user: User, message_id: str) -> dict[str, Any]:
+    async def delete(self, user: User, message_id: str) -> MessageRemoved:
         """Wipe a message (sender, or an admin acting as moderator); broadcast `message:deleted`."""
         message = await self.deps.messages.get(message_id)
         if message is None or not (user.is_admin or
@@ -140,12 +140,12 @@ class MessageHandler:
             raise NotFound("No such message")
         if message.sender_id != user.id and not user.is_admin:
             raise Forbidden("Only the sender or an admin may delete a message")
+        removed = MessageRemoved(message.conversation_id, message.id)
         if await self.deps.messages.delete(message.id) is not None:
-            await self.deps.to_conversation(message.conversation_id, "message:deleted",
-                                            {"conversationId": message.conversation_id, "messageId": message.id})
-        return {"messageId": message.id}
+            await self.deps.to_conversation(message.conversation_id, "message:deleted", removed)
+        return removed
 
-    async def react(self, user: User, message_id: str, emoji: str) -> dict[str, Any]:
+    async def react(self, user: User, message_id: str, emoji: str) -> Reactions:
         """Toggle the caller's reaction; broadcast `message:reactions`."""
         if not is_emoji(emoji):
             raise InvalidPayload("Not an emoji", {"emoji": ["Must be a single emoji."]})
@@ -157,12 +157,12 @@ class MessageHandler:
             raise PreconditionFailed("This message has too many reactions")
         updated = await self.deps.messages.toggle_reaction(message.id, emoji, user.id)
         reactions = updated.reactions if updated else {}
-        data = {"messageId": message.id, "conversationId": conversation.id, "reactions": reactions}
-        await self.deps.to_conversation(conversation.id, "message:reactions", data)
-        return {"messageId": message.id, "reactions": reactions}
+        changed = Reactions(conversation.id, message.id, reactions)
+        await self.deps.to_conversation(conversation.id, "message:reactions", changed)
+        return changed
 
     async def history(self, user: User, conversation_id: str, limit: int, before_seq: int | None = None,
-                      after_seq: int | None = None) -> dict[str, Any]:
+                      after_seq: int | None = None) -> MessagePage:
         """Messages in seq order: after `afterSeq` (catch-up), before `beforeSeq`, or the latest.
 
         `lastSeq` may lag behind messages another process stored within the last second, so the
@@ -183,9 +183,9 @@ class MessageHandler:
             first = max(1, conversation.last_seq - limit + 1)
             newest = await self.deps.messages.seq_range(conversation.id, first)
             items, more = newest[-limit:], len(newest) > limit or first > 1
-        return {"items": [message.to_dict() for message in items], "hasMore": more}
+        return MessagePage(items, more)
 
-    async def search(self, user: User, query: str, limit: int, conversation_id: str | None = None) -> dict[str, Any]:
+    async def search(self, user: User, query: str, limit: int, conversation_id: str | None = None) -> Found:
         """Messages containing every query word, newest first, only from the caller's conversations."""
         terms = list(dict.fromkeys(words(query)))
         if not terms:
@@ -195,4 +195,4 @@ class MessageHandler:
         else:
             ids = await self.deps.conversations.ids_for_member(user.id)
         found = await self.deps.messages.search(terms[:16], ids, limit) if ids else []
-        return {"items": [message.to_dict() for message in found]}
+        return Found(found)

@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from errors import InvalidPayload
-from handlers.notify import CATEGORIES
+from handlers.feature import Shared
 from handlers.notifications.preferences import Delivery, PreferenceHandler, decide
-from handlers.publisher import Publisher, role_room, room_group, user_room
-from clock import iso
-from clock import utcnow
-from stores.notifications.store import PUSH_DONE, PUSH_HELD, PUSH_NONE, PUSH_SENDING, Notification, NotificationStore
-from stores.sockets import SocketRegistry
-from stores.users import UserStore
+from handlers.notifications.categories import CATEGORIES
+from handlers.publisher import role_room, room_group, user_room
+from stores.notifications.store import PUSH_DONE, PUSH_HELD, PUSH_NONE, PUSH_SENDING, NewNotification, \
+    Notification, NotificationStore
 
 NAMESPACE = "/notifications"
 log = logging.getLogger("careline.notifications")
@@ -30,11 +29,39 @@ class PushDispatch(Protocol):
         """Per category: pushed and failed deliveries."""
 
 
-def wire(notification: Notification) -> dict[str, Any]:
-    """The contract's Notification object."""
-    data = notification.to_dict()
-    data["readAt"], data["createdAt"] = iso(notification.read_at), iso(notification.created_at)
-    return data
+@dataclass(frozen=True)
+class UnreadCount:
+    """`{unreadCount}`: how many of the user's notifications are unread."""
+
+    unread_count: int
+
+
+@dataclass(frozen=True)
+class NotificationPage:
+    """A page of notifications; `next_cursor` is the seq to continue from."""
+
+    items: list[Notification]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class CategoryStats:
+    """Delivery counts of one category."""
+
+    sent: int = 0
+    delivered_in_app: int = 0
+    pushed: int = 0
+    failed: int = 0
+    read: int = 0
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Per category over [since, until)."""
+
+    since: datetime
+    until: datetime
+    categories: dict[str, CategoryStats]
 
 
 def _seq_cursor(cursor: str | None) -> int | None:
@@ -45,44 +72,39 @@ def _seq_cursor(cursor: str | None) -> int | None:
     return int(cursor)
 
 
-def _delivery_fields(plan: Delivery, live: bool, now: datetime) -> dict[str, Any]:
-    """What the delivery plan stores: live, push state, and read-already when not shown in-app."""
-    fields: dict[str, Any] = {"live": live and plan.in_app, "pushState": PUSH_NONE}
-    if not plan.in_app:
-        fields.update(readAt=now, silent=True)
-    if plan.push:
-        fields["pushState"] = PUSH_HELD if plan.push_after else PUSH_SENDING
-    return fields
+def _planned(content: NewNotification, plan: Delivery, live: bool, now: datetime) -> NewNotification:
+    """The notification with its delivery plan: live, push state, and read already when not shown in-app."""
+    push_state = (PUSH_HELD if plan.push_after else PUSH_SENDING) if plan.push else PUSH_NONE
+    return replace(content, live=live and plan.in_app, push_state=push_state,
+                   read_at=None if plan.in_app else now)
 
 
 class NotificationHandler:
-    """Implements handlers.notify.Notifier and the /notifications requests."""
+    """Creates and delivers notifications (what the rules call) and answers the /notifications requests."""
 
-    def __init__(self, store: NotificationStore, prefs: PreferenceHandler, publisher: Publisher,
-                 sockets: SocketRegistry, users: UserStore, push: PushDispatch | None = None) -> None:
-        self._store, self._prefs, self._publisher = store, prefs, publisher
-        self._sockets, self._users, self.push = sockets, users, push
-        self.clock: Callable[[], datetime] = utcnow  # the time quiet hours are judged by
+    def __init__(self, store: NotificationStore, prefs: PreferenceHandler, shared: Shared,
+                 push: PushDispatch | None = None) -> None:
+        self._store, self._prefs, self._publisher = store, prefs, shared.publisher
+        self._sockets, self._users, self.push = shared.sockets, shared.users, push
+        self.clock = shared.clock  # the time quiet hours are judged by
 
     async def notify(self, user_id: str, *, category: str, title: str, body: str,
                      data: dict[str, Any] | None = None, critical: bool = False,
-                     dedupe_key: str | None = None, collapse_key: str | None = None) -> dict[str, Any] | None:
+                     dedupe_key: str | None = None, collapse_key: str | None = None) -> Notification | None:
         """Create and deliver one notification; None when `dedupe_key`/`collapse_key` already exists."""
         if category not in CATEGORIES:
             raise ValueError(f"unknown notification category {category!r}")
         group = room_group(NAMESPACE, user_room(user_id))
-        content = {"category": category, "title": title, "body": body, "data": data or {}, "critical": critical}
-        keys = {name: value for name, value in (("dedupeKey", dedupe_key), ("collapseKey", collapse_key))
-                if value is not None}
+        content = NewNotification(category, title, body, data or {}, critical, dedupe_key=dedupe_key,
+                                  collapse_key=collapse_key)
         async with self._store.seq_lease() as lease:  # catch-ups stop before the seq until the block ends
             prefs, live, seq = await asyncio.gather(self._prefs.get(user_id), self._sockets.any_live([group]),
                                                     lease.seq())
             now = self.clock()
             plan = decide(prefs, category, critical, live[group], now)
-            fields = {**content, **_delivery_fields(plan, live[group], now), **keys}
-            notification = await self._store.create(user_id, seq, fields)
+            notification = await self._store.create(user_id, seq, _planned(content, plan, live[group], now))
             if notification is not None and plan.in_app:
-                await self._publisher.to_user(NAMESPACE, user_id, "notification:created", wire(notification))
+                await self._publisher.to_user(NAMESPACE, user_id, "notification:created", notification)
         if notification is None:
             return None
         if plan.in_app:
@@ -91,27 +113,27 @@ class NotificationHandler:
             await self._store.hold_push(notification.id, plan.push_after)
         elif plan.push:
             await self._dispatch(notification)
-        return wire(notification)
+        return notification
 
     async def _dispatch(self, notification: Notification) -> None:
         if self.push is not None:
             await self.push.dispatch(notification)
 
     async def _emit_unread(self, user_id: str, count: int) -> int:
-        await self._publisher.to_user(NAMESPACE, user_id, "notification:unread", {"unreadCount": count})
+        await self._publisher.to_user(NAMESPACE, user_id, "notification:unread", UnreadCount(count))
         return count
 
-    async def list(self, user_id: str, *, limit: int, cursor: str | None = None, unread_only: bool = False,
-                   after_seq: int | None = None) -> dict[str, Any]:
+    async def page(self, user_id: str, *, limit: int, cursor: str | None = None, unread_only: bool = False,
+                   after_seq: int | None = None) -> NotificationPage:
         """A page: newest first, or (with afterSeq) everything after that seq, oldest first."""
         position = _seq_cursor(cursor)
         if after_seq is not None:
             return await self._catch_up(user_id, max(after_seq, position or 0), limit, unread_only)
         items = await self._store.page(user_id, limit=limit, before_seq=position, unread_only=unread_only)
         next_cursor = str(items[-1].seq) if len(items) == limit else None
-        return {"items": [wire(item) for item in items], "nextCursor": next_cursor}
+        return NotificationPage(items, next_cursor)
 
-    async def _catch_up(self, user_id: str, after_seq: int, limit: int, unread_only: bool) -> dict[str, Any]:
+    async def _catch_up(self, user_id: str, after_seq: int, limit: int, unread_only: bool) -> NotificationPage:
         """Oldest first after `after_seq`, stopping before any seq still being written (it may be this
         user's); then `nextCursor` is set even on a short page: ask again."""
         settled = await self._store.settled(after_seq)
@@ -119,17 +141,17 @@ class NotificationHandler:
                                        unread_only=unread_only)
         last = items[-1].seq if items else after_seq
         next_cursor = str(last) if len(items) == limit or settled.held else None
-        return {"items": [wire(item) for item in items], "nextCursor": next_cursor}
+        return NotificationPage(items, next_cursor)
 
-    async def read(self, user_id: str, ids: list[str]) -> dict[str, int]:
+    async def read(self, user_id: str, ids: list[str]) -> UnreadCount:
         """Mark some of the user's notifications read (others' ids change nothing)."""
         changed = await self._store.mark_read(user_id, refs=ids)
-        return {"unreadCount": await self._unread_after(user_id, changed)}
+        return UnreadCount(await self._unread_after(user_id, changed))
 
-    async def read_all(self, user_id: str) -> dict[str, int]:
+    async def read_all(self, user_id: str) -> UnreadCount:
         """Mark all of the user's notifications read."""
         changed = await self._store.mark_read(user_id)
-        return {"unreadCount": await self._unread_after(user_id, changed)}
+        return UnreadCount(await self._unread_after(user_id, changed))
 
     async def read_collapsed(self, user_id: str, collapse_key: str, up_to_seq: int | None = None) -> None:
         """Mark the pending collapsed notification read (e.g. the conversation was read)."""
@@ -147,19 +169,19 @@ class NotificationHandler:
             return await self._emit_unread(user_id, await self._store.unread_count(user_id))
         return await self._store.unread_count(user_id)
 
-    async def unread_count(self, user_id: str) -> dict[str, int]:
+    async def unread_count(self, user_id: str) -> UnreadCount:
         """How many unread notifications the user has."""
-        return {"unreadCount": await self._store.unread_count(user_id)}
+        return UnreadCount(await self._store.unread_count(user_id))
 
-    async def broadcast(self, role: str, *, title: str, body: str, category: str = "system") -> dict[str, int]:
+    async def broadcast(self, role: str, *, title: str, body: str, category: str = "system") -> int:
         """Persist for every known user of `role`, then emit once to the role room (no Web Push)."""
         user_ids = await self._users.ids_with_role(role)
         groups = [room_group(NAMESPACE, user_room(uid)) for uid in user_ids]
         live = await self._sockets.any_live(groups) if user_ids else {}
-        fields = {"category": category, "title": title, "body": body, "data": {}, "critical": False}
-        shared = await self._store.create_broadcast(user_ids, fields, sum(map(bool, live.values())))
-        await self._publisher.to_room(NAMESPACE, role_room(role), "notification:created", wire(shared))
-        return {"count": len(user_ids)}
+        content = NewNotification(category, title, body, {})
+        shared = await self._store.create_broadcast(user_ids, content, sum(map(bool, live.values())))
+        await self._publisher.to_room(NAMESPACE, role_room(role), "notification:created", shared)
+        return len(user_ids)
 
     async def release_held_pushes(self) -> None:
         """Periodic: send the pushes held for quiet hours that have ended, unless read meanwhile."""
@@ -169,12 +191,16 @@ class NotificationHandler:
             else:
                 await self._dispatch(notification)
 
-    async def stats(self, days: int) -> dict[str, Any]:
+    async def stats(self, days: int) -> Stats:
         """Per category over the last `days`: sent, deliveredInApp, pushed, failed, read."""
-        until = utcnow()
+        until = self.clock()
         since = until - timedelta(days=days)
         counts = await self._store.stats(since, until)
         pushed = await self.push.stats(since, until) if self.push else {}
-        empty = dict.fromkeys(("sent", "deliveredInApp", "pushed", "failed", "read"), 0)
-        categories = {name: {**empty, **counts.get(name, {}), **pushed.get(name, {})} for name in CATEGORIES}
-        return {"since": iso(since), "until": iso(until), "categories": categories}
+        categories = {name: _category_stats({**counts.get(name, {}), **pushed.get(name, {})}) for name in CATEGORIES}
+        return Stats(since, until, categories)
+
+
+def _category_stats(counts: dict[str, int]) -> CategoryStats:
+    return CategoryStats(sent=counts.get("sent", 0), delivered_in_app=counts.get("deliveredInApp", 0),
+                         pushed=counts.get("pushed", 0), failed=counts.get("failed", 0), read=counts.get("read", 0))

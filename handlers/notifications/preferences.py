@@ -9,21 +9,38 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from handlers.notify import CATEGORIES
 from handlers.notifications.quiet_hours import quiet_until
-from handlers.serialize import camel
-from stores.notifications.preferences import PreferenceStore
+from handlers.notifications.categories import CATEGORIES
+from stores.notifications.preferences import CategoryChoice, ChosenPreferences, PreferenceStore, PushSwitch, \
+    QuietHours
 
 ALWAYS = "always"
 
 
-def effective(chosen: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Switches:
+    """How one category reaches the user."""
+
+    in_app: bool
+    push: PushSwitch
+
+
+@dataclass(frozen=True)
+class Preferences:
     """The full Preferences object: every category, with the user's choices over the defaults."""
-    categories = {name: {"inApp": True, "push": True} for name in CATEGORIES}
-    for name, values in (chosen.get("categories") or {}).items():
-        if name in categories:
-            categories[name].update(values)
-    return {"categories": categories, "quietHours": chosen.get("quietHours")}
+
+    categories: dict[str, Switches]
+    quiet_hours: QuietHours | None
+
+
+def effective(chosen: ChosenPreferences) -> Preferences:
+    """Every category with the user's choices over the defaults (`inApp: true, push: true`)."""
+    categories = {}
+    for name in CATEGORIES:
+        choice = chosen.categories.get(name, CategoryChoice())
+        categories[name] = Switches(in_app=True if choice.in_app is None else choice.in_app,
+                                    push=True if choice.push is None else choice.push)
+    return Preferences(categories, chosen.quiet_hours)
 
 
 @dataclass(frozen=True)
@@ -35,15 +52,15 @@ class Delivery:
     push_after: datetime | None  # held for quiet hours until then
 
 
-def decide(prefs: dict[str, Any], category: str, critical: bool, live: bool, now: datetime) -> Delivery:
+def decide(prefs: Preferences, category: str, critical: bool, live: bool, now: datetime) -> Delivery:
     """Apply the category switches, the live socket and quiet hours (critical overrides opt-outs)."""
-    switches = prefs["categories"][category]
-    mode = switches.get("push", True)
+    switches = prefs.categories[category]
+    mode = switches.push
     if critical and mode is False:
         mode = True
     push = mode == ALWAYS or (mode is True and not live)
-    held = None if critical or not push else quiet_until(prefs.get("quietHours"), now)
-    return Delivery(in_app=critical or bool(switches.get("inApp", True)), push=push, push_after=held)
+    held = None if critical or not push else quiet_until(prefs.quiet_hours, now)
+    return Delivery(in_app=critical or switches.in_app, push=push, push_after=held)
 
 
 class PreferenceHandler:
@@ -52,15 +69,16 @@ class PreferenceHandler:
     def __init__(self, store: PreferenceStore) -> None:
         self._store = store
 
-    async def get(self, user_id: str) -> dict[str, Any]:
+    async def get(self, user_id: str) -> Preferences:
         """The user's effective preferences."""
         return effective(await self._store.get(user_id))
 
-    async def set(self, user_id: str, categories: dict[str, dict[str, Any]] | None = None,
-                  **rest: Any) -> dict[str, Any]:
+    async def change(self, user_id: str, categories: dict[str, dict[str, Any]] | None = None,
+                     **rest: Any) -> Preferences:
         """Change the given switches; `quietHours: null` removes quiet hours."""
-        switches = {name: {camel(key): value for key, value in values.items()}
-                    for name, values in (categories or {}).items()}
-        chosen = await self._store.update(user_id, switches, rest.get("quiet_hours"),
+        choices = {name: CategoryChoice(in_app=values.get("in_app"), push=values.get("push"))
+                   for name, values in (categories or {}).items()}
+        quiet = rest.get("quiet_hours")
+        chosen = await self._store.update(user_id, choices, QuietHours(**quiet) if quiet else None,
                                           "quiet_hours" in rest)
         return effective(chosen)

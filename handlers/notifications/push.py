@@ -82,20 +82,19 @@ class PushHandler:
         return _b64url(point)
 
     async def subscribe(self, user_id: str, endpoint: str, keys: dict[str, str],
-                        expiration_time: int | None = None) -> dict[str, str]:
+                        expiration_time: int | None = None) -> str:
         """Store the browser's subscription (https only in production); the user keeps the newest 10."""
         scheme = urlparse(endpoint).scheme
         if scheme != "https" and (self._config.production or scheme != "http"):
             raise InvalidPayload("The endpoint must be https", {"endpoint": ["Must be an https URL."]})
         subscription_id = await self._store.save(user_id, endpoint, keys["p256dh"], keys["auth"], expiration_time,
                                                  MAX_SUBSCRIPTIONS)
-        return {"subscriptionId": subscription_id}
+        return subscription_id
 
-    async def unsubscribe(self, user_id: str, endpoint: str) -> dict[str, Any]:
+    async def unsubscribe(self, user_id: str, endpoint: str) -> None:
         """Forget the caller's subscription of `endpoint`."""
         if not await self._store.remove_endpoint(user_id, endpoint):
             raise NotFound("No such push subscription")
-        return {}
 
     async def dispatch(self, notification: Notification) -> None:
         """Queue the notification for every subscription of its user (bounded concurrency)."""

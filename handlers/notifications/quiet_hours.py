@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
-from typing import Any
 from zoneinfo import ZoneInfo
+
+from stores.notifications.preferences import QuietHours
 
 
 def _clock(text: str) -> time:
@@ -11,12 +12,12 @@ def _clock(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-def quiet_until(quiet: dict[str, Any] | None, now: datetime) -> datetime | None:
+def quiet_until(quiet: QuietHours | None, now: datetime) -> datetime | None:
     """When the quiet period containing `now` ends (UTC), or None when `now` is not in quiet hours."""
     if not quiet:
         return None
-    zone = ZoneInfo(quiet["timezone"])
-    start, end = _clock(quiet["start"]), _clock(quiet["end"])
+    zone = ZoneInfo(quiet.timezone)
+    start, end = _clock(quiet.start), _clock(quiet.end)
     if start == end:
         return None
     local = now.astimezone(zone)

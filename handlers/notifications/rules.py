@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
 
-from handlers.events import DomainEvent, EventBus
+from clock import iso
+from handlers.events import BookingChanged, ConversationRead, EventBus, MessageCreated, SessionReminderDue
 from handlers.notifications.handler import NotificationHandler
-from clock import iso, parse_iso
 
 BOOKING_TITLES = {
-    "booking.requested": "Session requested",
-    "booking.confirmed": "Session confirmed",
-    "booking.cancelled": "Session cancelled",
-    "booking.rescheduled": "Session rescheduled",
-    "booking.declined": "Session declined",
+    "requested": "Session requested",
+    "confirmed": "Session confirmed",
+    "cancelled": "Session cancelled",
+    "rescheduled": "Session rescheduled",
+    "declined": "Session declined",
 }
 MESSAGE_BODY = "Open careline to read it."
 
@@ -24,13 +23,9 @@ def message_collapse_key(conversation_id: str) -> str:
     return f"message:{conversation_id}"
 
 
-def _time(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else parse_iso(str(value))
-
-
-def session_time(start: Any) -> str:
+def session_time(start: datetime) -> str:
     """`Tue 24 Nov 2026, 10:00 UTC`: the only detail a booking notification carries."""
-    return _time(start).strftime("%a %d %b %Y, %H:%M UTC")
+    return start.strftime("%a %d %b %Y, %H:%M UTC")
 
 
 class NotificationRules:
@@ -41,29 +36,27 @@ class NotificationRules:
         self._reads: dict[tuple[str, str], int | None] = {}
         self._reading: asyncio.Future[None] | None = None
 
-    async def message_created(self, event: DomainEvent) -> None:
+    async def message_created(self, event: MessageCreated) -> None:
         """Every member without a live socket in the conversation hears of it (bursts collapse)."""
-        message, conversation_id = event.payload["message"], event.payload["conversation_id"]
-        name = (event.payload.get("sender") or {}).get("name") or "someone"
-        data = {"conversationId": conversation_id, "messageId": message["id"], "seq": message.get("seq")}
-        for member in event.payload.get("absent_member_ids") or ():
-            if member == message.get("senderId"):
+        message = event.message
+        name = event.sender.name or "someone"
+        data = {"conversationId": message.conversation_id, "messageId": message.id, "seq": message.seq}
+        for member in event.absent_member_ids:
+            if member == message.sender_id:
                 continue
             await self._notifications.notify(member, category="message", title=f"New message from {name}",
                                              body=MESSAGE_BODY, data=data,
-                                             collapse_key=message_collapse_key(conversation_id))
+                                             collapse_key=message_collapse_key(message.conversation_id))
 
-    async def conversation_read(self, event: DomainEvent) -> None:
+    async def conversation_read(self, event: ConversationRead) -> None:
         """Reading the conversation reads its pending message notification.
 
         Reads arriving together (every send reads the sender's own conversation) are looked up
         with one query, and only those with a pending notification are written.
         """
-        payload, seq = event.payload, event.payload.get("seq")
-        key = (payload["user_id"], message_collapse_key(payload["conversation_id"]))
-        up_to = seq if isinstance(seq, int) else None
+        key = (event.user_id, message_collapse_key(event.conversation_id))
         known = self._reads.get(key, 0)
-        self._reads[key] = None if up_to is None or known is None else max(known, up_to)
+        self._reads[key] = None if known is None else max(known, event.seq)
         if self._reading is None:
             self._reading = asyncio.ensure_future(self._read_together())
         await asyncio.shield(self._reading)
@@ -73,24 +66,32 @@ class NotificationRules:
         reads, self._reads, self._reading = self._reads, {}, None
         await self._notifications.read_collapsed_many(reads)
 
-    async def booking_changed(self, event: DomainEvent) -> None:
+    async def booking_changed(self, event: BookingChanged) -> None:
         """The other party hears of it; for a system action (no actor), the client."""
-        booking, actor = event.payload["booking"], event.payload.get("actor_id")
-        parties = {booking["clientId"], booking["therapistId"]}
-        recipients = [booking["clientId"]] if actor is None else sorted(parties - {actor})
-        start = iso(_time(booking["start"]))
+        booking, actor = event.booking, event.actor_id
+        parties = {booking.client_id, booking.therapist_id}
+        recipients = [booking.client_id] if actor is None else sorted(parties - {actor})
+        start = iso(booking.start)
         for user_id in recipients:
             await self._notifications.notify(
-                user_id, category="booking", title=BOOKING_TITLES[event.name], body=session_time(booking["start"]),
-                data={"bookingId": booking["id"], "start": start},
-                dedupe_key=f"{event.name}:{booking['id']}:{start}:{booking.get('status')}")
+                user_id, category="booking", title=BOOKING_TITLES[event.change], body=session_time(booking.start),
+                data={"bookingId": booking.id, "start": start},
+                dedupe_key=f"booking.{event.change}:{booking.id}:{start}:{booking.status}")
+
+    async def session_reminder(self, event: SessionReminderDue) -> None:
+        """Both parties hear that their session starts soon (once per reminder, however often delivered)."""
+        booking = event.booking
+        for user_id in (booking.client_id, booking.therapist_id):
+            await self._notifications.notify(user_id, category="booking", title="Session reminder",
+                                             body=f"Your session starts in {event.ahead}",
+                                             data={"bookingId": booking.id}, dedupe_key=f"reminder:{event.reminder_id}")
 
 
 def subscribe(bus: EventBus, notifications: NotificationHandler) -> NotificationRules:
     """Wire the rules to the bus."""
     rules = NotificationRules(notifications)
-    bus.subscribe("message.created", rules.message_created)
-    bus.subscribe("conversation.read", rules.conversation_read)
-    for name in BOOKING_TITLES:
-        bus.subscribe(name, rules.booking_changed)
+    bus.subscribe(MessageCreated, rules.message_created)
+    bus.subscribe(ConversationRead, rules.conversation_read)
+    bus.subscribe(BookingChanged, rules.booking_changed)
+    bus.subscribe(SessionReminderDue, rules.session_reminder)
     return rules

@@ -4,14 +4,16 @@ from __future__ import annotations
 import re
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import available_timezones
 
-from marshmallow import validates_schema
+from marshmallow import post_dump, validates_schema
+
+from clock import iso
 
 from handlers.booking.slots import DEFAULT_POLICY, UNIT_MINUTES, minutes_of
-from realtime.schemas import Id, Pagination, RequestId, RequestSchema, UtcDateTime, ValidationError, fields, \
-    validate
+from realtime.schemas.common import Id, OutputSchema, Pagination, RequestId, RequestSchema, UtcDateTime, \
+    ValidationError, fields, page_of, validate
 
 CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
 STATUSES = ("pending", "confirmed", "declined", "cancelled", "completed", "no_show")
@@ -201,3 +203,111 @@ class ListBookings(Pagination):
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
     from_ = UtcDateTime(load_default=None, data_key="from")
     to = UtcDateTime(load_default=None)
+
+
+# -- what the server sends ---------------------------------------------------------------------------
+
+class WeeklyRangeOut(OutputSchema):
+    """`{weekday, start, end}`."""
+
+    weekday = fields.Integer(required=True)
+    start = fields.String(required=True)
+    end = fields.String(required=True)
+
+
+class OverrideOut(OutputSchema):
+    """`{date, start?, end?, unavailable?}` (absent keys are not set)."""
+
+    date = fields.String(required=True)
+    start = fields.String()
+    end = fields.String()
+    unavailable = fields.Boolean()
+
+    @post_dump
+    def _drop_unset(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {key: value for key, value in data.items() if value is not None and value is not False}
+
+
+class RefundTierOut(OutputSchema):
+    """`{minHoursBefore, percent}`."""
+
+    min_hours_before = fields.Integer(required=True)
+    percent = fields.Integer(required=True)
+
+
+class PolicyOut(OutputSchema):
+    """`{refundTiers, confirmWithinHours}`: the cancellation policy, snapshotted into every booking."""
+
+    refund_tiers = fields.List(fields.Nested(RefundTierOut), required=True)
+    confirm_within_hours = fields.Integer(required=True)
+
+
+class AvailabilityOut(OutputSchema):
+    """`Availability`: a therapist's hours (local, in `timezone`), overrides, session shape and policy."""
+
+    therapist_id = fields.String(required=True)
+    timezone = fields.String(required=True)
+    weekly = fields.List(fields.Nested(WeeklyRangeOut), required=True)
+    overrides = fields.List(fields.Nested(OverrideOut), required=True)
+    session_minutes = fields.Integer(required=True)
+    buffer_minutes = fields.Integer(required=True)
+    min_notice_minutes = fields.Integer(required=True)
+    max_days_ahead = fields.Integer(required=True)
+    policy = fields.Nested(PolicyOut, required=True)
+    updated_at = UtcDateTime(required=True)
+
+
+class SlotListField(fields.Field):
+    """A list of `(start, end)` as `[{start, end}]` (long lists: written directly, not field by field)."""
+
+    json_schema: ClassVar[dict[str, Any]] = {
+        "type": "array", "items": {"type": "object", "required": ["start", "end"], "properties": {
+            "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}}}}
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> list[dict[str, str | None]]:
+        return [{"start": iso(start), "end": iso(end)} for start, end in value]
+
+
+class OpenSlotsOut(OutputSchema):
+    """The ack of `availability:get`: `{therapistId, slots: [{start, end}]}`."""
+
+    therapist_id = fields.String(required=True)
+    slots = SlotListField(required=True)
+
+
+class SlotsChangedOut(OutputSchema):
+    """`availability:updated` `{therapistId, from, to}`: open slots in [from, to) may have changed."""
+
+    therapist_id = fields.String(required=True)
+    start = UtcDateTime(required=True, data_key="from")
+    end = UtcDateTime(required=True, data_key="to")
+
+
+class RefundOut(OutputSchema):
+    """`{percent, amount}` (amount is set once billing has refunded)."""
+
+    percent = fields.Integer(required=True)
+    amount = fields.Integer(allow_none=True, required=True)
+
+
+class BookingOut(OutputSchema):
+    """`Booking` (CONTRACT §3) as its parties see it."""
+
+    id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    start = UtcDateTime(required=True)
+    end = UtcDateTime(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    policy = fields.Nested(PolicyOut, required=True)
+    cancelled_by = fields.String(allow_none=True, required=True)
+    reason = fields.String(allow_none=True, required=True)
+    refund = fields.Nested(RefundOut, allow_none=True, required=True)
+    payment_status = fields.String(required=True)
+    meeting_id = fields.String(allow_none=True, required=True)
+    note = fields.String(attribute="note_text", allow_none=True, required=True)
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
+
+
+BookingPageOut = page_of(BookingOut, "BookingPageOut")

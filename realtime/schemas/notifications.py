@@ -6,8 +6,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config import b64url_decode
-from handlers.notify import CATEGORIES
-from realtime.schemas import Id, Pagination, RequestSchema, ValidationError, fields, validate
+from handlers.notifications.categories import CATEGORIES
+from realtime.schemas.common import Id, OutputSchema, Pagination, RequestSchema, UtcDateTime, ValidationError, \
+    fields, page_of, validate
 
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 ROLES = ("client", "therapist", "admin")
@@ -125,3 +126,81 @@ class Stats(RequestSchema):
     """`notification:stats {days?}` (admin): the last 1..90 days, default 7."""
 
     days = fields.Integer(load_default=7, validate=validate.Range(1, 90))
+
+
+# -- what the server sends ---------------------------------------------------------------------------
+
+class NotificationOut(OutputSchema):
+    """`Notification` (CONTRACT §6)."""
+
+    id = fields.String(required=True)
+    seq = fields.Integer(required=True)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    title = fields.String(required=True)
+    body = fields.String(required=True)
+    data = fields.Dict(required=True)
+    critical = fields.Boolean(required=True)
+    read_at = UtcDateTime(allow_none=True, required=True)
+    created_at = UtcDateTime(required=True)
+
+
+NotificationPageOut = page_of(NotificationOut, "NotificationPageOut")
+
+
+class UnreadCountOut(OutputSchema):
+    """`{unreadCount}` (`notification:unread`, and the ack of reads and `notification:unread-count`)."""
+
+    unread_count = fields.Integer(required=True)
+
+
+class SwitchesOut(OutputSchema):
+    """`{inApp, push}`: `push` is true, false or "always"."""
+
+    in_app = fields.Boolean(required=True)
+    push = fields.Raw(required=True, metadata={"description": 'true, false or "always"'})
+
+
+class QuietHoursOut(OutputSchema):
+    """`{start, end, timezone}`."""
+
+    start = fields.String(required=True)
+    end = fields.String(required=True)
+    timezone = fields.String(required=True)
+
+
+class PreferencesOut(OutputSchema):
+    """`Preferences`: every category's switches, and quiet hours (null when none)."""
+
+    categories = fields.Dict(keys=fields.String(validate=validate.OneOf(CATEGORIES)),
+                             values=fields.Nested(SwitchesOut), required=True)
+    quiet_hours = fields.Nested(QuietHoursOut, allow_none=True, required=True)
+
+
+class SubscribedOut(OutputSchema):
+    """The ack of `push:subscribe`: `{subscriptionId}`."""
+
+    subscription_id = fields.String(required=True)
+
+
+class CountOut(OutputSchema):
+    """The ack of `notification:broadcast`: `{count}` users notified."""
+
+    count = fields.Integer(required=True)
+
+
+class CategoryStatsOut(OutputSchema):
+    """Delivery counts of one category."""
+
+    sent = fields.Integer(required=True)
+    delivered_in_app = fields.Integer(required=True)
+    pushed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    read = fields.Integer(required=True)
+
+
+class StatsOut(OutputSchema):
+    """The ack of `notification:stats`: `{since, until, categories: {category: counts}}`."""
+
+    since = UtcDateTime(required=True)
+    until = UtcDateTime(required=True)
+    categories = fields.Dict(keys=fields.String(), values=fields.Nested(CategoryStatsOut), required=True)

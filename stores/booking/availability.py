@@ -1,6 +1,8 @@
 """The `availability` collection: one document per therapist (weekly rules, overrides, policy)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -12,6 +14,36 @@ from stores.mongo import Database, Doc
 CAS_ATTEMPTS = 20  # each failed compare-and-set means another write to the document got through
 
 
+@dataclass(frozen=True)
+class Availability:
+    """A therapist's availability as stored: local hours, overrides, session shape and booking policy.
+
+    `weekly` items are `{weekday, start, end}`, `overrides` items `{date, start, end, unavailable}`
+    ("HH:MM" in `timezone`), `policy` is `{refund_tiers: [{min_hours_before, percent}], confirm_within_hours}`.
+    `calendar_version` counts changes of the therapist's bookings (what cached busy times are checked against).
+    """
+
+    therapist_id: str
+    timezone: str
+    weekly: list[dict[str, Any]]
+    overrides: list[dict[str, Any]]
+    session_minutes: int
+    buffer_minutes: int
+    min_notice_minutes: int
+    max_days_ahead: int
+    policy: dict[str, Any]
+    updated_at: datetime
+    calendar_version: int = 0
+
+
+def _availability(doc: Doc) -> Availability:
+    return Availability(
+        therapist_id=doc["_id"], timezone=doc["timezone"], weekly=doc["weekly"], overrides=doc.get("overrides", []),
+        session_minutes=doc["session_minutes"], buffer_minutes=doc["buffer_minutes"],
+        min_notice_minutes=doc["min_notice_minutes"], max_days_ahead=doc["max_days_ahead"], policy=doc["policy"],
+        updated_at=doc["updated_at"], calendar_version=int(doc.get("calendar_version") or 0))
+
+
 class AvailabilityStore:
     """Named queries on `availability` (keyed by therapist id)."""
 
@@ -21,19 +53,18 @@ class AvailabilityStore:
     async def ensure_indexes(self) -> None:
         """Nothing beyond `_id`: every query is by therapist id."""
 
-    async def get(self, therapist_id: str) -> dict[str, Any] | None:
-        """A therapist's availability (snake_case fields plus `updated_at`), or None."""
+    async def get(self, therapist_id: str) -> Availability | None:
+        """A therapist's availability, or None when they have set none."""
         doc = await self._availability.find_one({"_id": therapist_id})
-        return _plain(doc) if doc else None
+        return _availability(doc) if doc else None
 
-    async def replace(self, therapist_id: str, values: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    async def replace(self, therapist_id: str, values: dict[str, Any]) -> tuple[Availability | None, Availability]:
         """Store a therapist's availability (every field; the calendar version survives); returns (previous, current).
 
         The write is a compare-and-set on the `calendar_version` just read (by `_id`: findAndModify would scan
         the collection on SecantusDB, docs/storage.md), so `previous` is exactly the document replaced.
         """
         doc: Doc = {**values, "updated_at": utcnow()}
-        current = {**doc, "therapist_id": therapist_id}
         for _ in range(CAS_ATTEMPTS):
             before = await self._availability.find_one({"_id": therapist_id})
             if before is None:
@@ -41,19 +72,16 @@ class AvailabilityStore:
                     await self._availability.insert_one({"_id": therapist_id, **doc, "calendar_version": 1})
                 except DuplicateKeyError:
                     continue  # a concurrent first write won: replace that one
-                return None, current
+                return None, _availability({"_id": therapist_id, **doc, "calendar_version": 1})
             result = await self._availability.update_one(
                 {"_id": therapist_id, "calendar_version": before.get("calendar_version")},
                 {"$set": doc, "$inc": {"calendar_version": 1}})
             if result.matched_count == 1:
-                return _plain(before), current
+                version = int(before.get("calendar_version") or 0) + 1
+                return _availability(before), _availability({"_id": therapist_id, **doc, "calendar_version": version})
         raise Conflict("The availability keeps changing; try again")
 
     async def bump(self, therapist_id: str) -> None:
         """Count a change of the therapist's bookings (what cached busy times are checked against)."""
         await self._availability.update_one({"_id": therapist_id}, {"$inc": {"calendar_version": 1}})
 
-
-def _plain(doc: Doc) -> dict[str, Any]:
-    values = {key: value for key, value in doc.items() if key != "_id"}
-    return {**values, "therapist_id": doc["_id"]}

@@ -49,10 +49,37 @@ class BookingRecord:
         return user_id in (self.client_id, self.therapist_id)
 
 
+@dataclass(frozen=True)
+class BookingFilter:
+    """What `booking:list` narrows to: a status and a range of start times (each optional)."""
+
+    status: str | None = None
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+
+
+_PARTIES = {"client": "clientId", "therapist": "therapistId"}
 _FIELDS = {"client_id": "clientId", "therapist_id": "therapistId", "buffer_minutes": "bufferMinutes",
            "request_id": "requestId", "cancelled_by": "cancelledBy", "payment_status": "paymentStatus",
            "meeting_id": "meetingId", "expires_at": "expiresAt", "created_at": "createdAt",
            "updated_at": "updatedAt"}
+
+
+@dataclass(frozen=True)
+class NewBooking:
+    """A booking about to be stored (pending, its time already claimed)."""
+
+    id: str
+    client_id: str
+    therapist_id: str
+    start: datetime
+    end: datetime
+    policy: dict[str, Any]
+    buffer_minutes: int
+    request_id: str
+    note: dict[str, Any] | None
+    expires_at: datetime
+    created_at: datetime
 
 
 def to_doc(values: dict[str, Any]) -> Doc:
@@ -140,8 +167,9 @@ class BookingStore:
 
     # -- bookings ----------------------------------------------------------------------------------
 
-    async def insert(self, values: dict[str, Any]) -> tuple[BookingRecord, bool]:
-        """Insert a booking; a repeated (clientId, requestId) returns the first one and created=False."""
+    async def insert(self, booking: NewBooking) -> tuple[BookingRecord, bool]:
+        """Insert a pending booking; a repeated (clientId, requestId) returns the first one and created=False."""
+        values = {**vars(booking), "status": "pending", "payment_status": "none", "updated_at": booking.created_at}
         doc = {**to_doc(values), "rev": 0}
         stored, created = await insert_or_existing(
             self._bookings, doc, {"clientId": doc["clientId"], "requestId": doc["requestId"]})
@@ -165,7 +193,37 @@ class BookingStore:
         cursor = self._bookings.find(query, {"start": 1, "end": 1, "bufferMinutes": 1, "status": 1})
         return [(doc["start"], doc["end"], doc["bufferMinutes"]) async for doc in cursor if doc["status"] in ACTIVE]
 
-    async def update(self, booking_id: str, statuses: tuple[str, ...], changes: dict[str, Any],
+    async def confirm_if_pending(self, record: BookingRecord, now: datetime) -> BookingRecord | None:
+        """pending -> confirmed while the session has not started; None when that no longer holds."""
+        return await self._update(record.id, ("pending",), {"status": "confirmed", "updated_at": now},
+                                  {"start": {"$gt": now}}, unset=("expires_at",), current=record)
+
+    async def decline_if_pending(self, booking_id: str, reason: str | None, now: datetime, *,
+                                 expired_only: bool = False, current: BookingRecord | None = None,
+                                 ) -> BookingRecord | None:
+        """pending -> declined (with `expired_only`, only once its confirmation deadline has passed)."""
+        extra = {"expiresAt": {"$lte": now}} if expired_only else None
+        return await self._update(booking_id, ("pending",), {"status": "declined", "reason": reason,
+                                                             "updated_at": now}, extra, unset=("expires_at",),
+                                  current=current)
+
+    async def cancel_if_active(self, record: BookingRecord, by: str, reason: str | None, refund_percent: int,
+                               now: datetime) -> BookingRecord | None:
+        """pending/confirmed -> cancelled while the session has not ended, with the refund it earns."""
+        changes = {"status": "cancelled", "cancelled_by": by, "reason": reason, "updated_at": now,
+                   "refund": {"percent": refund_percent, "amount": None}}
+        return await self._update(record.id, ACTIVE, changes, {"end": {"$gt": now}}, unset=("expires_at",),
+                                  current=record)
+
+    async def move_if_unmoved(self, record: BookingRecord, start: datetime, end: datetime,
+                              expires_at: datetime | None, now: datetime) -> BookingRecord | None:
+        """Move an active booking to [start, end) unless another change moved it since `record` was read."""
+        changes: dict[str, Any] = {"start": start, "end": end, "updated_at": now}
+        if expires_at is not None:
+            changes["expires_at"] = expires_at
+        return await self._update(record.id, ACTIVE, changes, {"start": record.start}, current=record)
+
+    async def _update(self, booking_id: str, statuses: tuple[str, ...], changes: dict[str, Any],
                      extra: Doc | None = None, unset: tuple[str, ...] = (),
                      current: BookingRecord | None = None) -> BookingRecord | None:
         """Apply `changes` only while the booking is in one of `statuses` (and matches `extra`); the new record.
@@ -196,12 +254,12 @@ class BookingStore:
         query = {"_id": record.id, "rev": record.rev, "status": {"$in": list(statuses)}, **extra}
         return (await self._bookings.update_one(query, update)).matched_count == 1
 
-    async def expired_pending(self, now: datetime, limit: int = 100) -> list[str]:
+    async def due_expiries(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of pending bookings whose confirmation deadline has passed."""
         cursor = self._bookings.find({"status": "pending", "expiresAt": {"$lte": now}}, {"_id": 1}).limit(limit)
         return [doc["_id"] async for doc in cursor]
 
-    async def page(self, party: str | None, user_id: str | None, filters: dict[str, Any],
+    async def page(self, party: str | None, user_id: str | None, filters: BookingFilter,
                    after: tuple[datetime, str] | None, limit: int) -> list[BookingRecord]:
         """Bookings of one party (or all, for admins) by start then id, after a cursor position.
 
@@ -210,10 +268,10 @@ class BookingStore:
         """
         query: Doc = {}
         if party is not None:
-            query[_FIELDS[party]] = user_id
-        if filters.get("status"):
-            query["status"] = filters["status"]
-        low, high = filters.get("from"), filters.get("to")
+            query[_PARTIES[party]] = user_id
+        if filters.status:
+            query["status"] = filters.status
+        low, high = filters.start_from, filters.start_to
         found: list[BookingRecord] = []
         if after is not None and (low is None or low <= after[0]) and (high is None or after[0] < high):
             found = await self._sorted({**query, "start": after[0], "_id": {"$gt": after[1]}}, limit)

@@ -10,7 +10,6 @@ from typing import Any, Callable
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from clock import iso
 from stores.chat.activity import Activity, decode_sent
 from clock import utcnow
 from stores.mongo import Database, Doc, insert_or_existing, new_id
@@ -53,11 +52,6 @@ class Conversation:
         """How far the user has read: their read marker, or their own last message if later."""
         return max(markers.read_seq, self.sent_seqs.get(user_id, 0))
 
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's Conversation object (without the per-caller fields)."""
-        return {"id": self.id, "kind": self.kind, "memberIds": list(self.member_ids), "title": self.title,
-                "createdBy": self.created_by, "createdAt": iso(self.created_at),
-                "lastActivityAt": iso(self.last_activity_at), "lastSeq": self.last_seq}
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from clock import iso
 from stores.chat.blind_index import BlindIndex
+from stores.chat.uploads import Attachment, attachment_doc, attachment_of
 from stores.crypto import Cipher, DecryptionError
 from stores.group_commit import GroupInsert
 from clock import utcnow
@@ -36,19 +36,13 @@ class Message:
     seq: int
     sender_id: str
     text: str
-    attachments: list[dict[str, Any]]
+    attachments: tuple[Attachment, ...]
     reply_to_id: str | None
     reactions: dict[str, list[str]]
     created_at: datetime
     edited_at: datetime | None
     deleted: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's Message object."""
-        return {"id": self.id, "conversationId": self.conversation_id, "seq": self.seq, "senderId": self.sender_id,
-                "text": self.text, "attachments": self.attachments, "replyToId": self.reply_to_id,
-                "reactions": self.reactions, "createdAt": iso(self.created_at), "editedAt": iso(self.edited_at),
-                "deleted": self.deleted}
 
 
 def reactions_of(keys: list[str]) -> dict[str, list[str]]:
@@ -102,7 +96,7 @@ class MessageStore:
         """The Message of a stored document (`text`: its plaintext when the caller has it, else decrypted)."""
         text = self._open(doc) if text is None else text
         return Message(id=doc["_id"], conversation_id=doc["conversationId"], seq=doc["seq"], sender_id=doc["senderId"],
-                       text=text, attachments=doc.get("attachments", []), reply_to_id=doc.get("replyToId"),
+                       text=text, attachments=tuple(attachment_of(a) for a in doc.get("attachments", [])), reply_to_id=doc.get("replyToId"),
                        reactions=reactions_of(doc.get("reactionKeys", [])), created_at=doc["createdAt"],
                        edited_at=doc.get("editedAt"), deleted=doc.get("deleted", False))
 
@@ -120,7 +114,7 @@ class MessageStore:
         return await self.get(message_id(sender_id, request_id))
 
     async def insert(self, conversation_id: str, seq: int, sender_id: str, request_id: str, text: str,
-                     attachments: list[dict[str, Any]], reply_to_id: str | None) -> tuple[Message, bool]:
+                     attachments: list[Attachment], reply_to_id: str | None) -> tuple[Message, bool]:
         """Store a new message (group-committed with concurrent sends).
 
         A duplicate requestId returns the first message and False; a seq already taken raises
@@ -128,7 +122,7 @@ class MessageStore:
         """
         new_id = message_id(sender_id, request_id)
         doc: Doc = {"_id": new_id, "conversationId": conversation_id, "seq": seq, "senderId": sender_id,
-                    "requestId": request_id, "attachments": attachments, "replyToId": reply_to_id,
+                    "requestId": request_id, "attachments": [attachment_doc(a) for a in attachments], "replyToId": reply_to_id,
                     "reactionKeys": [], "createdAt": utcnow(), "editedAt": None, "deleted": False,
                     **self._text_fields(new_id, text)}
         try:

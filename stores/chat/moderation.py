@@ -10,7 +10,6 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
-from clock import iso
 from clock import utcnow
 from stores.mongo import Database, Doc, insert_or_existing, new_id
 
@@ -30,11 +29,6 @@ class Report:
     status: str
     created_at: datetime
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report as an admin sees it."""
-        return {"id": self.id, "messageId": self.message_id, "conversationId": self.conversation_id,
-                "reporterId": self.reporter_id, "reason": self.reason, "status": self.status,
-                "createdAt": iso(self.created_at)}
 
 
 def _report(doc: Doc) -> Report:

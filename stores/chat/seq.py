@@ -14,6 +14,10 @@ import asyncio
 from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Protocol
 
+from stores.chat.conversations import ConversationStore
+from stores.chat.messages import MessageStore
+from stores.redis import Redis
+
 Seed = Callable[[str], Awaitable[int]]  # the highest stored seq of a conversation
 
 LOCAL_COUNTERS = 100_000  # conversations whose counter one process keeps (re-seeded after eviction)
@@ -97,3 +101,14 @@ class RedisSeqAllocator:
         stored = await self._seed(conversation_id)
         return int(await self._raise(keys=[self._key(conversation_id)],
                                      args=[self._ttl_ms, stored, "1" if then_next else "0"]))
+
+
+def seq_allocator(redis: Redis | None, prefix: str, conversations: ConversationStore,
+                  messages: MessageStore) -> SeqAllocator:
+    """Counters in Redis when processes share it, else in this process; seeded from the stored maximum."""
+    async def stored_max(conversation_id: str) -> int:
+        return await messages.max_seq(conversation_id, await conversations.stored_last_seq(conversation_id))
+
+    if redis is not None:
+        return RedisSeqAllocator(redis, prefix, stored_max)
+    return LocalSeqAllocator(stored_max)

@@ -24,6 +24,26 @@ _HEADER = struct.Struct(">I12s")
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file as a message carries it (downloaded from `/api/uploads/{id}`)."""
+
+    id: str
+    name: str
+    mime: str
+    size: int
+
+
+def attachment_of(doc: Doc) -> Attachment:
+    """The Attachment of a stored attachment subdocument."""
+    return Attachment(id=doc["id"], name=doc["name"], mime=doc["mime"], size=int(doc["size"]))
+
+
+def attachment_doc(attachment: Attachment) -> Doc:
+    """How a message stores one attachment."""
+    return {"id": attachment.id, "name": attachment.name, "mime": attachment.mime, "size": attachment.size}
+
+
+@dataclass(frozen=True)
 class Upload:
     """One uploaded file's metadata."""
 
@@ -35,10 +55,9 @@ class Upload:
     conversation_ids: tuple[str, ...]
     created_at: datetime
 
-    def attachment(self) -> dict[str, Any]:
-        """The attachment object of the contract: `{id, name, mime, size, url}`."""
-        return {"id": self.id, "name": self.name, "mime": self.mime, "size": self.size,
-                "url": f"/api/uploads/{self.id}"}
+    def attachment(self) -> Attachment:
+        """The upload as a message attachment."""
+        return Attachment(id=self.id, name=self.name, mime=self.mime, size=self.size)
 
 
 def _upload(doc: Doc) -> Upload:
@@ -110,7 +129,7 @@ class UploadStore:
         doc = await self.uploads.find_one({"_id": upload_id})
         return _upload(doc) if doc else None
 
-    async def owned(self, ids: list[str], owner_id: str) -> list[dict[str, Any]]:
+    async def owned(self, ids: list[str], owner_id: str) -> list[Attachment]:
         """Attachment objects for those of `ids` that `owner_id` uploaded, in the order asked."""
         found = {doc["_id"]: _upload(doc) async for doc in self.uploads.find({"_id": {"$in": ids},
                                                                               "ownerId": owner_id})}

@@ -1,10 +1,49 @@
 """The `notification_prefs` collection: per-user category switches and quiet hours."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
 from clock import utcnow
 from stores.mongo import Database, Doc
+
+PushSwitch = bool | str  # true, false or "always"
+
+
+@dataclass(frozen=True)
+class CategoryChoice:
+    """What a user chose for one category (None: the default)."""
+
+    in_app: bool | None = None
+    push: PushSwitch | None = None
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """`start`-`end` ("HH:MM", may span midnight) in the IANA `timezone`."""
+
+    start: str
+    end: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class ChosenPreferences:
+    """Everything a user chose (categories not mentioned keep their defaults)."""
+
+    categories: dict[str, CategoryChoice] = field(default_factory=dict)
+    quiet_hours: QuietHours | None = None
+
+
+_STORED_SWITCH = {"in_app": "inApp", "push": "push"}
+
+
+def _chosen(doc: Doc | None) -> ChosenPreferences:
+    if not doc:
+        return ChosenPreferences()
+    categories = {name: CategoryChoice(in_app=values.get("inApp"), push=values.get("push"))
+                  for name, values in (doc.get("categories") or {}).items()}
+    quiet = doc.get("quietHours")
+    return ChosenPreferences(categories, QuietHours(quiet["start"], quiet["end"], quiet["timezone"]) if quiet else None)
 
 
 class PreferenceStore:
@@ -16,19 +55,20 @@ class PreferenceStore:
     async def ensure_indexes(self) -> None:
         """Keyed by _id: nothing else to index."""
 
-    async def get(self, user_id: str) -> Doc:
-        """What the user chose: `{categories: {name: {inApp?, push?}}, quietHours}` (empty when nothing)."""
-        doc = await self._prefs.find_one({"_id": user_id})
-        return {"categories": doc.get("categories") or {}, "quietHours": doc.get("quietHours")} if doc else {}
+    async def get(self, user_id: str) -> ChosenPreferences:
+        """What the user chose (nothing, for a user who never set preferences)."""
+        return _chosen(await self._prefs.find_one({"_id": user_id}))
 
-    async def update(self, user_id: str, categories: dict[str, dict[str, Any]],
-                     quiet_hours: dict[str, str] | None, set_quiet_hours: bool) -> Doc:
+    async def update(self, user_id: str, categories: dict[str, CategoryChoice], quiet_hours: QuietHours | None,
+                     set_quiet_hours: bool) -> ChosenPreferences:
         """Change only what was given (per category and per switch); quiet hours replaced or removed."""
         changes: Doc = {"updatedAt": utcnow()}
-        for name, values in categories.items():
-            for key, value in values.items():
-                changes[f"categories.{name}.{key}"] = value
+        for name, choice in categories.items():
+            for attribute, stored in _STORED_SWITCH.items():
+                value = getattr(choice, attribute)
+                if value is not None:
+                    changes[f"categories.{name}.{stored}"] = value
         if set_quiet_hours:
-            changes["quietHours"] = quiet_hours
+            changes["quietHours"] = vars(quiet_hours) if quiet_hours else None
         await self._prefs.update_one({"_id": user_id}, {"$set": changes}, upsert=True)
         return await self.get(user_id)

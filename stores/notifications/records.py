@@ -27,11 +27,39 @@ class Notification:
     push_state: str = PUSH_NONE
     silent: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """The wire form (times stay datetimes; the handler formats them)."""
-        return {"id": self.id, "seq": self.seq, "category": self.category, "title": self.title,
-                "body": self.body, "data": self.data, "critical": self.critical, "readAt": self.read_at,
-                "createdAt": self.created_at}
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A notification about to be stored, with how it is delivered.
+
+    `live`: it reached a socket in-app when created; `read_at`: set when it is shown nowhere in-app
+    (stored read and silent); `push_state`: none, held (quiet hours) or sending.
+    """
+
+    category: str
+    title: str
+    body: str
+    data: dict[str, Any]
+    critical: bool = False
+    live: bool = False
+    push_state: str = PUSH_NONE
+    read_at: datetime | None = None
+    dedupe_key: str | None = None
+    collapse_key: str | None = None
+
+
+def content_doc(new: NewNotification) -> Doc:
+    """The stored fields of a new notification (the keys only when given)."""
+    doc: Doc = {"category": new.category, "title": new.title, "body": new.body, "data": new.data,
+                "critical": new.critical, "live": new.live, "pushState": new.push_state}
+    if new.read_at is not None:
+        doc.update(readAt=new.read_at, silent=True)
+    if new.dedupe_key is not None:
+        doc["dedupeKey"] = new.dedupe_key
+    if new.collapse_key is not None:
+        doc["collapseKey"] = new.collapse_key
+    return doc
 
 
 def notification(doc: Doc) -> Notification:

@@ -9,10 +9,12 @@ from pymongo.errors import DuplicateKeyError
 from clock import utcnow
 from stores.mongo import Database, Doc, new_id
 from stores.notifications.broadcasts import BroadcastStore
-from stores.notifications.records import PUSH_DONE, PUSH_HELD, PUSH_NONE, PUSH_SENDING, Notification, notification
+from stores.notifications.records import PUSH_DONE, PUSH_HELD, PUSH_NONE, PUSH_SENDING, NewNotification, \
+    Notification, content_doc, notification
 from stores.notifications.seq import DEFAULT_HOLD, SeqCounter, SeqLease, Settled
 
-__all__ = ["PUSH_DONE", "PUSH_HELD", "PUSH_NONE", "PUSH_SENDING", "Notification", "NotificationStore", "Settled"]
+__all__ = ["PUSH_DONE", "PUSH_HELD", "PUSH_NONE", "PUSH_SENDING", "NewNotification", "Notification",
+           "NotificationStore", "Settled"]
 BROADCAST_HOLD_PER_USER = timedelta(milliseconds=1)  # how long a broadcast's seq may stay pending
 
 
@@ -59,12 +61,12 @@ class NotificationStore:
         """A seq for one notification, pending (see `settled`) until the block that writes it ends."""
         return self._seqs.lease()
 
-    async def create(self, user_id: str, seq: int, fields: Doc) -> Notification | None:
+    async def create(self, user_id: str, seq: int, new: NewNotification) -> Notification | None:
         """Insert one notification (seq from `seq_lease`); None when its dedupeKey or collapseKey already
         exists for the user."""
         ref = new_id()
         doc = {"_id": ref, "ref": ref, "userId": user_id, "seq": seq, "readAt": None, "unreadBy": user_id,
-               "createdAt": utcnow(), **fields}
+               "createdAt": utcnow(), **content_doc(new)}
         if doc["readAt"] is not None:
             del doc["unreadBy"]
         try:
@@ -88,10 +90,11 @@ class NotificationStore:
         except DuplicateKeyError:  # a concurrent first count created it: now it is an update
             await self._unread.update_one({"_id": user_id}, {"$inc": {"own": delta}})
 
-    async def create_broadcast(self, user_ids: list[str], fields: Doc, live: int) -> Notification:
+    async def create_broadcast(self, user_ids: list[str], new: NewNotification, live: int) -> Notification:
         """Persist one broadcast for many users (one `id`, one `seq`); `live` of them have a socket now."""
         hold = max(DEFAULT_HOLD, BROADCAST_HOLD_PER_USER * len(user_ids))
         async with self._seqs.lease(hold) as lease:
+            fields = {key: value for key, value in content_doc(new).items() if key not in ("live", "pushState")}
             return await self._broadcasts.create(await lease.seq(), user_ids, fields, live)
 
     async def settled(self, after_seq: int) -> Settled:

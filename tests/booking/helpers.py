@@ -5,8 +5,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from clock import iso
+from handlers.events import BookingChanged
 from tests.clients import SioClient
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, test_now
 
 NS = "/booking"
 ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
@@ -21,7 +22,7 @@ def fix_clock(*servers: RunningServer, now: datetime) -> list[datetime]:
     """Make every server's booking rules use a movable 'now'; returns the one-element holder to move it."""
     holder = [now]
     for server in servers:
-        server.services.booking.clock = lambda: holder[0]
+        server.clock.source = lambda: holder[0]
     return holder
 
 
@@ -52,25 +53,24 @@ async def book(client: SioClient, therapist_id: str, start: datetime, request_id
 
 
 def later(hours: float) -> datetime:
-    """A time `hours` from now, on the hour (real clock)."""
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    """A time `hours` from now, on the hour (the tests' clock: real, or pinned to a time of day)."""
+    now = test_now().replace(minute=0, second=0, microsecond=0)
     return now + timedelta(hours=hours)
 
 
-def collect_events(server: RunningServer) -> list[tuple[str, dict[str, Any]]]:
-    """Record every booking.* domain event of a server as (name, payload)."""
-    seen: list[tuple[str, dict[str, Any]]] = []
+def collect_events(server: RunningServer) -> list[BookingChanged]:
+    """Record every BookingChanged domain event of a server."""
+    seen: list[BookingChanged] = []
 
-    async def record(event: Any) -> None:
-        seen.append((event.name, event.payload))
+    async def record(event: BookingChanged) -> None:
+        seen.append(event)
 
-    for name in ("requested", "confirmed", "cancelled", "rescheduled", "declined"):
-        server.services.bus.subscribe(f"booking.{name}", record)
+    server.shared.bus.subscribe(BookingChanged, record)
     return seen
 
 
 async def pending_booking(server: RunningServer, now: datetime,
-                          start: datetime) -> tuple[list[tuple[str, dict[str, Any]]], SioClient, SioClient, dict]:
+                          start: datetime) -> tuple[list[BookingChanged], SioClient, SioClient, dict]:
     """The usual arrangement: clock at `now`, events recorded, therapist t1 open, client c1's pending
     booking at `start`. Returns (events, therapist, client, booking)."""
     fix_clock(server, now=now)

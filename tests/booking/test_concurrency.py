@@ -37,7 +37,7 @@ def before_first_write(store: BookingStore, step: Callable[[], Awaitable[Any]]) 
 async def test_confirm_retries_after_a_reschedule_that_wrote_first(server: RunningServer) -> None:
     events, t, client, booking = await pending_booking(server, NOW, START)
     moved_to = START + timedelta(hours=3)
-    moved = before_first_write(server.services.booking.store, lambda: client.ok(
+    moved = before_first_write(server.booking.bookings.store, lambda: client.ok(
         "booking:reschedule", {"bookingId": booking["id"], "start": iso(moved_to)}))
     confirmed = await t.ok("booking:confirm", {"bookingId": booking["id"]})
     assert moved[0]["status"] == "pending" and moved[0]["start"] == iso(moved_to)
@@ -46,22 +46,22 @@ async def test_confirm_retries_after_a_reschedule_that_wrote_first(server: Runni
     assert stored["status"] == "confirmed" and stored["start"] == moved_to and stored["rev"] == 2
     reminders = await server.app[MONGO_DB]["booking_reminders"].find({}).sort("dueAt", 1).to_list()
     assert [r["dueAt"] for r in reminders] == [moved_to - timedelta(hours=24), moved_to - timedelta(hours=1)]
-    await server.services.bus.drain()
-    assert [name for name, _ in events] == ["booking.requested", "booking.rescheduled", "booking.confirmed"]
+    await server.shared.bus.drain()
+    assert [event.change for event in events] == ["requested", "rescheduled", "confirmed"]
 
 
 async def test_a_cancel_that_lost_to_a_decline_fails_and_says_why(server: RunningServer) -> None:
     events, t, client, booking = await pending_booking(server, NOW, START)
     ref = {"bookingId": booking["id"]}
-    declined = before_first_write(server.services.booking.store, lambda: t.ok("booking:decline", ref))
+    declined = before_first_write(server.booking.bookings.store, lambda: t.ok("booking:decline", ref))
     error = await client.error("booking:cancel", ref, "precondition_failed")
     assert declined[0]["status"] == "declined"
     assert error["message"] == "A declined booking cannot be cancelled"
     stored = await server.app[MONGO_DB]["bookings"].find_one({"_id": booking["id"]})
     assert stored["status"] == "declined" and stored.get("cancelledBy") is None and stored["rev"] == 1
     assert await server.app[MONGO_DB]["booking_claims"].count_documents({}) == 0
-    await server.services.bus.drain()
-    assert [name for name, _ in events] == ["booking.requested", "booking.declined"]
+    await server.shared.bus.drain()
+    assert [event.change for event in events] == ["requested", "declined"]
 
 
 async def test_confirm_and_ten_cancels_at_once_on_two_processes(start_server: StartServer) -> None:
@@ -84,8 +84,8 @@ async def test_confirm_and_ten_cancels_at_once_on_two_processes(start_server: St
     assert stored["status"] == "cancelled" and stored["rev"] == 1 + confirm["ok"]
     assert await db["booking_claims"].count_documents({}) == 0
     for server in servers:
-        await server.services.bus.drain()
-    names = [name for log in events for name, _ in log]
+        await server.shared.bus.drain()
+    names = [f"booking.{event.change}" for log in events for event in log]
     assert names.count("booking.cancelled") == 1 and names.count("booking.confirmed") == int(confirm["ok"])
 
 
@@ -131,7 +131,7 @@ async def test_list_pages_through_bookings_that_start_together(server: RunningSe
 
 async def test_twenty_claims_at_once_take_each_due_reminder_once(start_server: StartServer) -> None:
     server = await start_server(run_worker_in_web=False)   # no background loop takes reminders meanwhile
-    store = server.services.booking.reminders.store
+    store = server.booking.reminders.store
     for n in range(10):
         await store.schedule(f"b{n}", START, {"1h": NOW - timedelta(minutes=n)})
     await store.schedule("later", START, {"1h": NOW + timedelta(minutes=1)})
@@ -150,7 +150,7 @@ async def test_reminders_follow_a_reschedule_that_finished_before_the_confirm(se
     client = await server.client("c1", "client", NS)
     booking = await book(client, "t1", START)
     moved_to = START + timedelta(hours=3)
-    store = server.services.booking.reminders.store
+    store = server.booking.reminders.store
     original, moved = store.schedule, []
 
     async def schedule(*args: Any) -> None:   # the confirm wrote; the reschedule runs before its reminders

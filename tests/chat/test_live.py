@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.events import DomainEvent
+from handlers.events import ConversationRead, MessageCreated
 from tests.chat.helpers import direct, send
 from tests.conftest import RunningServer, StartServer
 
@@ -11,12 +11,12 @@ from tests.conftest import RunningServer, StartServer
 async def test_receipts_move_forward_only_and_broadcast(server: RunningServer) -> None:
     alice, bob, conversation = await direct(server)
     cid = conversation["id"]
-    read_events: list[DomainEvent] = []
+    read_events: list[ConversationRead] = []
 
-    async def record(event: DomainEvent) -> None:
+    async def record(event: ConversationRead) -> None:
         read_events.append(event)
 
-    server.services.bus.subscribe("conversation.read", record)
+    server.shared.bus.subscribe(ConversationRead, record)
     for text in ("one", "two", "three"):
         await send(alice, cid, text)
     assert await bob.ok("message:delivered", {"conversationId": cid, "seq": 3}) == {}
@@ -31,10 +31,10 @@ async def test_receipts_move_forward_only_and_broadcast(server: RunningServer) -
     await bob.ok("message:read", {"conversationId": cid, "seq": 999})  # clamped to lastSeq
     assert (await alice.expect("receipt:updated"))["readSeq"] == 3
     assert (await bob.ok("conversation:list", {}))["items"][0]["unreadCount"] == 0
-    await server.services.chat.deps.activity.flush()  # the sender's reads are announced once written
-    await server.services.bus.drain()
+    await server.chat.deps.activity.flush()  # the sender's reads are announced once written
+    await server.shared.bus.drain()
     # Sending reads up to one's own message; a burst of sends is announced once, when written.
-    assert sorted((e.payload["user_id"], e.payload["seq"]) for e in read_events) == [
+    assert sorted((e.user_id, e.seq) for e in read_events) == [
         ("alice", 3), ("bob", 2), ("bob", 3)]
     await bob.error("message:read", {"conversationId": cid, "seq": -1}, code="invalid_payload")
 
@@ -43,7 +43,7 @@ async def test_typing_reaches_others_only_throttled_and_stops_itself(server: Run
     alice, bob, conversation = await direct(server)
     alice_tab = await server.client("alice", "client")
     await alice_tab.ok("conversation:join", {"conversationId": conversation["id"]})
-    server.services.chat.typing.timeout = 0.6
+    server.chat.typing.timeout = 0.6
     cid = conversation["id"]
     for _ in range(3):
         assert await alice.ok("typing:start", {"conversationId": cid}) == {}
@@ -57,7 +57,7 @@ async def test_typing_reaches_others_only_throttled_and_stops_itself(server: Run
     assert (await bob.expect("typing", timeout=2))["isTyping"] is False  # automatic stop
     for client in (alice, alice_tab):
         await client.absent("typing", within=0.05)
-    assert server.services.chat.typing._states == {}
+    assert server.chat.typing._states == {}
 
 
 async def test_typing_stops_when_the_typist_disconnects(server: RunningServer) -> None:
@@ -83,7 +83,7 @@ async def test_presence_across_two_processes(start_server: StartServer) -> None:
     assert changed["userId"] == "alice" and changed["status"] == "offline" and changed["lastSeenAt"].endswith("Z")
     assert (await bob.ok("conversation:join", {"conversationId": conversation["id"]}))["presence"]["alice"] == \
         "offline"
-    record = await two.services.users.get("alice")
+    record = await two.shared.users.get("alice")
     assert record is not None and record.last_seen_at is not None
     await one.client("alice", "client")
     assert (await bob.expect("presence:changed"))["status"] == "online"
@@ -92,24 +92,24 @@ async def test_presence_across_two_processes(start_server: StartServer) -> None:
 
 
 async def test_message_created_event_names_absent_members(server: RunningServer) -> None:
-    events: list[dict[str, Any]] = []
+    events: list[MessageCreated] = []
 
-    async def record(event: DomainEvent) -> None:
-        events.append(event.payload)
+    async def record(event: MessageCreated) -> None:
+        events.append(event)
 
-    server.services.bus.subscribe("message.created", record)
+    server.shared.bus.subscribe(MessageCreated, record)
     staff = await server.client("t1", "therapist")
     viewer, _away = await server.client("c1"), await server.client("c2")
     conversation = await staff.ok("conversation:open", {"memberIds": ["c1", "c2"]})
     await viewer.ok("conversation:join", {"conversationId": conversation["id"]})
     message = await send(staff, conversation["id"], "hello group")
-    await server.services.bus.drain()
-    (payload,) = events
-    assert payload["message"] == message
-    assert payload["conversation_id"] == conversation["id"]
-    assert payload["sender"] == {"id": "t1", "role": "therapist", "name": "T1"}
-    assert payload["absent_member_ids"] == ["c2"]
+    await server.shared.bus.drain()
+    (event,) = events
+    assert event.message.id == message["id"] and event.message.text == "hello group"
+    assert event.message.conversation_id == conversation["id"]
+    assert (event.sender.id, event.sender.role, event.sender.name) == ("t1", "therapist", "T1")
+    assert event.absent_member_ids == ("c2",)
     await viewer.ok("conversation:leave", {"conversationId": conversation["id"]})
     await send(staff, conversation["id"], "again")
-    await server.services.bus.drain()
-    assert sorted(events[1]["absent_member_ids"]) == ["c1", "c2"]
+    await server.shared.bus.drain()
+    assert sorted(events[1].absent_member_ids) == ["c1", "c2"]

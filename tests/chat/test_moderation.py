@@ -123,5 +123,5 @@ async def test_strangers_are_refused_on_every_request(server: RunningServer) -> 
     history = await alice.ok("message:history", {"conversationId": cid})
     assert [(m["text"], m["reactions"]) for m in history["items"]] == [("private", {})]
     await stranger.absent("message:created", within=0.05)
-    assert await server.services.chat.member_of_any("mallory", [cid]) is False
-    assert await server.services.chat.member_of_any("alice", ["nope", cid]) is True
+    assert await server.chat.member_of_any("mallory", [cid]) is False
+    assert await server.chat.member_of_any("alice", ["nope", cid]) is True

@@ -17,7 +17,7 @@ def _messages(server: RunningServer) -> Any:
 
 async def test_concurrent_sends_are_written_in_fewer_database_commands(server: RunningServer) -> None:
     alice, bob, conversation = await direct(server)
-    inserts = server.services.chat.deps.messages._inserts  # type: ignore[attr-defined]
+    inserts = server.chat.deps.messages._inserts  # type: ignore[attr-defined]
     batches: list[int] = []
     write = inserts._write
 
@@ -38,7 +38,7 @@ async def test_concurrent_sends_are_written_in_fewer_database_commands(server: R
 async def test_batches_start_an_interval_apart_and_a_send_after_a_quiet_spell_is_written_at_once(
         server: RunningServer) -> None:
     alice, bob, conversation = await direct(server)
-    inserts = server.services.chat.deps.messages._inserts  # type: ignore[attr-defined]
+    inserts = server.chat.deps.messages._inserts  # type: ignore[attr-defined]
     loop = asyncio.get_running_loop()
     inserts._min_interval = interval = 0.05
     starts: list[tuple[float, int]] = []
@@ -83,7 +83,7 @@ async def test_a_counter_behind_the_store_skips_to_a_free_seq(server: RunningSer
 
 async def test_a_backlogged_database_refuses_new_sends_and_stores_nothing(server: RunningServer) -> None:
     alice, bob, conversation = await direct(server)
-    inserts = server.services.chat.deps.messages._inserts  # type: ignore[attr-defined]
+    inserts = server.chat.deps.messages._inserts  # type: ignore[attr-defined]
     inserts._max_queued = 0
     payload = {"conversationId": conversation["id"], "text": "later", "requestId": "r-busy"}
     error = await alice.error("message:send", payload, code="unavailable")
@@ -100,7 +100,7 @@ async def test_a_repeat_this_process_forgot_returns_the_first_message(server: Ru
     payload = {"conversationId": conversation["id"], "text": "once", "requestId": "r-forgot"}
     first = await alice.ok("message:send", payload)
     assert first["id"] == message_id("alice", "r-forgot")
-    server.services.chat.deps.messages._recent.clear()  # type: ignore[attr-defined]
+    server.chat.deps.messages._recent.clear()  # type: ignore[attr-defined]
     assert await alice.ok("message:send", {**payload, "text": "again"}) == first
     assert await _messages(server).count_documents({"conversationId": conversation["id"]}) == 1
 
@@ -109,7 +109,7 @@ async def test_activity_is_written_behind_and_this_process_never_sees_it_lag(ser
     alice, bob, conversation = await direct(server)
     cid = conversation["id"]
     stored_activity = server.app[MONGO_DB]["chat_activity"]  # type: ignore[index]
-    activity = server.services.chat.deps.activity
+    activity = server.chat.deps.activity
     activity.interval = 30.0  # nothing is flushed by the timer during this test
     for text in ("one", "two"):
         await send(alice, cid, text)
@@ -132,13 +132,13 @@ async def test_sending_reads_the_senders_pending_message_notification(server: Ru
     cid = conversation["id"]
     await alice.ok("conversation:join", {"conversationId": cid})
     await send(alice, cid, "are you there?")  # Bob is not viewing the conversation: he is notified
-    await server.services.bus.drain()
+    await server.shared.bus.drain()
     notifications = server.app[MONGO_DB]["notifications"]  # type: ignore[index]
     pending = {"userId": "bob", "data.conversationId": cid}
     assert (await notifications.find_one(pending))["readAt"] is None
     await bob.ok("message:send", {"conversationId": cid, "text": "yes", "requestId": rid()})  # replying reads it
-    await server.services.chat.deps.activity.flush()
-    await server.services.bus.drain()
+    await server.chat.deps.activity.flush()
+    await server.shared.bus.drain()
     assert (await notifications.find_one(pending))["readAt"] is not None
 
 
@@ -160,7 +160,7 @@ async def test_conversations_stored_in_the_legacy_layout_are_migrated(server: Ru
                                     "lastSeq": 7, "pairKey": pair_key("alice", "bob"),
                                     "requestKey": "pair:" + pair_key("alice", "bob")})
     await migrate_chat(db)
-    await server.services.chat.deps.conversations.ensure_indexes()
+    await server.chat.deps.conversations.ensure_indexes()
     assert "pairKey_1" not in await conversations.index_information()
     assert "senderId_1_requestId_1" not in await db["chat_messages"].index_information()
     alice, _bob, conversation = await direct(server)  # opening the pair finds the legacy conversation

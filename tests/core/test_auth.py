@@ -8,7 +8,9 @@ import jwt
 import pytest
 import socketio
 
-from realtime.server import NAMESPACES
+from server import FEATURES
+
+NAMESPACES = [feature.path for feature in FEATURES]
 from tests.conftest import JWT_SECRET, RunningServer
 from tests.clients import JsDriver, SioClient
 
@@ -119,6 +121,6 @@ async def test_refresh_with_another_users_token_is_refused(server: RunningServer
 
 async def test_connect_records_the_user(server: RunningServer) -> None:
     await server.client("t1", "therapist", name="Dr Who")
-    record = await server.services.users.get("t1")
+    record = await server.shared.users.get("t1")
     assert record is not None and record.role == "therapist" and record.name == "Dr Who"
     assert record.last_seen_at is not None

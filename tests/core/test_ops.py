@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from rest.app_keys import EMBEDDED_MONGO
+from rest.app_keys import CONNECTIONS
 from tests.conftest import RunningServer, StartServer
 
 
@@ -21,14 +21,14 @@ async def test_health(server: RunningServer) -> None:
 async def test_ready_follows_the_embedded_database(start_server: StartServer, test_env: dict[str, str]) -> None:
     env = {k: v for k, v in test_env.items() if k != "MONGODB_URI"}
     server = await start_server(env=env)
-    embedded = server.app[EMBEDDED_MONGO]
-    assert embedded is not None and embedded.running  # type: ignore[attr-defined]
+    embedded = server.app[CONNECTIONS].embedded
+    assert embedded is not None and embedded.running
     status, body, _ = await _get(server.url + "/ready")
     assert status == 200, body
-    embedded.stop()  # type: ignore[attr-defined]
+    embedded.stop()
     status, body, _ = await _get(server.url + "/ready")
     assert status == 503 and "mongodb" in body
-    await embedded.start_async()  # type: ignore[attr-defined]
+    await embedded.start_async()
     status, body, _ = await _get(server.url + "/ready")
     assert status == 200, body
 

@@ -14,24 +14,24 @@ async def test_user_sockets_are_visible_from_another_process(start_server: Start
     first, second = await start_server(redis=True), await start_server(redis=True)
     group = room_group("/notifications", "user:u1")
     client = await first.client("u1", namespace="/notifications")
-    assert await second.services.sockets.any_live([group]) == {group: True}
-    assert await second.services.sockets.users(group) == {"u1"}
+    assert await second.shared.sockets.any_live([group]) == {group: True}
+    assert await second.shared.sockets.users(group) == {"u1"}
     await client.disconnect()
     await asyncio.sleep(0.1)
-    assert await second.services.sockets.any_live([group]) == {group: False}
+    assert await second.shared.sockets.any_live([group]) == {group: False}
 
 
 async def test_in_memory_registry_tracks_connects(server) -> None:  # type: ignore[no-untyped-def]
     group = room_group("/chat", "user:u1")
     one = await server.client("u1")
     two = await server.client("u1")
-    assert await server.services.sockets.users(group) == {"u1"}
+    assert await server.shared.sockets.users(group) == {"u1"}
     await one.disconnect()
     await asyncio.sleep(0.05)
-    assert await server.services.sockets.any_live([group]) == {group: True}
+    assert await server.shared.sockets.any_live([group]) == {group: True}
     await two.disconnect()
     await asyncio.sleep(0.05)
-    assert await server.services.sockets.any_live([group]) == {group: False}
+    assert await server.shared.sockets.any_live([group]) == {group: False}
 
 
 async def test_sockets_of_a_dead_process_stop_counting(redis_url: str, test_env: dict[str, str]) -> None:

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from rest.app_keys import METRICS, MONGO_DB, SIO
+from rest.app_keys import METRICS, MONGO_DB
+from server import SIO
 from handlers.auth import User
 from realtime.base import BaseNamespace, request
-from realtime.schemas import RequestId, RequestSchema, fields, validate
+from realtime.schemas.common import OutputSchema, RequestId, RequestSchema, fields, validate
 from tests.conftest import RunningServer, StartServer
 
 
@@ -20,27 +21,38 @@ class CreateItem(RequestSchema):
     request_id = RequestId(required=True)
 
 
-class ProbeNamespace(BaseNamespace):
+class ItemOut(OutputSchema):
+    title = fields.String()
+    request_id = fields.String()
+
+
+class CountOut(OutputSchema):
+    n = fields.Integer()
+
+
+class ProbeNamespace(BaseNamespace[None]):
     """A namespace that stores what it is sent, to prove invalid requests store nothing."""
 
-    @request("item:create", CreateItem)
+    path = "/probe"
+
+    @request("item:create", CreateItem, ack=ItemOut)
     async def create(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
         await self.db["items"].insert_one({"owner": user.id, **payload})
-        return {"title": payload["title"], "requestId": payload["request_id"]}
+        return {"title": payload["title"], "request_id": payload["request_id"]}
 
     @request("item:boom")
     async def boom(self, sid: str, user: User, payload: dict[str, Any]) -> None:
         raise RuntimeError("secret detail that must not leak")
 
-    @request("item:slow", rate=(3, 1.0))
+    @request("item:slow", ack=CountOut, rate=(3, 1.0))
     async def slow(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
         return {"n": 1}
 
 
 async def probe(server: RunningServer) -> ProbeNamespace:
-    namespace = ProbeNamespace("/probe", server.services, server.app[METRICS])  # type: ignore[arg-type]
+    namespace = ProbeNamespace(None, server.shared, server.app[METRICS])
     namespace.db = server.app[MONGO_DB]  # type: ignore[attr-defined]
-    server.app[SIO].register_namespace(namespace)  # type: ignore[attr-defined]
+    server.app[SIO].register_namespace(namespace)
     return namespace
 
 

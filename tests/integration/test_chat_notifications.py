@@ -20,7 +20,7 @@ async def test_absent_member_gets_one_neutral_notification_per_burst(server: Run
     assert [item["id"] for item in listed["items"]] == [created["id"]]
     # Bob reads the conversation: the notification is read, and the next message notifies again.
     await bob_chat.ok("message:read", {"conversationId": conversation["id"], "seq": 3})
-    await server.services.bus.drain()
+    await server.shared.bus.drain()
     assert (await bob_inbox.ok("notification:unread-count", {}))["unreadCount"] == 0
     await send(alice, conversation["id"], "one more")
     again = await bob_inbox.expect("notification:created")
@@ -31,6 +31,6 @@ async def test_member_watching_the_conversation_is_not_notified(server: RunningS
     alice, _bob_chat, conversation = await direct(server, "alice", "client", "bob", "therapist", join=True)
     bob_inbox = await server.client("bob", "therapist", namespace="/notifications")
     await send(alice, conversation["id"], "hello")
-    await server.services.bus.drain()
+    await server.shared.bus.drain()
     await bob_inbox.absent("notification:created", within=0.3)
     assert (await bob_inbox.ok("notification:unread-count", {}))["unreadCount"] == 0

@@ -33,9 +33,9 @@ async def test_broadcast_reaches_connected_users_and_is_listed_for_offline_ones(
 async def test_broadcast_takes_seqs_after_earlier_notifications(server: RunningServer) -> None:
     admin = await server.client("a1", "admin", namespace=NS)
     client = await server.client("c1", "client", namespace=NS)
-    await server.services.notifications.notify("c1", category="system", title="t", body="b")
+    await server.notifications.notifications.notify("c1", category="system", title="t", body="b")
     await admin.ok("notification:broadcast", {"role": "client", "title": "Hello", "body": "All"})
-    await server.services.notifications.notify("c1", category="system", title="t2", body="b")
+    await server.notifications.notifications.notify("c1", category="system", title="t2", body="b")
     seqs = [item["seq"] for item in (await client.ok("notification:list", {}))["items"]]
     assert seqs == [3, 2, 1]
 

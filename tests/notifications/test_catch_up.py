@@ -8,16 +8,20 @@ from rest.app_keys import MONGO_DB
 from stores.notifications.seq import SeqCounter
 from stores.notifications.store import NotificationStore
 from tests.conftest import RunningServer
+from realtime.schemas.notifications import NotificationOut
+from stores.notifications.records import NewNotification
+
+WIRE = NotificationOut()
 
 NS = "/notifications"
-CONTENT = {"category": "system", "title": "Slow", "body": "Body", "data": {}, "critical": False}
+CONTENT = NewNotification("system", "Slow", "Body", {})
 
 
 async def notify(server: RunningServer, user_id: str, title: str) -> dict:
     """One notification through the Notifier interface."""
-    created = await server.services.notifications.notify(user_id, category="system", title=title, body="Body")
+    created = await server.notifications.notifications.notify(user_id, category="system", title=title, body="Body")
     assert created is not None
-    return created
+    return WIRE.dump(created)
 
 
 async def test_catch_up_stops_before_a_notification_still_being_written(server: RunningServer) -> None:
@@ -34,7 +38,7 @@ async def test_catch_up_stops_before_a_notification_still_being_written(server: 
         assert held == {"items": [], "nextCursor": str(first["seq"])}  # stepping to `late` would lose slow_seq
         newest = await client.ok("notification:list", {})
         assert [item["id"] for item in newest["items"]] == [late["id"], first["id"]]
-        slow = await other_process.create("u1", slow_seq, dict(CONTENT))
+        slow = await other_process.create("u1", slow_seq, CONTENT)
         assert slow is not None
         still = await client.ok("notification:list", {"afterSeq": first["seq"], "cursor": held["nextCursor"]})
         assert still == held  # written, but its writer has not finished yet

@@ -5,6 +5,9 @@ import asyncio
 
 from rest.app_keys import MONGO_DB
 from tests.conftest import RunningServer, StartServer
+from realtime.schemas.notifications import NotificationOut
+
+WIRE = NotificationOut()
 
 NS = "/notifications"
 
@@ -13,8 +16,9 @@ async def notify(server: RunningServer, user_id: str, n: int = 1, **extra: objec
     """Create `n` notifications for a user through the Notifier interface."""
     created = []
     for index in range(n):
-        created.append(await server.services.notifications.notify(
-            user_id, category="system", title=f"Title {index}", body="Body", **extra))  # type: ignore[arg-type]
+        made = await server.notifications.notifications.notify(
+            user_id, category="system", title=f"Title {index}", body="Body", **extra)  # type: ignore[arg-type]
+        created.append(None if made is None else WIRE.dump(made))
     return created
 
 
@@ -25,12 +29,12 @@ async def test_delivered_to_every_socket_of_the_user_across_processes(start_serv
     stranger = await second.client("u2", namespace=NS)
     for client in (on_first, on_second, stranger):
         await client.expect("notification:unread")  # the count each socket gets on connect
-    created = await second.services.notifications.notify("u1", category="booking", title="Session confirmed",
+    created = await second.notifications.notifications.notify("u1", category="booking", title="Session confirmed",
                                                          body="Tue 24 Nov 2026, 10:00 UTC", data={"bookingId": "b1"})
-    assert created is not None and created["seq"] == 1
+    assert created is not None and created.seq == 1
     for client in (on_first, on_second):
         pushed = await client.expect("notification:created")
-        assert pushed == created
+        assert pushed == WIRE.dump(created)
         assert set(pushed) == {"id", "seq", "category", "title", "body", "data", "critical", "readAt", "createdAt"}
         assert pushed["readAt"] is None and pushed["createdAt"].endswith("Z")
         assert await client.expect("notification:unread") == {"unreadCount": 1}
@@ -78,11 +82,11 @@ async def test_pagination_and_catch_up_after_reconnect(server: RunningServer) ->
 async def test_dedupe_key_creates_exactly_once(server: RunningServer) -> None:
     client = await server.client("u1", namespace=NS)
     await client.expect("notification:unread")
-    results = await asyncio.gather(*(server.services.notifications.notify(
+    results = await asyncio.gather(*(server.notifications.notifications.notify(
         "u1", category="billing", title="Payment received", body="Thank you", dedupe_key="pay:1")
         for _ in range(5)))
     assert sum(result is not None for result in results) == 1
-    assert await server.services.notifications.notify("u2", category="billing", title="t", body="b",
+    assert await server.notifications.notifications.notify("u2", category="billing", title="t", body="b",
                                                       dedupe_key="pay:1") is not None  # per user
     await client.expect("notification:created")
     await client.absent("notification:created", within=0.3)
@@ -125,7 +129,7 @@ async def test_notifications_stored_before_unread_counters_are_counted(server: R
     await notify(server, "u2", 1)
     db = server.app[MONGO_DB]  # type: ignore[index]
     await db["notification_unread"].delete_many({})  # as stored before the counters existed
-    await server.services.notifications._store.ensure_indexes()  # start-up
+    await server.notifications.notifications._store.ensure_indexes()  # start-up
     client = await server.client("u1", namespace=NS)
     assert await client.ok("notification:unread-count") == {"unreadCount": 3}
     assert await client.ok("notification:read-all") == {"unreadCount": 0}

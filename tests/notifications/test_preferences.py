@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 from handlers.notifications.quiet_hours import quiet_until
 from tests.conftest import RunningServer
+from stores.notifications.preferences import QuietHours
 
 NS = "/notifications"
 
@@ -41,7 +42,7 @@ async def test_invalid_preferences_change_nothing(server: RunningServer) -> None
 
 
 def test_quiet_hours_spanning_midnight() -> None:
-    quiet = {"start": "22:00", "end": "07:00", "timezone": "America/New_York"}  # UTC-5 in November
+    quiet = QuietHours("22:00", "07:00", "America/New_York")  # UTC-5 in November
     evening = datetime(2026, 11, 24, 3, 30, tzinfo=timezone.utc)  # 22:30 local
     assert quiet_until(quiet, evening) == datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
     early = datetime(2026, 11, 24, 11, 59, tzinfo=timezone.utc)  # 06:59 local
@@ -51,9 +52,9 @@ def test_quiet_hours_spanning_midnight() -> None:
 
 
 def test_quiet_hours_within_a_day_and_disabled() -> None:
-    quiet = {"start": "12:00", "end": "14:00", "timezone": "UTC"}
+    quiet = QuietHours("12:00", "14:00", "UTC")
     assert quiet_until(quiet, datetime(2026, 1, 1, 13, 0, tzinfo=timezone.utc)) == \
         datetime(2026, 1, 1, 14, 0, tzinfo=timezone.utc)
     assert quiet_until(quiet, datetime(2026, 1, 1, 14, 0, tzinfo=timezone.utc)) is None
-    assert quiet_until({**quiet, "end": "12:00"}, datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)) is None
+    assert quiet_until(QuietHours("12:00", "12:00", "UTC"), datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)) is None
     assert quiet_until(None, datetime(2026, 1, 1, tzinfo=timezone.utc)) is None

@@ -12,6 +12,9 @@ from rest.app_keys import MONGO_DB
 from clock import utcnow
 from tests.conftest import RunningServer, StartServer
 from tests.notifications.push_service import PushService
+from realtime.schemas.notifications import NotificationOut
+
+WIRE = NotificationOut()
 
 NS = "/notifications"
 
@@ -48,9 +51,9 @@ async def subscribe(app: RunningServer, push: PushService, user_id: str, name: s
 async def notify(app: RunningServer, user_id: str = "u1", **extra: Any) -> dict[str, Any]:
     """One booking notification."""
     fields = {"category": "booking", "title": "Session confirmed", "body": "Tue 24 Nov 2026, 10:00 UTC", **extra}
-    created = await app.services.notifications.notify(user_id, **fields)
+    created = await app.notifications.notifications.notify(user_id, **fields)
     assert created is not None
-    return created
+    return WIRE.dump(created)
 
 
 async def deliveries(app: RunningServer, notification_id: str) -> list[dict[str, Any]]:
@@ -64,7 +67,7 @@ async def deliveries(app: RunningServer, notification_id: str) -> list[dict[str,
 
 
 async def test_vapid_public_key_is_an_uncompressed_point(app: RunningServer, push: PushService) -> None:
-    assert len(push.vapid_public_key) == 87 and app.services.push.public_key == push.vapid_public_key
+    assert len(push.vapid_public_key) == 87 and app.notifications.push.public_key == push.vapid_public_key
 
 
 async def test_offline_user_gets_an_encrypted_neutral_push(app: RunningServer, push: PushService) -> None:
@@ -134,7 +137,7 @@ async def test_quiet_hours_hold_the_push_until_they_end(app: RunningServer, push
     again = await app.client("u1", namespace=NS)
     await again.ok("notification:read", {"ids": [read_meanwhile["id"]]})  # in-app landed; reading it drops the push
     await again.disconnect()
-    app.services.notifications.clock = lambda: utcnow() + timedelta(hours=2)
+    app.clock.source = lambda: utcnow() + timedelta(hours=2)
     received = await push.next()
     assert received.payload["id"] == held["id"]
     await push.nothing(0.4)
@@ -150,7 +153,7 @@ async def test_a_held_push_is_sent_once_when_two_processes_release_it(app: Runni
     held = [await notify(app, title=f"Session {index}") for index in range(3)]
     await push.nothing(0.3)
     later = lambda: utcnow() + timedelta(hours=2)  # noqa: E731
-    app.services.notifications.clock = other.services.notifications.clock = later
+    app.clock.source = other.clock.source = later
     received = sorted([(await push.next()).payload["id"] for _ in held])
     assert received == sorted(item["id"] for item in held)
     await push.nothing(0.4)

@@ -1,0 +1,55 @@
+"""The shape every feature is built in: shared resources in, one handler plus its jobs out.
+
+A feature's `build(shared) -> Built[Handler]` (in `handlers/<feature>/feature.py`) creates its stores
+(ensuring their indexes), its handler, its event subscriptions and its periodic jobs. server.py lists
+the features once and hands each handler to its namespace and REST routes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Generic, TypeVar
+
+from clock import Clock
+from config import Config
+from handlers.auth import Authenticator
+from handlers.events import EventBus
+from handlers.jobs import Periodic
+from handlers.publisher import Publisher
+from stores.crypto import Cipher
+from stores.mongo import Database
+from stores.ratelimit import RateLimiter
+from stores.redis import Redis
+from stores.sockets import SocketRegistry
+from stores.users import UserStore
+
+H = TypeVar("H", covariant=True)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every feature is built from: configuration, clients and the app-wide services."""
+
+    config: Config
+    db: Database
+    redis: Redis | None
+    clock: Clock
+    bus: EventBus
+    publisher: Publisher
+    sockets: SocketRegistry
+    rate_limiter: RateLimiter
+    auth: Authenticator
+    cipher: Cipher
+    users: UserStore
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Built(Generic[H]):
+    """A built feature: the handler its namespace calls, its periodic jobs, and how to close it."""
+
+    handler: H
+    jobs: tuple[Periodic, ...] = ()
+    close: Callable[[], Awaitable[None]] = _nothing

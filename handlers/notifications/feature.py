@@ -1,0 +1,35 @@
+"""Notifications: in-app delivery, preferences, Web Push and the rules that turn domain events into them."""
+from __future__ import annotations
+
+from handlers.feature import Built, Shared
+from handlers.jobs import Periodic
+from handlers.notifications import rules
+from handlers.notifications.handler import NotificationHandler
+from handlers.notifications.preferences import PreferenceHandler
+from handlers.notifications.push import PushHandler
+from stores.notifications.preferences import PreferenceStore
+from stores.notifications.push import PushStore
+from stores.notifications.store import NotificationStore
+
+
+class NotificationsFeature:
+    """The handlers behind /notifications and `GET /api/push/vapid-public-key`."""
+
+    def __init__(self, notifications: NotificationHandler, preferences: PreferenceHandler, push: PushHandler) -> None:
+        self.notifications = notifications
+        self.preferences = preferences
+        self.push = push
+
+
+async def build(shared: Shared) -> Built[NotificationsFeature]:
+    """Create the notification stores (ensuring their indexes), the handlers, and subscribe the rules."""
+    config = shared.config
+    store, prefs, pushes = NotificationStore(shared.db), PreferenceStore(shared.db), PushStore(shared.db)
+    for each in (store, prefs, pushes):
+        await each.ensure_indexes()
+    push = PushHandler(pushes, store, config, concurrency=config.push_concurrency, retry_base=config.push_retry_base)
+    preferences = PreferenceHandler(prefs)
+    notifications = NotificationHandler(store, preferences, shared, push)
+    rules.subscribe(shared.bus, notifications)
+    release = Periodic("notifications-held-pushes", config.push_release_interval, notifications.release_held_pushes)
+    return Built(NotificationsFeature(notifications, preferences, push), jobs=(release,), close=push.close)
