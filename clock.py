@@ -1,8 +1,8 @@
 """Time for every layer: the current UTC time, and the one wire format of a time (ISO 8601 UTC, ms, `Z`)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 Clock = Callable[[], datetime]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import subprocess
@@ -20,9 +21,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import socketio
 
@@ -30,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.booking import SECRET, call, connect, spawn  # noqa: E402
-from handlers.serialize import iso  # noqa: E402
 from handlers.booking.slots import DEFAULT_POLICY  # noqa: E402
+from handlers.serialize import iso  # noqa: E402
 from stores.booking.bookings import to_doc  # noqa: E402
+from stores.booking.reminders import ReminderStore  # noqa: E402
 from stores.embedded import EmbeddedMongo  # noqa: E402
 from stores.mongo import connect as mongo_connect  # noqa: E402
-from stores.booking.reminders import ReminderStore  # noqa: E402
 from tests.conftest import wait_healthy  # noqa: E402
 
 WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
@@ -67,16 +69,16 @@ async def lifecycle(url: str, therapist: socketio.AsyncClient, base: datetime, p
                                                          "requestId": f"{phase}{i}"})
         assert booking["ok"], booking
         ref = {"bookingId": booking["data"]["id"]}
-        await timed(timings, "booking:confirm", lambda: call(therapist, "booking:confirm", ref))
-        await timed(timings, "booking:cancel", lambda: call(client, "booking:cancel", ref))
+        await timed(timings, "booking:confirm", functools.partial(call, therapist, "booking:confirm", ref))
+        await timed(timings, "booking:cancel", functools.partial(call, client, "booking:cancel", ref))
         await client.disconnect()
     for i in range(min(rounds, 10)):  # availability:set allows a burst of 10
         payload = {**AVAILABILITY, "bufferMinutes": 10 + i % 2 * 5}
-        await timed(timings, "availability:set", lambda: call(therapist, "availability:set", payload))
+        await timed(timings, "availability:set", functools.partial(call, therapist, "availability:set", payload))
     for _ in range(rounds):
         first = await timed({}, "", lambda: call(therapist, "booking:list", {"limit": 5}))
         second = {"limit": 5, "cursor": first["nextCursor"]}
-        await timed(timings, "booking:list page 2", lambda: call(therapist, "booking:list", second))
+        await timed(timings, "booking:list page 2", functools.partial(call, therapist, "booking:list", second))
 
 
 async def reminder_claims(store: ReminderStore, rounds: int, timings: Timings) -> None:

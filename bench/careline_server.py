@@ -19,23 +19,24 @@ import os
 import sys
 import time
 import tracemalloc
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiohttp import web  # noqa: E402
+from aiohttp import web
+from marshmallow import Schema
 
-import server  # noqa: E402
-from config import Config  # noqa: E402
-from handlers.auth import User  # noqa: E402
-from marshmallow import Schema  # noqa: E402
-from realtime.base import BaseNamespace, request  # noqa: E402
-from realtime.publisher import SocketPublisher  # noqa: E402
-from realtime.schemas.common import RequestSchema, fields, validate  # noqa: E402
-from realtime.wire import WireFormat  # noqa: E402
-from rest.app_keys import METRICS, SHARED  # noqa: E402
-from server import SIO  # noqa: E402
+import server
+from config import Config
+from handlers.auth import User
+from realtime.base import BaseNamespace, request
+from realtime.publisher import SocketPublisher
+from realtime.schemas.common import RequestSchema, fields, validate
+from realtime.wire import WireFormat
+from rest.app_keys import METRICS, SHARED
+from server import SIO
 
 NAMESPACE = "/bench"
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import datetime, timedelta, timezone
 import os
 import statistics
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import socketio
 from aiohttp import web
 
 from config import Config
+from handlers.auth import mint_token
 from handlers.events import BookingChanged
 from rest.app_keys import HANDLERS, MONGO_DB, SHARED
 from stores.booking.bookings import BookingRecord
-from handlers.auth import mint_token
 from stores.embedded import EmbeddedMongo
 
 

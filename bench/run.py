@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 from bench import procstat
 from bench.targets import BENCH_DIR, REPO_ROOT, ServerProc, Target, make_targets
@@ -120,14 +119,15 @@ def mint_tokens(args, n: int, path: Path) -> None:
     path.write_text(json.dumps({"publisher": pub, "users": users}))
 
 
-def pin(cpus: str, args) -> Optional[str]:
+def pin(cpus: str, args) -> str | None:
     return None if args.no_pin else cpus
 
 
 def versions() -> dict:
     v = {"python": platform.python_version()}
     try:
-        import socketio, aiohttp  # noqa: E401
+        import aiohttp
+        import socketio
 
         v.update({"python-socketio": socketio.__version__ if hasattr(socketio, "__version__") else None,
                   "aiohttp": aiohttp.__version__})
@@ -218,7 +218,7 @@ def run_loadgen(args, cfg: dict, servers: list[ServerProc], workdir: Path) -> tu
     return result, checkpoints
 
 
-def cpu_pct(a: dict, b: dict, ta: float, tb: float) -> Optional[float]:
+def cpu_pct(a: dict, b: dict, ta: float, tb: float) -> float | None:
     if a.get("cpu_s") is None or b.get("cpu_s") is None or tb <= ta:
         return None
     return 100.0 * (b["cpu_s"] - a["cpu_s"]) / (tb - ta)

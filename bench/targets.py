@@ -17,9 +17,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -33,12 +33,12 @@ class Target:
     cmd: list[str]
     cwd: Path
     # env(port, redis_url or None, redis_prefix, scratch_dir) -> extra environment for the server
-    env: Callable[[int, Optional[str], str, Path], dict]
+    env: Callable[[int, str | None, str, Path], dict]
     health_path: str = "/health"
     ready_timeout_s: float = 30.0
     requires: list[Path] = field(default_factory=list)  # files that must exist for the target to be runnable
 
-    def unavailable(self) -> Optional[str]:
+    def unavailable(self) -> str | None:
         for p in self.requires:
             if not p.exists():
                 return f"{p} not found"
@@ -124,10 +124,10 @@ def free_port() -> int:
 class ServerProc:
     """One running server process (pinned with taskset), with its log file and scratch dir."""
 
-    alive: set["ServerProc"] = set()
+    alive: set[ServerProc] = set()
 
-    def __init__(self, target: Target, cpus: Optional[str], log_dir: Path, label: str,
-                 redis_url: Optional[str] = None, redis_prefix: str = ""):
+    def __init__(self, target: Target, cpus: str | None, log_dir: Path, label: str,
+                 redis_url: str | None = None, redis_prefix: str = ""):
         self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

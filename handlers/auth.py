@@ -100,4 +100,6 @@ def mint_token(config: Config, sub: str, role: str, name: str | None = None, ttl
         if not config.jwt_private_key:
             raise ValueError("RS256 is configured: set JWT_PRIVATE_KEY to mint tokens")
         return jwt.encode(claims, config.jwt_private_key, algorithm="RS256")
+    if not config.jwt_secret:
+        raise ValueError("set JWT_SECRET (or JWT_PUBLIC_KEY and JWT_PRIVATE_KEY) to mint tokens")
     return jwt.encode(claims, config.jwt_secret, algorithm="HS256")

@@ -6,8 +6,9 @@ the features once and hands each handler to its namespace and REST routes.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from clock import Clock
 from config import Config

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 log = logging.getLogger("careline.jobs")
 
@@ -27,7 +27,7 @@ async def run_periodic(job: Periodic, stop: asyncio.Event) -> None:
             log.exception("periodic job %s failed", job.name)
         try:
             await asyncio.wait_for(stop.wait(), job.interval)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

@@ -11,16 +11,25 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
 import socketio
 from marshmallow import Schema, ValidationError
 
-from errors import AppError, Forbidden, Internal, InvalidPayload, PreconditionFailed, RateLimited, Unauthorized, \
-    Unavailable
+from errors import (
+    AppError,
+    Forbidden,
+    Internal,
+    InvalidPayload,
+    PreconditionFailed,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
 from handlers.auth import Identity, User
 from handlers.feature import Shared
 from handlers.metrics import Metrics
@@ -69,7 +78,7 @@ def request(event: str, schema: type[Schema] | None = None, *, ack: type[Schema]
     """Declare a namespace method as the handler of client event `event` (ack=None answers `{}`)."""
     def mark(method: Method) -> Method:
         summary = (method.__doc__ or "").strip().splitlines()[0] if method.__doc__ else ""
-        setattr(method, "_careline_request", RequestSpec(event, schema, ack, rate, roles, summary=summary))
+        vars(method)["_careline_request"] = RequestSpec(event, schema, ack, rate, roles, summary=summary)
         return method
     return mark
 

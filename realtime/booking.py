@@ -7,9 +7,21 @@ from handlers.auth import User
 from handlers.booking.availability import avail_room
 from handlers.booking.feature import BookingFeature
 from realtime.base import BaseNamespace, request
-from realtime.schemas.booking import AvailabilityOut, BookingOut, BookingPageOut, BookingRef, CreateBooking, \
-    GetAvailability, ListBookings, OpenSlotsOut, Reschedule, SetAvailability, SlotsChangedOut, TherapistRef, \
-    WithReason
+from realtime.schemas.booking import (
+    AvailabilityOut,
+    BookingOut,
+    BookingPageOut,
+    BookingRef,
+    CreateBooking,
+    GetAvailability,
+    ListBookings,
+    OpenSlotsOut,
+    Reschedule,
+    SetAvailability,
+    SlotsChangedOut,
+    TherapistRef,
+    WithReason,
+)
 
 THERAPIST = ("therapist", "admin")
 Payload = dict[str, Any]

@@ -6,11 +6,39 @@ from typing import Any
 from handlers.auth import User
 from handlers.chat.feature import ChatFeature
 from realtime.base import BaseNamespace, request
-from realtime.schemas.chat import ConversationOut, ConversationPageOut, ConversationRef, DeletedOut, EditMessage, \
-    FoundOut, History, JoinedOut, Marker, MessageOut, MessagePageOut, MessageRef, MessageRemovedOut, \
-    OpenConversation, ReactedOut, ReactionsOut, ReactMessage, ReceiptOut, ReportCreatedOut, ReportList, \
-    ReportMessage, ReportOut, ReportPageOut, ReportRef, SafetyAlertOut, Search, SendMessage, SentMessageOut, \
-    TypingOut, PresenceOut, UserRef
+from realtime.schemas.chat import (
+    ConversationOut,
+    ConversationPageOut,
+    ConversationRef,
+    DeletedOut,
+    EditMessage,
+    FoundOut,
+    History,
+    JoinedOut,
+    Marker,
+    MessageOut,
+    MessagePageOut,
+    MessageRef,
+    MessageRemovedOut,
+    OpenConversation,
+    PresenceOut,
+    ReactedOut,
+    ReactionsOut,
+    ReactMessage,
+    ReceiptOut,
+    ReportCreatedOut,
+    ReportList,
+    ReportMessage,
+    ReportOut,
+    ReportPageOut,
+    ReportRef,
+    SafetyAlertOut,
+    Search,
+    SendMessage,
+    SentMessageOut,
+    TypingOut,
+    UserRef,
+)
 from realtime.schemas.common import Pagination
 
 Payload = dict[str, Any]

@@ -7,9 +7,22 @@ from handlers.auth import User
 from handlers.notifications.feature import NotificationsFeature
 from realtime.base import BaseNamespace, request
 from realtime.schemas.common import Empty
-from realtime.schemas.notifications import Broadcast, CountOut, ListNotifications, NotificationOut, \
-    NotificationPageOut, PreferencesOut, ReadNotifications, SetPreferences, Stats, StatsOut, SubscribedOut, \
-    Subscribe, UnreadCountOut, Unsubscribe
+from realtime.schemas.notifications import (
+    Broadcast,
+    CountOut,
+    ListNotifications,
+    NotificationOut,
+    NotificationPageOut,
+    PreferencesOut,
+    ReadNotifications,
+    SetPreferences,
+    Stats,
+    StatsOut,
+    Subscribe,
+    SubscribedOut,
+    UnreadCountOut,
+    Unsubscribe,
+)
 
 ADMIN = ("admin",)
 Payload = dict[str, Any]

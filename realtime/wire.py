@@ -1,7 +1,8 @@
 """The one place a server event's payload becomes its wire object: the schema its namespace declares."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from marshmallow import Schema
 
@@ -13,7 +14,8 @@ class WireFormat:
 
     def __init__(self, namespaces: Iterable[type[BaseNamespace]]) -> None:
         self._dumpers: dict[tuple[str, str], Schema] = {
-            (namespace.path, event): schema() for namespace in namespaces for event, schema in namespace.all_emits.items()
+            (namespace.path, event): schema()
+            for namespace in namespaces for event, schema in namespace.all_emits.items()
         }
 
     def dump(self, namespace: str, event: str, payload: Any) -> Any:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rest.app_keys import SHARED
-from handlers.auth import User
 from errors import Unauthorized
+from handlers.auth import User
+from rest.app_keys import SHARED
 
 
 def require_user(request: web.Request) -> User:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from rest.app_keys import CONFIG
 from errors import AppError, Internal, Unavailable
+from rest.app_keys import CONFIG
 from stores.errors import is_dependency_failure
 
 log = logging.getLogger("careline.rest")

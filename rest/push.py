@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rest.app_keys import NOTIFICATIONS
 from errors import Unavailable
+from rest.app_keys import NOTIFICATIONS
 
 
 async def vapid_public_key(request: web.Request) -> web.Response:

@@ -1,15 +1,15 @@
 """`POST /api/uploads` (multipart field `file`) and `GET /api/uploads/{id}`."""
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
-from realtime.schemas.chat import AttachmentOut
-from rest.app_keys import CHAT
 from errors import InvalidPayload, PayloadTooLarge
 from handlers.chat.uploads import UploadHandler
+from realtime.schemas.chat import AttachmentOut
+from rest.app_keys import CHAT
 from rest.auth import require_user
 
 READ_CHUNK = 64 * 1024

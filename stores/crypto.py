@@ -34,7 +34,10 @@ class Sealed:
     @classmethod
     def from_doc(cls, doc: dict[str, object]) -> Sealed:
         """Read the BSON sub-document."""
-        return cls(str(doc["kid"]), bytes(doc["n"]), bytes(doc["c"]))  # type: ignore[arg-type]
+        nonce, data = doc["n"], doc["c"]
+        if not isinstance(nonce, bytes) or not isinstance(data, bytes):
+            raise DecryptionError("not a sealed value")
+        return cls(str(doc["kid"]), nonce, data)
 
 
 class Cipher:

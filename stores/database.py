@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable
 
 from config import Config
-from stores import mongo, redis as redis_store
+from stores import mongo
+from stores import redis as redis_store
 from stores.embedded import EmbeddedMongo, default_storage
 from stores.mongo import Database, MongoClient
 from stores.redis import Redis

@@ -1,7 +1,8 @@
 """MongoDB client lifecycle and the small helpers every store shares."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo import AsyncMongoClient

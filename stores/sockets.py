@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from redis.asyncio import Redis
 
@@ -118,17 +119,17 @@ class RedisSocketRegistry:
                 pipe.hvals(self._key(group))
             results = await pipe.execute()
         live = await self._live_processes()
-        return {group: any(value.rpartition("|")[2] in live for value in values)
-                for group, values in zip(groups, results)}
+        return {group: any(_process_of(value) in live for value in values)
+                for group, values in zip(groups, results, strict=True)}
 
     async def _members(self, group: str) -> dict[str, str]:
         entries = await self._redis.hgetall(self._key(group))
         live = await self._live_processes()
         members = {}
         for sid, value in entries.items():
-            user_id, _, process = value.rpartition("|")
+            user_id, _, process = _text(value).rpartition("|")
             if process in live:
-                members[sid] = user_id
+                members[_text(sid)] = user_id
         return members
 
     async def _live_processes(self) -> set[str]:
@@ -136,7 +137,7 @@ class RedisSocketRegistry:
         if time.monotonic() - stamp < 1.0 and live:
             return live
         cutoff = time.time() - PROCESS_TTL_SECONDS
-        live = set(await self._redis.zrangebyscore(self._procs, cutoff, "+inf"))
+        live = {_text(process) for process in await self._redis.zrangebyscore(self._procs, cutoff, "+inf")}
         live.add(self.process_id)
         self._live_cache = (time.monotonic(), live)
         return live
@@ -147,14 +148,14 @@ class RedisSocketRegistry:
         await self._redis.zadd(self._procs, {self.process_id: now})
         dead = await self._redis.zrangebyscore(self._procs, "-inf", now - PROCESS_TTL_SECONDS)
         if dead:
-            await self._sweep(set(dead))
+            await self._sweep({_text(process) for process in dead})
             await self._redis.zrem(self._procs, *dead)
         self._live_cache = (0.0, set())
 
     async def _sweep(self, processes: set[str]) -> None:
         async for key in self._redis.scan_iter(match=self._prefix + "*", count=500):
             entries = await self._redis.hgetall(key)
-            stale = [sid for sid, value in entries.items() if value.rpartition("|")[2] in processes]
+            stale = [sid for sid, value in entries.items() if _process_of(value) in processes]
             if stale:
                 await self._redis.hdel(key, *stale)
 
@@ -162,3 +163,12 @@ class RedisSocketRegistry:
         """Remove this process's entries and heartbeat."""
         await self._sweep({self.process_id})
         await self._redis.zrem(self._procs, self.process_id)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _process_of(entry: object) -> str:
+    """The process of a `user|process` entry."""
+    return _text(entry).rpartition("|")[2]

@@ -10,7 +10,6 @@ from pymongo import ASCENDING
 from clock import utcnow
 from stores.mongo import Database, Doc
 
-
 RECORD_INTERVAL_SECONDS = 60.0
 RECORDED_MAX = 100_000
 

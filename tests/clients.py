@@ -5,8 +5,9 @@ import asyncio
 import itertools
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import socketio
 
@@ -161,7 +162,7 @@ class JsDriver(EventLog):
             self._proc.stdin.close()
         try:
             await asyncio.wait_for(self._proc.wait(), 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._proc.kill()
             await self._proc.wait()
         if self._reader:

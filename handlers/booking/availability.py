@@ -5,11 +5,11 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
+from clock import Clock
 from handlers.auth import User
 from handlers.booking.deltas import OpenSlots, SlotsChanged
-from handlers.publisher import Publisher
-from clock import Clock
 from handlers.booking.slots import Busy, Rules, bookable, grid
+from handlers.publisher import Publisher
 from stores.booking.availability import Availability, AvailabilityStore
 from stores.booking.bookings import BookingStore
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from clock import Clock, iso, parse_iso
 from errors import Conflict, InvalidPayload, NotFound, PreconditionFailed
@@ -244,8 +246,8 @@ class BookingHandler:
         """Decline (reason `expired`) every pending booking past its confirmation deadline; exactly once."""
         now, count = self.clock(), 0
         for booking_id in await self.store.due_expiries(now):
-            if await self._end(booking_id, "declined", None, lambda: self.store.decline_if_pending(
-                    booking_id, "expired", now, expired_only=True)):
+            expire = functools.partial(self.store.decline_if_pending, booking_id, "expired", now, expired_only=True)
+            if await self._end(booking_id, "declined", None, expire):
                 count += 1
         return count
 

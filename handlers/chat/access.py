@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import Config
-from handlers.auth import User
 from errors import NotFound
+from handlers.auth import User
 from handlers.events import EventBus
 from handlers.publisher import Publisher, room_group
-from stores.chat.conversations import Conversation, ConversationStore
 from stores.chat.activity import ActivityWriter
+from stores.chat.conversations import Conversation, ConversationStore
+from stores.chat.messages import Message, MessageStore
 from stores.chat.moderation import BlockStore, ReportStore
 from stores.chat.seq import SeqAllocator
-from stores.chat.messages import Message, MessageStore
-from stores.sockets import SocketRegistry
 from stores.chat.uploads import UploadStore
+from stores.sockets import SocketRegistry
 from stores.users import UserStore
 
 NAMESPACE = "/chat"

@@ -23,9 +23,8 @@ def is_emoji(text: str) -> bool:
         return False
     has_symbol = False
     for index, char in enumerate(text):
-        if unicodedata.category(char) in _EMOJI_CATEGORIES:
-            has_symbol = True
-        elif char in _KEYCAP_BASES and index == 0 and "\u20e3" in text:
+        keycap = char in _KEYCAP_BASES and index == 0 and "\u20e3" in text
+        if unicodedata.category(char) in _EMOJI_CATEGORIES or keycap:
             has_symbol = True
         elif char not in _JOINERS and not 0xE0020 <= ord(char) <= 0xE007F:
             return False

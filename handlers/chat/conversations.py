@@ -4,14 +4,13 @@ from __future__ import annotations
 import asyncio
 import base64
 from datetime import datetime, timezone
-from typing import Any
 
+from errors import Forbidden, InvalidPayload, NotFound
 from handlers.auth import User
 from handlers.chat.access import NAMESPACE, ChatDeps, conv_room
-from errors import Forbidden, InvalidPayload, NotFound
-from handlers.publisher import room_group, user_room
 from handlers.chat.deltas import ConversationPage, ConversationSummary, JoinedConversation, Receipt
 from handlers.events import ConversationRead
+from handlers.publisher import room_group, user_room
 from stores.chat.conversations import Conversation, Markers
 
 STAFF = ("therapist", "admin")
@@ -90,7 +89,9 @@ class ConversationHandler:
         unread, read_seq = 0, conversation.read_seq_of(user.id, markers)
         if conversation.last_seq > read_seq:
             unread = await self.deps.messages.count_unread(conversation.id, read_seq, user.id)
-        last = await self.deps.messages.latest(conversation.id, conversation.last_seq) if conversation.last_seq else None
+        last = None
+        if conversation.last_seq:
+            last = await self.deps.messages.latest(conversation.id, conversation.last_seq)
         return ConversationSummary(**vars(conversation), unread_count=unread, last_message=last)
 
     async def join(self, sid: str, user: User, conversation_id: str) -> JoinedConversation:

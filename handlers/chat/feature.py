@@ -1,7 +1,7 @@
 """Chat: the handlers behind /chat and its file uploads, built from their stores (see docs/chat.md)."""
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from handlers.chat.access import ChatDeps
 from handlers.chat.content_rules import ContentRules

@@ -5,13 +5,12 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
+from clock import utcnow
 from handlers.auth import User
 from handlers.chat.access import NAMESPACE, ChatDeps
 from handlers.chat.deltas import PresenceChange, Typing
 from handlers.publisher import room_group, user_room
-from clock import utcnow
 
 
 @dataclass

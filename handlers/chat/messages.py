@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
+from clock import utcnow
+from errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, Unavailable
 from handlers.auth import User
 from handlers.chat.access import ChatDeps
-from handlers.chat.conversations import ConversationHandler
-from handlers.chat.moderation import ModerationHandler
 from handlers.chat.content_rules import is_emoji
+from handlers.chat.conversations import ConversationHandler
 from handlers.chat.deltas import Found, MessagePage, MessageRemoved, Reactions, SentMessage
+from handlers.chat.moderation import ModerationHandler
 from handlers.events import MessageCreated
-from errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, Unavailable
 from stores.chat.blind_index import words
-from stores.group_commit import Backlogged
 from stores.chat.messages import MAX_REACTION_KEYS, Message, SeqTaken
 from stores.chat.uploads import Attachment
-from clock import utcnow
-
+from stores.group_commit import Backlogged
 
 # A seq is allocated a moment before its message is written, so a fresh gap may still fill in;
 # one older than this belongs to a send that failed and stays a gap forever.

@@ -1,14 +1,12 @@
 """Blocking, reports and the admin review list, the blocklist, and crisis-phrase safety alerts."""
 from __future__ import annotations
 
-from typing import Any
-
+from errors import InvalidPayload, NotFound, PreconditionFailed
 from handlers.auth import User
 from handlers.chat.access import NAMESPACE, ChatDeps
 from handlers.chat.content_rules import ContentRules
 from handlers.chat.deltas import ReportPage, ReportReview, SafetyAlert
 from handlers.events import SafetyAlertRaised
-from errors import InvalidPayload, NotFound, PreconditionFailed
 from handlers.publisher import role_room
 from stores.chat.messages import Message
 from stores.chat.moderation import Report

@@ -1,10 +1,10 @@
 """Uploads: size limit while streaming, type from content, and who may download."""
 from __future__ import annotations
 
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from handlers.auth import User
 from errors import NotFound, PayloadTooLarge, UnsupportedMediaType
+from handlers.auth import User
 from handlers.chat.filetypes import SNIFF_BYTES, TextCheck, safe_name, sniff
 from stores.chat.uploads import Upload, UploadStore, UploadWriter
 

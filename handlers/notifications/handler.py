@@ -9,11 +9,18 @@ from typing import Any, Protocol
 
 from errors import InvalidPayload
 from handlers.feature import Shared
-from handlers.notifications.preferences import Delivery, PreferenceHandler, decide
 from handlers.notifications.categories import CATEGORIES
+from handlers.notifications.preferences import Delivery, PreferenceHandler, decide
 from handlers.publisher import role_room, room_group, user_room
-from stores.notifications.store import PUSH_DONE, PUSH_HELD, PUSH_NONE, PUSH_SENDING, NewNotification, \
-    Notification, NotificationStore
+from stores.notifications.store import (
+    PUSH_DONE,
+    PUSH_HELD,
+    PUSH_NONE,
+    PUSH_SENDING,
+    NewNotification,
+    Notification,
+    NotificationStore,
+)
 
 NAMESPACE = "/notifications"
 log = logging.getLogger("careline.notifications")

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from handlers.notifications.quiet_hours import quiet_until
 from handlers.notifications.categories import CATEGORIES
-from stores.notifications.preferences import CategoryChoice, ChosenPreferences, PreferenceStore, PushSwitch, \
-    QuietHours
+from handlers.notifications.quiet_hours import quiet_until
+from stores.notifications.preferences import CategoryChoice, ChosenPreferences, PreferenceStore, PushSwitch, QuietHours
 
 ALWAYS = "always"
 

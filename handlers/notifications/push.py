@@ -8,7 +8,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlparse
 
 import aiojobs
@@ -19,8 +18,8 @@ from pywebpush import WebPushException, webpush
 
 from config import Config
 from errors import InvalidPayload, NotFound
-from stores.notifications.store import PUSH_DONE, Notification, NotificationStore
 from stores.notifications.push import FAILED, GONE, RETRYING, SENT, PushStore, PushSubscription
+from stores.notifications.store import PUSH_DONE, Notification, NotificationStore
 
 log = logging.getLogger("careline.push")
 

@@ -10,10 +10,19 @@ from zoneinfo import available_timezones
 from marshmallow import post_dump, validates_schema
 
 from clock import iso
-
 from handlers.booking.slots import DEFAULT_POLICY, UNIT_MINUTES, minutes_of
-from realtime.schemas.common import Id, OutputSchema, Pagination, RequestId, RequestSchema, UtcDateTime, \
-    ValidationError, fields, page_of, validate
+from realtime.schemas.common import (
+    Id,
+    OutputSchema,
+    Pagination,
+    RequestId,
+    RequestSchema,
+    UtcDateTime,
+    ValidationError,
+    fields,
+    page_of,
+    validate,
+)
 
 CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
 STATUSES = ("pending", "confirmed", "declined", "cancelled", "completed", "no_show")

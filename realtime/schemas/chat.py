@@ -5,8 +5,18 @@ from typing import Any
 
 from marshmallow import pre_dump, validates_schema
 
-from realtime.schemas.common import Id, OutputSchema, Pagination, RequestId, RequestSchema, UtcDateTime, ValidationError, \
-    fields, page_of, validate
+from realtime.schemas.common import (
+    Id,
+    OutputSchema,
+    Pagination,
+    RequestId,
+    RequestSchema,
+    UtcDateTime,
+    ValidationError,
+    fields,
+    page_of,
+    validate,
+)
 
 MAX_TEXT = 4000
 MAX_GROUP_MEMBERS = 50

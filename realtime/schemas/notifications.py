@@ -7,8 +7,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config import b64url_decode
 from handlers.notifications.categories import CATEGORIES
-from realtime.schemas.common import Id, OutputSchema, Pagination, RequestSchema, UtcDateTime, ValidationError, \
-    fields, page_of, validate
+from realtime.schemas.common import (
+    Id,
+    OutputSchema,
+    Pagination,
+    RequestSchema,
+    UtcDateTime,
+    ValidationError,
+    fields,
+    page_of,
+    validate,
+)
 
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 ROLES = ("client", "therapist", "admin")

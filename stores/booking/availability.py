@@ -7,8 +7,8 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from errors import Conflict
 from clock import utcnow
+from errors import Conflict
 from stores.mongo import Database, Doc
 
 CAS_ATTEMPTS = 20  # each failed compare-and-set means another write to the document got through

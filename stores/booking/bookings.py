@@ -89,9 +89,10 @@ def to_doc(values: dict[str, Any]) -> Doc:
 
 def _record(doc: Doc) -> BookingRecord:
     names = {stored: name for name, stored in _FIELDS.items()}
-    values = {names.get(key, key): value for key, value in doc.items() if key != "_id"}
+    values: dict[str, Any] = {names.get(key, key): value for key, value in doc.items() if key != "_id"}
     fields = BookingRecord.__dataclass_fields__
-    return BookingRecord(id=doc["_id"], **{k: values.get(k) for k in fields if k != "id"})
+    known: dict[str, Any] = {k: values.get(k) for k in fields if k != "id"}
+    return BookingRecord(id=doc["_id"], **known)
 
 
 def _as_stored(value: Any) -> Any:
@@ -237,8 +238,9 @@ class BookingStore:
             if record is None or record.status not in statuses:
                 return None
             if await self._swap(record, statuses, changes, extra or {}, unset):
-                stored = {name: _as_stored(value) for name, value in changes.items()}
-                return replace(record, **stored, **dict.fromkeys(unset), rev=(record.rev or 0) + 1)
+                stored: dict[str, Any] = {name: _as_stored(value) for name, value in changes.items()}
+                stored.update(dict.fromkeys(unset))
+                return replace(record, **stored, rev=(record.rev or 0) + 1)
             latest = await self.get(booking_id)
             if latest is not None and latest.rev == record.rev:
                 return None  # unchanged since read, so `extra` is what does not hold

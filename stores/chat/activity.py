@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Awaitable, Callable
 
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from stores.chat.activity import Activity, decode_sent
 from clock import utcnow
+from stores.chat.activity import Activity, decode_sent
 from stores.mongo import Database, Doc, insert_or_existing, new_id
 
 MEMBERSHIP_CACHE = 50_000  # conversations whose (immutable) membership one process remembers

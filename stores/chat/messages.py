@@ -6,16 +6,15 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from clock import utcnow
 from stores.chat.blind_index import BlindIndex
 from stores.chat.uploads import Attachment, attachment_doc, attachment_of
 from stores.crypto import Cipher, DecryptionError
 from stores.group_commit import GroupInsert
-from clock import utcnow
 from stores.mongo import Database, Doc
 
 log = logging.getLogger("careline.chat")
@@ -96,7 +95,8 @@ class MessageStore:
         """The Message of a stored document (`text`: its plaintext when the caller has it, else decrypted)."""
         text = self._open(doc) if text is None else text
         return Message(id=doc["_id"], conversation_id=doc["conversationId"], seq=doc["seq"], sender_id=doc["senderId"],
-                       text=text, attachments=tuple(attachment_of(a) for a in doc.get("attachments", [])), reply_to_id=doc.get("replyToId"),
+                       text=text, attachments=tuple(attachment_of(a) for a in doc.get("attachments", [])),
+                       reply_to_id=doc.get("replyToId"),
                        reactions=reactions_of(doc.get("reactionKeys", [])), created_at=doc["createdAt"],
                        edited_at=doc.get("editedAt"), deleted=doc.get("deleted", False))
 
@@ -122,7 +122,8 @@ class MessageStore:
         """
         new_id = message_id(sender_id, request_id)
         doc: Doc = {"_id": new_id, "conversationId": conversation_id, "seq": seq, "senderId": sender_id,
-                    "requestId": request_id, "attachments": [attachment_doc(a) for a in attachments], "replyToId": reply_to_id,
+                    "requestId": request_id, "attachments": [attachment_doc(a) for a in attachments],
+                    "replyToId": reply_to_id,
                     "reactionKeys": [], "createdAt": utcnow(), "editedAt": None, "deleted": False,
                     **self._text_fields(new_id, text)}
         try:

@@ -7,16 +7,16 @@ it is the last one, so frames cannot be reordered, swapped or truncated.
 from __future__ import annotations
 
 import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, AsyncIterator
 
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo import ASCENDING
 
-from stores.crypto import Cipher, DecryptionError, Sealed
 from clock import utcnow
+from stores.crypto import Cipher, DecryptionError, Sealed
 from stores.mongo import Database, Doc, new_id
 
 FRAME_PLAINTEXT = 255 * 1024

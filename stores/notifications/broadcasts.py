@@ -1,8 +1,9 @@
 """Admin broadcasts: one body document per broadcast and one tiny receipt per recipient (fan-out on write)."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, AsyncIterator
+from typing import Any
 
 from pymongo import ASCENDING
 
@@ -108,7 +109,7 @@ class BroadcastStore:
 
     async def stats(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
         """Per category: sent, delivered live in-app, and read, over [since, until)."""
-        pipeline = [
+        pipeline: list[Doc] = [
             {"$match": {"createdAt": {"$gte": since, "$lt": until}}},
             {"$group": {"_id": "$category", "sent": {"$sum": "$sent"},
                         "deliveredInApp": {"$sum": "$deliveredInApp"}, "read": {"$sum": "$read"}}},

@@ -104,7 +104,7 @@ class PushStore:
 
     async def stats(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
         """Per category: deliveries that reached the push service, and those that failed for good."""
-        pipeline = [
+        pipeline: list[Doc] = [
             {"$match": {"createdAt": {"$gte": since, "$lt": until}}},
             {"$group": {"_id": "$category",
                         "pushed": {"$sum": {"$cond": [{"$eq": ["$status", SENT]}, 1, 0]}},

@@ -91,6 +91,6 @@ class SeqLease:
             return
         try:  # the allocation may still be running when another await in the block failed
             seq = await asyncio.shield(self._allocation)
-        except Exception:  # noqa: BLE001 - nothing was allocated, nothing to release
+        except Exception:
             return
         await self._counter.release(seq)

@@ -3,14 +3,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from clock import utcnow
 from stores.mongo import Database, Doc, new_id
 from stores.notifications.broadcasts import BroadcastStore
-from stores.notifications.records import PUSH_DONE, PUSH_HELD, PUSH_NONE, PUSH_SENDING, NewNotification, \
-    Notification, content_doc, notification
+from stores.notifications.records import (
+    PUSH_DONE,
+    PUSH_HELD,
+    PUSH_NONE,
+    PUSH_SENDING,
+    NewNotification,
+    Notification,
+    content_doc,
+    notification,
+)
 from stores.notifications.seq import DEFAULT_HOLD, SeqCounter, SeqLease, Settled
 
 __all__ = ["PUSH_DONE", "PUSH_HELD", "PUSH_NONE", "PUSH_SENDING", "NewNotification", "Notification",
@@ -181,7 +190,7 @@ class NotificationStore:
 
     async def stats(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
         """Per category: created, delivered live in-app, and read, over [since, until)."""
-        pipeline = [
+        pipeline: list[Doc] = [
             {"$match": {"createdAt": {"$gte": since, "$lt": until}}},
             {"$group": {"_id": "$category", "sent": {"$sum": 1},
                         "deliveredInApp": {"$sum": {"$cond": [{"$eq": ["$live", True]}, 1, 0]}},

@@ -7,11 +7,12 @@ second request run between a change's read and its write.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from rest.app_keys import MONGO_DB
 from clock import iso
+from rest.app_keys import MONGO_DB
 from stores.booking.bookings import BookingStore
 from tests.booking.helpers import NS, at, availability, book, collect_events, fix_clock, pending_booking, therapist
 from tests.conftest import RunningServer, StartServer

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from rest.app_keys import MONGO_DB
 from clock import iso
+from rest.app_keys import MONGO_DB
 from tests.booking.helpers import NS, at, book, collect_events, fix_clock, pending_booking, slots, therapist
 from tests.conftest import RunningServer
 

@@ -5,9 +5,9 @@ import asyncio
 import time
 from datetime import timedelta
 
-from rest.app_keys import MONGO_DB
-from handlers.auth import mint_token
 from clock import iso
+from handlers.auth import mint_token
+from rest.app_keys import MONGO_DB
 from tests.booking.helpers import NS, availability, later, slots
 from tests.clients import SioClient
 from tests.conftest import RunningServer, StartServer

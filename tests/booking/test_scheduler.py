@@ -4,10 +4,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from rest.app_keys import JOBS, MONGO_DB
-from handlers.auth import User
 from clock import iso
+from handlers.auth import User
 from handlers.booking.slots import units
+from rest.app_keys import JOBS, MONGO_DB
 from tests.booking.helpers import NS, at, book, collect_events, fix_clock, slots, therapist
 from tests.conftest import RunningServer, StartServer
 
@@ -25,7 +25,8 @@ async def test_unconfirmed_booking_is_declined_as_expired(start_server: StartSer
     soon = await book(client, "t1", NOW + timedelta(hours=3), "r2")   # its start comes before 12 h pass
     clock[0] = NOW + timedelta(hours=3)
     assert await server.booking.bookings.decline_expired() == 1
-    assert (await client.expect("booking:updated", lambda b: b["id"] == soon["id"] and b["status"] == "declined"))["reason"] == "expired"
+    declined = await client.expect("booking:updated", lambda b: b["id"] == soon["id"] and b["status"] == "declined")
+    assert declined["reason"] == "expired"
     clock[0] = NOW + timedelta(hours=12) - timedelta(seconds=1)
     assert await server.booking.bookings.decline_expired() == 0
     clock[0] = NOW + timedelta(hours=12)

@@ -9,7 +9,7 @@ from tests.conftest import RunningServer, StartServer
 
 
 async def test_open_returns_the_same_direct_conversation_for_the_pair(server: RunningServer) -> None:
-    alice, bob, conversation = await direct(server, join=False)
+    _alice, bob, conversation = await direct(server, join=False)
     assert conversation["kind"] == "client_therapist"
     assert sorted(conversation["memberIds"]) == ["alice", "bob"]
     assert conversation["lastSeq"] == 0 and conversation["createdBy"] == "alice"
@@ -28,7 +28,7 @@ async def test_concurrent_opens_create_one_conversation(server: RunningServer) -
 
 
 async def test_kinds_follow_roles(server: RunningServer) -> None:
-    c1, c2, t1, t2, admin = await members(server, ("c1", "client"), ("c2", "client"), ("t1", "therapist"),
+    c1, _c2, t1, _t2, admin = await members(server, ("c1", "client"), ("c2", "client"), ("t1", "therapist"),
                                           ("t2", "therapist"), ("a1", "admin"))
     assert (await c1.ok("conversation:open", {"memberIds": ["c2"]}))["kind"] == "client_client"
     assert (await t1.ok("conversation:open", {"memberIds": ["t2"]}))["kind"] == "therapist_therapist"

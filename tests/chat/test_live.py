@@ -1,8 +1,6 @@
 """Receipts, typing, presence (across processes) and the message.created domain event."""
 from __future__ import annotations
 
-from typing import Any
-
 from handlers.events import ConversationRead, MessageCreated
 from tests.chat.helpers import direct, send
 from tests.conftest import RunningServer, StartServer

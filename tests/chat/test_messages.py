@@ -4,8 +4,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from rest.app_keys import MONGO_DB
 from clock import utcnow
+from rest.app_keys import MONGO_DB
 from tests.chat.helpers import direct, rid, send
 from tests.conftest import RunningServer, StartServer
 

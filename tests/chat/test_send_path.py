@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
+from clock import utcnow
 from rest.app_keys import MONGO_DB
 from stores.chat.messages import message_id
-from clock import utcnow
 from tests.chat.helpers import direct, rid, send
 from tests.conftest import RunningServer
 
@@ -57,7 +58,7 @@ async def test_batches_start_an_interval_apart_and_a_send_after_a_quiet_spell_is
     sent = await asyncio.gather(*(staggered(i) for i in range(12)))  # one send every 10 ms for 120 ms
     assert [m["seq"] for m in sent] == list(range(1, 13))
     assert sum(size for _, size in starts) == 12 and len(starts) <= 5  # several sends per command
-    assert all(later - earlier >= interval * 0.99 for (earlier, _), (later, _) in zip(starts, starts[1:]))
+    assert all(later - earlier >= interval * 0.99 for (earlier, _), (later, _) in itertools.pairwise(starts))
     assert [(await bob.expect("message:created"))["seq"] for _ in range(12)] == list(range(1, 13))
     await asyncio.sleep(interval * 2)  # quiet: the next send does not wait for an interval
     asked = loop.time()

@@ -15,11 +15,13 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from config import Config  # noqa: E402
-from server import SIO  # noqa: E402
-from realtime.engine import CarelineEngine, CarelineServer  # noqa: E402
-from realtime.server import ENGINE_MAX_BUFFER  # noqa: E402
-from server import create_app  # noqa: E402
+from config import Config
+from realtime.engine import CarelineEngine, CarelineServer
+from realtime.server import ENGINE_MAX_BUFFER
+from server import (
+    SIO,
+    create_app,
+)
 
 SIO_KEY = web.AppKey("careline_sio", CarelineServer)
 ECHO_KEY = web.AppKey("careline_engine_echo", CarelineEngine)

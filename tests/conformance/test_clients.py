@@ -9,7 +9,6 @@ import socketio
 from tests.conformance.conftest import Running, Serve
 
 
-
 async def roundtrip(running: Running, transports: list[str]) -> None:
     """Connect, receive the auth event, emit with ack, receive an event, disconnect."""
     client = socketio.AsyncClient(reconnection=False)

@@ -9,7 +9,7 @@ from tests.conformance.conftest import Running, Serve, recv
 
 
 async def test_polling_handshake_reports_exact_sub_second_timing(fast: Running) -> None:
-    sid, handshake = await fast.open_polling()
+    _sid, handshake = await fast.open_polling()
     assert set(handshake) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
     assert handshake["pingInterval"] == 300  # upstream truncates 0.3 s to 0
     assert handshake["pingTimeout"] == 200

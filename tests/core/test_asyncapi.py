@@ -132,7 +132,7 @@ def _reply_payload(document: Document, operation: Document) -> Document:
 def test_every_contract_namespace_is_a_channel(document: Document) -> None:
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {cls.path for cls in namespace_classes()}
-    assert CONTRACT_NAMESPACES <= addresses
+    assert addresses >= CONTRACT_NAMESPACES
 
 
 def test_every_request_is_a_send_operation_answered_by_its_ack(document: Document) -> None:

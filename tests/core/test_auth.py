@@ -9,10 +9,10 @@ import pytest
 import socketio
 
 from server import FEATURES
+from tests.clients import JsDriver, SioClient
+from tests.conftest import JWT_SECRET, RunningServer
 
 NAMESPACES = [feature.path for feature in FEATURES]
-from tests.conftest import JWT_SECRET, RunningServer
-from tests.clients import JsDriver, SioClient
 
 
 def _token(sub: str = "u1", role: str = "client", exp_in: int = 3600, secret: str = JWT_SECRET,

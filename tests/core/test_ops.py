@@ -8,9 +8,8 @@ from tests.conftest import RunningServer, StartServer
 
 
 async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url, headers=headers or {}) as response:
-            return response.status, await response.text(), dict(response.headers)
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers or {}) as response:
+        return response.status, await response.text(), dict(response.headers)
 
 
 async def test_health(server: RunningServer) -> None:

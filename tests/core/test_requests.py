@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from rest.app_keys import METRICS, MONGO_DB
-from server import SIO
 from handlers.auth import User
 from realtime.base import BaseNamespace, request
 from realtime.schemas.common import OutputSchema, RequestId, RequestSchema, fields, validate
+from rest.app_keys import METRICS, MONGO_DB
+from server import SIO
 from tests.conftest import RunningServer, StartServer
 
 

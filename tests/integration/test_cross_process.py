@@ -5,8 +5,8 @@ import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 
-from handlers.auth import mint_token
 from clock import iso
+from handlers.auth import mint_token
 from tests.booking.helpers import availability
 from tests.chat.helpers import rid
 from tests.clients import SioClient

@@ -4,12 +4,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from realtime.schemas.notifications import NotificationOut
 from rest.app_keys import MONGO_DB
+from stores.notifications.records import NewNotification
 from stores.notifications.seq import SeqCounter
 from stores.notifications.store import NotificationStore
 from tests.conftest import RunningServer
-from realtime.schemas.notifications import NotificationOut
-from stores.notifications.records import NewNotification
 
 WIRE = NotificationOut()
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import asyncio
 
+from realtime.schemas.notifications import NotificationOut
 from rest.app_keys import MONGO_DB
 from tests.conftest import RunningServer, StartServer
-from realtime.schemas.notifications import NotificationOut
 
 WIRE = NotificationOut()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from handlers.notifications.quiet_hours import quiet_until
-from tests.conftest import RunningServer
 from stores.notifications.preferences import QuietHours
+from tests.conftest import RunningServer
 
 NS = "/notifications"
 

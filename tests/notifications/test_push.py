@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 
-from rest.app_keys import MONGO_DB
 from clock import utcnow
+from realtime.schemas.notifications import NotificationOut
+from rest.app_keys import MONGO_DB
 from tests.conftest import RunningServer, StartServer
 from tests.notifications.push_service import PushService
-from realtime.schemas.notifications import NotificationOut
 
 WIRE = NotificationOut()
 
@@ -28,9 +29,8 @@ async def app(start_server: StartServer) -> RunningServer:
 @pytest.fixture
 async def push(app: RunningServer) -> AsyncIterator[PushService]:
     """The local push service, trusting the server's VAPID public key."""
-    async with aiohttp.ClientSession() as session:
-        async with session.get(app.url + "/api/push/vapid-public-key") as response:
-            key = (await response.json())["publicKey"]
+    async with aiohttp.ClientSession() as session, session.get(app.url + "/api/push/vapid-public-key") as response:
+        key = (await response.json())["publicKey"]
     service = PushService(key)
     await service.start()
     yield service

@@ -88,7 +88,8 @@ async def test_booking_events_notify_the_other_party(server: RunningServer) -> N
     await bus.publish(BookingChanged("requested", booking("pending"), "c1"))
     pushed = await therapist.expect("notification:created")
     assert pushed["title"] == "Session requested" and pushed["body"] == "Tue 24 Nov 2026, 10:00 UTC"
-    assert pushed["category"] == "booking" and pushed["data"] == {"bookingId": "b1", "start": "2026-11-24T10:00:00.000Z"}
+    assert pushed["category"] == "booking"
+    assert pushed["data"] == {"bookingId": "b1", "start": "2026-11-24T10:00:00.000Z"}
     for change, state, actor in (("confirmed", booking("confirmed"), "t1"),
                                  ("declined", booking("declined"), None),  # the system: the client hears
                                  ("rescheduled", booking("confirmed", "2026-11-25T09:00"), "t1"),

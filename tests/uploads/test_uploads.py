@@ -20,16 +20,15 @@ async def upload(server: RunningServer, content: bytes, filename: str, token: st
     form = aiohttp.FormData(quote_fields=False)  # as browsers send it
     form.add_field("file", content, filename=filename, content_type=content_type)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as session:
-        async with session.post(server.url + "/api/uploads", data=form, headers=headers) as response:
-            return response.status, await response.json()
+    async with aiohttp.ClientSession() as session, \
+            session.post(server.url + "/api/uploads", data=form, headers=headers) as response:
+        return response.status, await response.json()
 
 
 async def download(server: RunningServer, upload_id: str, token: str) -> tuple[int, bytes, dict[str, str]]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{server.url}/api/uploads/{upload_id}",
-                               headers={"Authorization": f"Bearer {token}"}) as response:
-            return response.status, await response.read(), dict(response.headers)
+    async with aiohttp.ClientSession() as session, session.get(f"{server.url}/api/uploads/{upload_id}",
+                           headers={"Authorization": f"Bearer {token}"}) as response:
+        return response.status, await response.read(), dict(response.headers)
 
 
 async def stored_counts(server: RunningServer) -> tuple[int, int]:
@@ -100,8 +99,7 @@ async def test_strangers_and_anonymous_get_nothing(server: RunningServer) -> Non
     stranger = await download(server, body["id"], server.token("stranger"))
     missing = await download(server, "0" * 24, server.token("stranger"))
     assert stranger[0] == missing[0] == 404 and stranger[1] == missing[1]
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{server.url}/api/uploads/{body['id']}") as response:
-            assert response.status == 401
+    async with aiohttp.ClientSession() as session, session.get(f"{server.url}/api/uploads/{body['id']}") as response:
+        assert response.status == 401
     assert (await upload(server, PNG, "x.png"))[0] == 401
     assert (await upload(server, PNG, "x.png", "not-a-token"))[0] == 401

@@ -34,7 +34,7 @@ async def connect(sid, environ, auth):
     try:
         claims = jwt.decode((auth or {}).get("token", ""), SECRET, algorithms=["HS256"])
     except jwt.PyJWTError as e:
-        raise socketio.exceptions.ConnectionRefusedError(f"unauthorized: {e}")
+        raise socketio.exceptions.ConnectionRefusedError(f"unauthorized: {e}") from None
     await sio.save_session(sid, {"user": claims}, namespace=NS)
 
 
