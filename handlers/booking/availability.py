@@ -15,6 +15,7 @@ from stores.booking.bookings import BookingStore
 
 NAMESPACE = "/booking"
 GRID_CACHE_SIZE = 1000
+LOOK_BACK = timedelta(days=3)  # grid() may begin a joined window 2 local dates before `from` (slots.py)
 
 
 def avail_room(therapist_id: str) -> str:
@@ -100,7 +101,12 @@ class AvailabilityHandler:
         return OpenSlots(therapist_id, slots)
 
     async def _busy(self, therapist_id: str, version: int, from_: datetime, to: datetime) -> list[Busy]:
-        """Busy times from the cache, else from one indexed query (widened so later ranges hit too)."""
+        """Busy times from the cache, else from one indexed query (widened so later ranges hit too).
+
+        The slot grid may start walking a joined window up to LOOK_BACK before `from_`, so bookings that far
+        back count too.
+        """
+        from_ -= LOOK_BACK
         cached = self.cache.get(therapist_id, version, from_, to)
         if cached is not None:
             return cached

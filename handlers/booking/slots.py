@@ -16,7 +16,7 @@ UNIT = timedelta(minutes=UNIT_MINUTES)
 DAY = timedelta(days=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-T = TypeVar("T", bound=tuple)  # type: ignore[type-arg]
+T = TypeVar("T", bound=tuple)
 
 DEFAULT_POLICY: dict[str, Any] = {
     "refund_tiers": [{"min_hours_before": 24, "percent": 100}, {"min_hours_before": 2, "percent": 75},

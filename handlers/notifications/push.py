@@ -134,7 +134,7 @@ class PushHandler:
             response = webpush(subscription.info(), payload(notification), vapid_private_key=self._vapid,
                                vapid_claims={"sub": self._config.vapid_subject}, ttl=TTL_SECONDS, headers=headers,
                                timeout=REQUEST_TIMEOUT)
-            return Attempt(status=response.status_code)  # type: ignore[union-attr]
+            return Attempt(status=response.status_code)
         except WebPushException as exc:
             response = exc.response
             if response is None:

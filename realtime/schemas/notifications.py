@@ -46,7 +46,7 @@ class PushSwitch(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool | str:
         if value is True or value is False or value == "always":
-            return value  # type: ignore[no-any-return]
+            return value
         raise ValidationError('Must be true, false or "always".')
 
 

@@ -117,9 +117,11 @@ class ActivityWriter:
         except (PyMongoError, OSError) as error:
             log.warning("conversation activity not written, retrying: %s", type(error).__name__)
             for cid, activity in pending.items():
+                if activity.last_at is None:
+                    continue  # noted activity always has a time; nothing to write again
                 again = self._pending.setdefault(cid, Activity())
                 for sender, seq in activity.sent.items():
-                    again.merge(seq, activity.last_at, sender)  # type: ignore[arg-type]
+                    again.merge(seq, activity.last_at, sender)
             pending = {}
         finally:
             self._flushing = None

@@ -121,8 +121,9 @@ class ConversationStore:
         return self._activity
 
     async def _with_activity(self, doc: Doc | None) -> Conversation | None:
-        if doc is None:
-            return None
+        return None if doc is None else await self._stored(doc)
+
+    async def _stored(self, doc: Doc) -> Conversation:
         return _conversation(doc, await self._activity.find_one({"_id": doc["_id"]}))
 
     async def ensure_indexes(self) -> None:
@@ -140,7 +141,7 @@ class ConversationStore:
         doc = _new_doc(kind, [a, b], title, a)
         doc["key"] = key
         stored, created = await insert_or_existing(self._conversations, doc, {"key": key})
-        return await self._with_activity(stored), created  # type: ignore[return-value]
+        return await self._stored(stored), created
 
     async def create_group(self, member_ids: list[str], title: str | None, created_by: str,
                            request_id: str | None) -> tuple[Conversation, bool]:
@@ -148,7 +149,7 @@ class ConversationStore:
         doc = _new_doc("group", member_ids, title, created_by)
         doc["key"] = f"group:{created_by}\n{request_id}" if request_id else "group-id:" + doc["_id"]
         found, created = await insert_or_existing(self._conversations, doc, {"key": doc["key"]})
-        return await self._with_activity(found), created  # type: ignore[return-value]
+        return await self._stored(found), created
 
     async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
         """One conversation, only if `user_id` is a member."""
