@@ -23,13 +23,6 @@ def avail_room(therapist_id: str) -> str:
     return f"avail:{therapist_id}"
 
 
-def rules_of(stored: Availability) -> Rules:
-    """The slot rules of a therapist's availability."""
-    return Rules(timezone=stored.timezone, weekly=stored.weekly, overrides=stored.overrides,
-                 session_minutes=stored.session_minutes, buffer_minutes=stored.buffer_minutes,
-                 min_notice_minutes=stored.min_notice_minutes, max_days_ahead=stored.max_days_ahead)
-
-
 class BusyCache:
     """Busy times per therapist, valid while the therapist's calendar version is unchanged.
 
@@ -73,21 +66,21 @@ class AvailabilityHandler:
         """Replace the calling therapist's availability and tell subscribers."""
         before, current = await self.store.replace(user.id, values)
         now = self.clock()
-        days = max(values["max_days_ahead"], before.max_days_ahead if before else 0)
+        days = max(values["max_days_ahead"], before.rules.max_days_ahead if before else 0)
         await self.announce(user.id, now, now + timedelta(days=days + 1))
         return current
 
     async def rules(self, therapist_id: str) -> tuple[Rules, dict[str, Any]] | None:
         """A therapist's slot rules and policy, or None when they have set no availability."""
         stored = await self.store.get(therapist_id)
-        return (rules_of(stored), stored.policy) if stored else None
+        return (stored.rules, stored.policy) if stored else None
 
     async def open_slots(self, therapist_id: str, from_: datetime, to: datetime) -> OpenSlots:
         """The open slots of a therapist starting in [from, to)."""
         stored = await self.store.get(therapist_id)
         slots: list[tuple[datetime, datetime]] = []
         if stored is not None:
-            rules = rules_of(stored)
+            rules = stored.rules
             key = (stored.calendar_version, stored.updated_at, from_, to)
             found = self.grids.get(therapist_id)
             if found is None or found[0] != key:

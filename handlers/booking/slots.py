@@ -11,6 +11,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from stores.booking.availability import Rules
+
+__all__ = ["Rules"]  # the stored availability rules, which every function here reads
+
 UNIT_MINUTES = 5
 UNIT = timedelta(minutes=UNIT_MINUTES)
 DAY = timedelta(days=1)
@@ -23,29 +27,6 @@ DEFAULT_POLICY: dict[str, Any] = {
                      {"min_hours_before": 0, "percent": 50}],
     "confirm_within_hours": 24,
 }
-
-
-@dataclass(frozen=True)
-class Rules:
-    """A therapist's availability, as stored (times "HH:MM" in `timezone`)."""
-
-    timezone: str
-    weekly: list[dict[str, Any]]
-    overrides: list[dict[str, Any]]
-    session_minutes: int
-    buffer_minutes: int
-    min_notice_minutes: int
-    max_days_ahead: int
-
-    @property
-    def session(self) -> timedelta:
-        """The length of one session."""
-        return timedelta(minutes=self.session_minutes)
-
-    @property
-    def buffer(self) -> timedelta:
-        """The free time kept around every session."""
-        return timedelta(minutes=self.buffer_minutes)
 
 
 @dataclass(frozen=True)

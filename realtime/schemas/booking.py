@@ -255,13 +255,13 @@ class AvailabilityOut(OutputSchema):
     """`Availability`: a therapist's hours (local, in `timezone`), overrides, session shape and policy."""
 
     therapist_id = fields.String(required=True)
-    timezone = fields.String(required=True)
-    weekly = fields.List(fields.Nested(WeeklyRangeOut), required=True)
-    overrides = fields.List(fields.Nested(OverrideOut), required=True)
-    session_minutes = fields.Integer(required=True)
-    buffer_minutes = fields.Integer(required=True)
-    min_notice_minutes = fields.Integer(required=True)
-    max_days_ahead = fields.Integer(required=True)
+    timezone = fields.String(attribute="rules.timezone", required=True)
+    weekly = fields.List(fields.Nested(WeeklyRangeOut), attribute="rules.weekly", required=True)
+    overrides = fields.List(fields.Nested(OverrideOut), attribute="rules.overrides", required=True)
+    session_minutes = fields.Integer(attribute="rules.session_minutes", required=True)
+    buffer_minutes = fields.Integer(attribute="rules.buffer_minutes", required=True)
+    min_notice_minutes = fields.Integer(attribute="rules.min_notice_minutes", required=True)
+    max_days_ahead = fields.Integer(attribute="rules.max_days_ahead", required=True)
     policy = fields.Nested(PolicyOut, required=True)
     updated_at = UtcDateTime(required=True)
 

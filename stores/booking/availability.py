@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -15,15 +15,12 @@ CAS_ATTEMPTS = 20  # each failed compare-and-set means another write to the docu
 
 
 @dataclass(frozen=True)
-class Availability:
-    """A therapist's availability as stored: local hours, overrides, session shape and booking policy.
+class Rules:
+    """When a therapist takes sessions: local hours ("HH:MM" in `timezone`), session shape, notice and horizon.
 
-    `weekly` items are `{weekday, start, end}`, `overrides` items `{date, start, end, unavailable}`
-    ("HH:MM" in `timezone`), `policy` is `{refund_tiers: [{min_hours_before, percent}], confirm_within_hours}`.
-    `calendar_version` counts changes of the therapist's bookings (what cached busy times are checked against).
+    `weekly` items are `{weekday, start, end}`, `overrides` items `{date, start, end, unavailable}`.
     """
 
-    therapist_id: str
     timezone: str
     weekly: list[dict[str, Any]]
     overrides: list[dict[str, Any]]
@@ -31,17 +28,39 @@ class Availability:
     buffer_minutes: int
     min_notice_minutes: int
     max_days_ahead: int
+
+    @property
+    def session(self) -> timedelta:
+        """The length of one session."""
+        return timedelta(minutes=self.session_minutes)
+
+    @property
+    def buffer(self) -> timedelta:
+        """The free time kept around every session."""
+        return timedelta(minutes=self.buffer_minutes)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """A therapist's availability as stored: the rules and the booking policy.
+
+    `policy` is `{refund_tiers: [{min_hours_before, percent}], confirm_within_hours}`. `calendar_version`
+    counts changes of the therapist's bookings (what cached busy times are checked against).
+    """
+
+    therapist_id: str
+    rules: Rules
     policy: dict[str, Any]
     updated_at: datetime
     calendar_version: int = 0
 
 
 def _availability(doc: Doc) -> Availability:
-    return Availability(
-        therapist_id=doc["_id"], timezone=doc["timezone"], weekly=doc["weekly"], overrides=doc.get("overrides", []),
-        session_minutes=doc["session_minutes"], buffer_minutes=doc["buffer_minutes"],
-        min_notice_minutes=doc["min_notice_minutes"], max_days_ahead=doc["max_days_ahead"], policy=doc["policy"],
-        updated_at=doc["updated_at"], calendar_version=int(doc.get("calendar_version") or 0))
+    rules = Rules(timezone=doc["timezone"], weekly=doc["weekly"], overrides=doc.get("overrides", []),
+                  session_minutes=doc["session_minutes"], buffer_minutes=doc["buffer_minutes"],
+                  min_notice_minutes=doc["min_notice_minutes"], max_days_ahead=doc["max_days_ahead"])
+    return Availability(therapist_id=doc["_id"], rules=rules, policy=doc["policy"], updated_at=doc["updated_at"],
+                        calendar_version=int(doc.get("calendar_version") or 0))
 
 
 class AvailabilityStore:

@@ -98,10 +98,6 @@ class PushStore:
             "$set": {"status": outcome, "lastStatus": status, "lastError": error, "updatedAt": now},
             "$push": {"history": {"at": now, "status": status, "error": error}}})
 
-    async def deliveries(self, notification_id: str) -> list[Doc]:
-        """The delivery records of one notification (for tracking and tests)."""
-        return [doc async for doc in self._deliveries.find({"notificationId": notification_id})]
-
     async def stats(self, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
         """Per category: deliveries that reached the push service, and those that failed for good."""
         pipeline: list[Doc] = [
