@@ -67,7 +67,7 @@ class ChatNamespace(BaseNamespace[ChatFeature]):
     @request("conversation:open", OpenConversation, ack=ConversationOut, rate=(20, 1.0))
     async def open_conversation(self, sid: str, user: User, payload: Payload) -> Any:
         """The direct conversation with one user, or a new group."""
-        return await self.handler.conversations.open(user, **payload)
+        return await self.handler.conversations.open_conversation(user, **payload)
 
     @request("conversation:list", Pagination, ack=ConversationPageOut)
     async def list_conversations(self, sid: str, user: User, payload: Payload) -> Any:

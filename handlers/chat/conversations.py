@@ -45,7 +45,7 @@ class ConversationHandler:
     def __init__(self, deps: ChatDeps) -> None:
         self.deps = deps
 
-    async def open(self, user: User, member_ids: list[str], title: str | None = None,
+    async def open_conversation(self, user: User, member_ids: list[str], title: str | None = None,
                    request_id: str | None = None) -> Conversation:
         """The direct conversation with one other user (existing or new), or a new group."""
         others = [member for member in dict.fromkeys(member_ids) if member != user.id]

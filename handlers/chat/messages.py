@@ -75,7 +75,7 @@ class MessageHandler:
         if self.deps.messages.backlogged:  # refuse before taking a seq: no gap, the client sends again
             raise Unavailable(BUSY)
         for _ in range(SEQ_ATTEMPTS):
-            seq = await self.deps.seqs.next(conversation_id)
+            seq = await self.deps.seqs.next_seq(conversation_id)
             try:
                 return await self.deps.messages.insert(conversation_id, seq, sender_id, request_id, text,
                                                        attachments, reply_to_id)

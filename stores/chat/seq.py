@@ -37,7 +37,7 @@ _RAISE = "local c = tonumber(redis.call('GET', KEYS[1]) or '0') " \
 class SeqAllocator(Protocol):
     """Hands out the next seq of a conversation."""
 
-    async def next(self, conversation_id: str) -> int:
+    async def next_seq(self, conversation_id: str) -> int:
         """A seq greater than every seq handed out or stored before."""
 
     async def reseed(self, conversation_id: str) -> None:
@@ -53,7 +53,7 @@ class LocalSeqAllocator:
         self._last: OrderedDict[str, int] = OrderedDict()
         self._seeding: dict[str, asyncio.Future[int]] = {}
 
-    async def next(self, conversation_id: str) -> int:
+    async def next_seq(self, conversation_id: str) -> int:
         if conversation_id not in self._last:
             await self._load(conversation_id)
         seq = self._last[conversation_id] = self._last[conversation_id] + 1
@@ -89,7 +89,7 @@ class RedisSeqAllocator:
     def _key(self, conversation_id: str) -> str:
         return f"{self._prefix}seq:{conversation_id}"
 
-    async def next(self, conversation_id: str) -> int:
+    async def next_seq(self, conversation_id: str) -> int:
         seq = await self._next(keys=[self._key(conversation_id)], args=[self._ttl_ms])
         if seq is None:
             seq = await self._raise_to_stored(conversation_id, then_next=True)

@@ -198,7 +198,7 @@ async def test_catch_up_never_steps_over_a_message_still_being_written(server: R
     alice, _bob, conversation = await direct(server)
     cid = conversation["id"]
     first = await send(alice, cid, "one")
-    await server.chat.deps.seqs.next(cid)  # a send in flight on another process
+    await server.chat.deps.seqs.next_seq(cid)  # a send in flight on another process
     third = await send(alice, cid, "three")
     assert (first["seq"], third["seq"]) == (1, 3)
     page = await alice.ok("message:history", {"conversationId": cid, "afterSeq": 0})
