@@ -12,10 +12,11 @@ from clock import Clock, iso, parse_iso
 from errors import Conflict, InvalidPayload, NotFound, PreconditionFailed
 from handlers.auth import User
 from handlers.booking.availability import NAMESPACE, AvailabilityHandler
-from handlers.booking.deltas import BookingPage, ShownBooking
+from handlers.booking.deltas import ShownBooking
 from handlers.booking.reminders import ReminderScheduler
 from handlers.booking.slots import fits, refund_percent, units
 from handlers.events import BookingChange, BookingChanged, EventBus
+from handlers.page import Page
 from handlers.publisher import Publisher
 from stores.booking.bookings import ACTIVE, CAS_ATTEMPTS, BookingFilter, BookingRecord, BookingStore, NewBooking
 from stores.crypto import Cipher
@@ -69,7 +70,7 @@ class BookingHandler:
         return self.shown(await self.own(user, booking_id))
 
     async def page(self, user: User, status: str | None, from_: datetime | None, to: datetime | None,
-                   limit: int, cursor: str | None) -> BookingPage:
+                   limit: int, cursor: str | None) -> Page[ShownBooking]:
         """booking:list: the caller's own bookings (all for admins), by start time."""
         party = None if user.is_admin else ("therapist" if user.is_therapist else "client")
         records = await self.store.page(party, user.id, BookingFilter(status, from_, to), _decode_cursor(cursor),
@@ -77,7 +78,7 @@ class BookingHandler:
         more = len(records) > limit
         records = records[:limit]
         next_cursor = f"{iso(records[-1].start)}|{records[-1].id}" if more else None
-        return BookingPage([self.shown(r) for r in records], next_cursor)
+        return Page([self.shown(r) for r in records], next_cursor)
 
     # -- creating ----------------------------------------------------------------------------------
 

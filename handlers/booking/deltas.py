@@ -14,13 +14,6 @@ class ShownBooking(BookingRecord):
     note_text: str | None = None
 
 
-@dataclass(frozen=True)
-class BookingPage:
-    """A page of the caller's bookings by start time."""
-
-    items: list[ShownBooking]
-    next_cursor: str | None
-
 
 @dataclass(frozen=True)
 class OpenSlots:

@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 from errors import Forbidden, InvalidPayload, NotFound
 from handlers.auth import User
 from handlers.chat.access import NAMESPACE, ChatDeps, conv_room
-from handlers.chat.deltas import ConversationPage, ConversationSummary, JoinedConversation, Receipt
+from handlers.chat.deltas import ConversationSummary, JoinedConversation, Receipt
 from handlers.events import ConversationRead
+from handlers.page import Page
 from handlers.publisher import room_group, user_room
 from stores.chat.conversations import Conversation, Markers
 
@@ -75,7 +76,7 @@ class ConversationHandler:
             raise Forbidden("You cannot message this user")
         return await self.deps.conversations.open_direct(kind, user.id, other_id, title)
 
-    async def page(self, user: User, limit: int, cursor: str | None) -> ConversationPage:
+    async def page(self, user: User, limit: int, cursor: str | None) -> Page[ConversationSummary]:
         """The caller's conversations, latest activity first, with unreadCount and lastMessage."""
         after = decode_cursor(cursor) if cursor else None
         page = await self.deps.conversations.page_for_member(user.id, limit + 1, after, self.deps.activity.known)
@@ -83,7 +84,7 @@ class ConversationHandler:
         page, more = page[:limit], len(page) > limit
         markers = await self.deps.conversations.markers_of([c.id for c in page], user.id)
         items = await asyncio.gather(*(self._summary(user, c, markers.get(c.id, Markers())) for c in page))
-        return ConversationPage(list(items), encode_cursor(page[-1]) if more else None)
+        return Page(list(items), encode_cursor(page[-1]) if more else None)
 
     async def _summary(self, user: User, conversation: Conversation, markers: Markers) -> ConversationSummary:
         unread, read_seq = 0, conversation.read_seq_of(user.id, markers)

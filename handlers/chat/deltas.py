@@ -109,17 +109,3 @@ class ReportReview:
     message: Message | None
 
 
-@dataclass(frozen=True)
-class ReportPage:
-    """A page of the admin review list."""
-
-    items: list[ReportReview]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class ConversationPage:
-    """A page of the caller's conversations, latest activity first."""
-
-    items: list[ConversationSummary]
-    next_cursor: str | None

@@ -5,8 +5,9 @@ from errors import InvalidPayload, NotFound, PreconditionFailed
 from handlers.auth import User
 from handlers.chat.access import NAMESPACE, ChatDeps
 from handlers.chat.content_rules import ContentRules
-from handlers.chat.deltas import ReportPage, ReportReview, SafetyAlert
+from handlers.chat.deltas import ReportReview, SafetyAlert
 from handlers.events import SafetyAlertRaised
+from handlers.page import Page
 from handlers.publisher import role_room
 from stores.chat.messages import Message
 from stores.chat.moderation import Report
@@ -58,13 +59,13 @@ class ModerationHandler:
             await self.deps.publisher.to_room(NAMESPACE, role_room("admin"), "report:created", report)
         return report
 
-    async def list_reports(self, limit: int, cursor: str | None, status: str) -> ReportPage:
+    async def list_reports(self, limit: int, cursor: str | None, status: str) -> Page[ReportReview]:
         """Admin review list: reports newest first, each with the reported message."""
         page = await self.deps.reports.page(status, limit + 1, cursor)
         page, more = page[:limit], len(page) > limit
         messages = await self.deps.messages.get_many([report.message_id for report in page])
         items = [ReportReview(report, messages.get(report.message_id)) for report in page]
-        return ReportPage(items, page[-1].id if more else None)
+        return Page(items, page[-1].id if more else None)
 
     async def resolve_report(self, admin: User, report_id: str) -> Report:
         """Close a report (admin)."""

@@ -11,6 +11,7 @@ from errors import InvalidPayload
 from handlers.feature import Shared
 from handlers.notifications.categories import CATEGORIES
 from handlers.notifications.preferences import Delivery, PreferenceHandler, decide
+from handlers.page import Page
 from handlers.publisher import role_room, room_group, user_room
 from stores.notifications.store import (
     PUSH_DONE,
@@ -42,13 +43,6 @@ class UnreadCount:
 
     unread_count: int
 
-
-@dataclass(frozen=True)
-class NotificationPage:
-    """A page of notifications; `next_cursor` is the seq to continue from."""
-
-    items: list[Notification]
-    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -131,16 +125,16 @@ class NotificationHandler:
         return count
 
     async def page(self, user_id: str, *, limit: int, cursor: str | None = None, unread_only: bool = False,
-                   after_seq: int | None = None) -> NotificationPage:
+                   after_seq: int | None = None) -> Page[Notification]:
         """A page: newest first, or (with afterSeq) everything after that seq, oldest first."""
         position = _seq_cursor(cursor)
         if after_seq is not None:
             return await self._catch_up(user_id, max(after_seq, position or 0), limit, unread_only)
         items = await self._store.page(user_id, limit=limit, before_seq=position, unread_only=unread_only)
         next_cursor = str(items[-1].seq) if len(items) == limit else None
-        return NotificationPage(items, next_cursor)
+        return Page(items, next_cursor)
 
-    async def _catch_up(self, user_id: str, after_seq: int, limit: int, unread_only: bool) -> NotificationPage:
+    async def _catch_up(self, user_id: str, after_seq: int, limit: int, unread_only: bool) -> Page[Notification]:
         """Oldest first after `after_seq`, stopping before any seq still being written (it may be this
         user's); then `nextCursor` is set even on a short page: ask again."""
         settled = await self._store.settled(after_seq)
@@ -148,7 +142,7 @@ class NotificationHandler:
                                        unread_only=unread_only)
         last = items[-1].seq if items else after_seq
         next_cursor = str(last) if len(items) == limit or settled.held else None
-        return NotificationPage(items, next_cursor)
+        return Page(items, next_cursor)
 
     async def read(self, user_id: str, ids: list[str]) -> UnreadCount:
         """Mark some of the user's notifications read (others' ids change nothing)."""
