@@ -133,7 +133,7 @@ def _jobs(built: list[tuple[Slice[Any], Built[Any]]]) -> list[Periodic]:
 
 
 async def _connections_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with open_connections(app[CONFIG]) as connections:
+    async with open_connections(app[CONFIG], on_embedded_restart=app[METRICS].embedded_db_restarts.inc) as connections:
         app[CONNECTIONS], app[MONGO_DB] = connections, connections.db
         yield
 
@@ -168,6 +168,12 @@ async def _close_sockets(app: web.Application) -> None:
     await shutdown(app[SIO])
 
 
+async def _stop_supervising(app: web.Application) -> None:
+    # Shutdown has begun: the embedded database is not restarted from here on.
+    if CONNECTIONS in app:
+        await app[CONNECTIONS].stop_supervising()
+
+
 def create_app(config: Config, clock: Clock = utcnow) -> web.Application:
     """The careline application: Socket.IO namespaces, REST routes, and their resources."""
     app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=1024 ** 2)
@@ -176,7 +182,7 @@ def create_app(config: Config, clock: Clock = utcnow) -> web.Application:
     sio.attach(app)
     app[SIO] = sio
     app.cleanup_ctx.extend([_connections_ctx, functools.partial(_features_ctx, clock=clock)])
-    app.on_shutdown.append(_close_sockets)
+    app.on_shutdown.extend([_stop_supervising, _close_sockets])
     ops.setup(app)
     for feature in FEATURES:
         if feature.routes is not None:

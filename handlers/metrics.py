@@ -9,7 +9,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class Metrics:
-    """Connected sockets, requests by event and result code, ack latency."""
+    """Connected sockets, requests by event and result code, ack latency, embedded database restarts."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -21,6 +21,9 @@ class Metrics:
                                  ["namespace", "event"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.connect_refused = Counter("careline_connect_refused", "Refused connections by code",
                                        ["namespace", "code"], registry=self.registry)
+        self.embedded_db_restarts = Counter("careline_embedded_db_restarts",
+                                            "Restarts of the embedded database (it exited or stopped answering)",
+                                            registry=self.registry)
         self._request_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # `labels()` is slow per call
 
     def request_done(self, namespace: str, event: str, code: str, seconds: float) -> None:
