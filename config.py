@@ -231,6 +231,8 @@ class Config:
     mongodb_uri: str | None = None
     mongodb_db: str = "careline"
     mongodb_pool_size: int = 100
+    mongodb_write_concern: str = "majority"
+    dependency_timeout_ms: int = 2000
     redis_url: str | None = None
     redis_prefix: str = "careline:"
     jwt_secret: str | None = None
@@ -336,6 +338,12 @@ SETTINGS: tuple[Setting, ...] = (
     _S("MONGODB_DB", "mongodb_db", TEXT, "database name"),
     _S("MONGODB_POOL_SIZE", "mongodb_pool_size", INTEGER, "most connections to MongoDB per process",
        default=_pool_size_default, shown="`100`, or `8` on the embedded database", bounds=_COUNT),
+    _S("MONGODB_WRITE_CONCERN", "mongodb_write_concern", LOWER,
+       "what an `ok` ack waits for: `majority` of the replica set, journaled; `1` only the primary's journal "
+       "(faster, but a write acknowledged just before a failover can be rolled back)", choices=("majority", "1")),
+    _S("DEPENDENCY_TIMEOUT_MS", "dependency_timeout_ms", INTEGER,
+       "longest a request waits on one MongoDB or Redis operation before it answers `unavailable`",
+       bounds=Bounds(100, 60000)),
     _S("REDIS_URL", "redis_url", TEXT, "Redis for the Socket.IO manager, shared rate limits and presence",
        shown="unset: single process"),
     _S("REDIS_PREFIX", "redis_prefix", TEXT, "prefix of every Redis key and of the Socket.IO channel"),

@@ -48,6 +48,7 @@ from rest.app_keys import CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MO
 from rest.middleware import cors_middleware, error_middleware
 from stores.crypto import Cipher
 from stores.database import Connections, open_connections
+from stores.mongo import patient
 from stores.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from stores.sockets import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
 from stores.users import UserStore
@@ -115,9 +116,13 @@ def socket_registry(config: Config, connections: Connections) -> SocketRegistry:
 
 
 async def build_features(shared: Shared) -> list[tuple[Slice[Any], Built[Any]]]:
-    """Build every feature in FEATURES order (users' indexes first: every feature records users)."""
-    await shared.users.ensure_indexes()
-    return [(feature, await feature.build(shared)) for feature in FEATURES]
+    """Build every feature in FEATURES order (users' indexes first: every feature records users).
+
+    Index builds and migrations may take longer than a request may wait: they get start-up time.
+    """
+    with patient():
+        await shared.users.ensure_indexes()
+        return [(feature, await feature.build(shared)) for feature in FEATURES]
 
 
 async def close_features(shared: Shared, built: list[tuple[Slice[Any], Built[Any]]]) -> None:

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from stores.errors import failed_dependency
+
 log = logging.getLogger("careline.jobs")
 
 
@@ -18,17 +20,39 @@ class Periodic:
     run: Callable[[], Awaitable[None]]
 
 
+MAX_BACKOFF_SECONDS = 30.0  # longest pause of a job whose dependency is down
+
+
 async def run_periodic(job: Periodic, stop: asyncio.Event) -> None:
-    """Run `job` until `stop` is set; failures are logged and retried on the next tick."""
+    """Run `job` until `stop` is set; failures are logged and retried on the next tick.
+
+    While a dependency is down (MongoDB or Redis unreachable or too slow), the job waits twice as long
+    after each failed run, up to MAX_BACKOFF_SECONDS, and logs one line per failure instead of a
+    traceback; its first successful run catches up with everything that came due meanwhile.
+    """
+    delay = job.interval
     while not stop.is_set():
+        delay = await _run_once(job, delay)
         try:
-            await job.run()
-        except Exception:
-            log.exception("periodic job %s failed", job.name)
-        try:
-            await asyncio.wait_for(stop.wait(), job.interval)
+            await asyncio.wait_for(stop.wait(), delay)
         except TimeoutError:
             pass
+
+
+async def _run_once(job: Periodic, delay: float) -> float:
+    """Run the job once; the pause before the next run."""
+    try:
+        await job.run()
+    except Exception as exc:
+        dependency = failed_dependency(exc)
+        if dependency is None:
+            log.exception("periodic job %s failed", job.name)
+            return job.interval
+        backoff = min(max(delay * 2, job.interval), MAX_BACKOFF_SECONDS)
+        log.warning("periodic job %s: %s unavailable (%s), next try in %.1f s", job.name, dependency,
+                    type(exc).__name__, backoff)
+        return backoff
+    return job.interval
 
 
 async def run_all(jobs: list[Periodic], stop: asyncio.Event) -> None:

@@ -35,7 +35,7 @@ from handlers.feature import Shared
 from handlers.metrics import Metrics
 from handlers.publisher import role_room, room_group, user_room
 from realtime.schemas.common import RefreshSession, SessionExpired, SessionRefreshed
-from stores.errors import is_dependency_failure
+from stores.errors import failed_dependency, is_dependency_failure
 
 log = logging.getLogger("careline.realtime")
 
@@ -165,7 +165,8 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         await self.save_session(sid, {"user": user, "exp": identity.expires_at,
                                       "timer": self._arm_expiry(sid, identity.expires_at)})
         await self.enter_room(sid, role_room(user.role))
-        await self.shared.publisher.join(self.namespace, sid, user_room(user.id), user.id)
+        # In the room even when the registry (Redis) is down: delivery works, presence may lag.
+        await self._safely(self.shared.publisher.join(self.namespace, sid, user_room(user.id), user.id))
         self.metrics.connected.labels(self.namespace).inc()
         log.info("connect", extra={"namespace": self.namespace, "user": user.id, "sid": sid})
         await self._safely(self.shared.users.upsert_seen(user.id, user.role, user.name))
@@ -280,9 +281,10 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
             raise RateLimited(wait_ms)
 
     def _unexpected(self, exc: Exception, event: str) -> AppError:
-        if is_dependency_failure(exc):
+        dependency = failed_dependency(exc)
+        if dependency is not None:
             log.warning("dependency unavailable handling %s: %s", event[:64], type(exc).__name__)
-            return Unavailable("A dependency is unavailable, try again shortly")
+            return Unavailable("A dependency is unavailable, try again shortly", {"dependency": dependency})
         log.exception("internal error handling %s", event[:64])
         return Internal()
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from errors import AppError, Internal, Unavailable
 from rest.app_keys import CONFIG
-from stores.errors import is_dependency_failure
+from stores.errors import failed_dependency
 
 log = logging.getLogger("careline.rest")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -36,8 +36,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except AppError as error:
         return error_response(error)
     except Exception as exc:
-        if is_dependency_failure(exc):
-            return error_response(Unavailable())
+        dependency = failed_dependency(exc)
+        if dependency is not None:
+            return error_response(Unavailable(details={"dependency": dependency}))
         log.exception("internal error on %s %s", request.method, request.path)
         return error_response(Internal())
 

@@ -79,7 +79,8 @@ async def open_database(config: Config, on_embedded_restart: Callable[[], object
             uri = embedded.uri
             supervisor = EmbeddedSupervisor(embedded, on_restart=on_embedded_restart)
             supervisor.start()
-        client = mongo.connect(uri or "", pool_size=config.mongodb_pool_size, retry_writes=False if embedded else None)
+        client = mongo.connect(uri or "", pool_size=config.mongodb_pool_size, timeout_ms=config.dependency_timeout_ms,
+                               write_concern=config.mongodb_write_concern, retry_writes=False if embedded else None)
         try:
             yield client, client[config.mongodb_db], embedded, supervisor
         finally:
@@ -98,7 +99,7 @@ async def open_connections(config: Config, on_embedded_restart: Callable[[], obj
                            ) -> AsyncIterator[Connections]:
     """The database and (when REDIS_URL is set) Redis, closed on exit (`on_embedded_restart`: see open_database)."""
     async with open_database(config, on_embedded_restart) as (client, db, embedded, supervisor):
-        redis = redis_store.connect(config.redis_url) if config.redis_url else None
+        redis = redis_store.connect(config.redis_url, config.dependency_timeout_ms) if config.redis_url else None
         try:
             yield Connections(client, db, embedded, redis, supervisor)
         finally:

@@ -10,6 +10,8 @@ docs/performance.md); a document arriving after a quiet spell is written at once
 A document's own failure (a unique index, say) reaches only its caller. When the database falls
 behind and `max_queued` documents are already waiting, a new one is refused at once (`Backlogged`)
 instead of waiting behind a queue that only grows: the caller answers "try again" and nothing is lost.
+When a batch fails for want of the database (down, or slower than its timeout), the documents queued
+behind it fail with it, so no caller waits longer than one batch's bound.
 """
 from __future__ import annotations
 
@@ -86,8 +88,12 @@ class GroupInsert:
             await self._collection.insert_many([doc for doc, _ in batch], ordered=False)
         except BulkWriteError as error:
             failed = {each["index"]: each for each in error.details.get("writeErrors", [])}
-        except (PyMongoError, OSError) as error:  # nothing is known to be written: every caller hears it
-            for _, done in batch:
+        except (PyMongoError, OSError) as error:
+            # Nothing is known to be written: every caller of the batch hears it, and so does every one
+            # queued behind it (the database did not answer within its bound; waiting for the next batch
+            # would double their wait). Each may send again: inserts are idempotent by `_id`.
+            queued, self._queue = self._queue, []
+            for _, done in batch + queued:
                 if not done.done():
                     done.set_exception(error)
             return

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
+import pymongo
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -19,19 +21,31 @@ MongoClient = AsyncMongoClient[Doc]
 T = TypeVar("T")
 
 
-def connect(uri: str, *, pool_size: int = 100, timeout_ms: int = 5000,
-            retry_writes: bool | None = None) -> AsyncMongoClient[Doc]:
-    """Create the process-wide client (tz-aware datetimes, bounded server selection and pool).
+STARTUP_TIMEOUT_SECONDS = 300.0  # index builds and migrations at start-up may take long on a big database
 
+
+def connect(uri: str, *, pool_size: int = 100, timeout_ms: int = 2000, write_concern: str = "majority",
+            retry_writes: bool | None = None) -> AsyncMongoClient[Doc]:
+    """Create the process-wide client: tz-aware datetimes, every operation bounded, durable acknowledgements.
+
+    `timeout_ms` bounds each operation end to end (PyMongo's client-side `timeoutMS`: server selection,
+    the connection, the round trip): past it the call raises a timeout, which callers answer with
+    `unavailable`. `write_concern` is `majority` (with journal) or `1` (the primary's journal only).
     `retry_writes=False` is for the embedded SecantusDB on loopback: it has no failover to retry
     across, and its retryable-write registry scans up to 10,000 records on every write (upstream).
     None leaves it to the URI (`retryWrites=false` there for a separately run SecantusDB).
     """
     options: dict[str, Any] = {} if retry_writes is None else {"retryWrites": retry_writes}
+    concern: str | int = write_concern if write_concern == "majority" else int(write_concern)
     return AsyncMongoClient(
-        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-        maxPoolSize=pool_size, appname="careline", **options,
+        uri, tz_aware=True, timeoutMS=timeout_ms, w=concern, journal=True, maxPoolSize=pool_size,
+        appname="careline", **options,
     )
+
+
+def patient() -> AbstractContextManager[None]:
+    """Operations inside wait up to STARTUP_TIMEOUT_SECONDS instead of the per-request bound (start-up work)."""
+    return pymongo.timeout(STARTUP_TIMEOUT_SECONDS)
 
 
 async def ping(client: AsyncMongoClient[Doc]) -> None:

@@ -6,9 +6,10 @@ from redis.asyncio import Redis
 __all__ = ["Redis", "connect", "ping"]
 
 
-def connect(url: str) -> Redis:
-    """Create the process-wide Redis client (decoded strings, bounded timeouts)."""
-    return Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5,
+def connect(url: str, timeout_ms: int = 2000) -> Redis:
+    """Create the process-wide Redis client (decoded strings; every command and connect bounded by `timeout_ms`)."""
+    seconds = timeout_ms / 1000
+    return Redis.from_url(url, decode_responses=True, socket_timeout=seconds, socket_connect_timeout=seconds,
                           health_check_interval=30)
 
 
