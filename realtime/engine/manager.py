@@ -1,13 +1,19 @@
 """Speed path: client managers that deliver a broadcast with one encoding and no task per recipient."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import socketio
 from socketio import packet as sio_packet
 
 from realtime.engine.session_output import eio_messages
+
+log = logging.getLogger("careline.engine")
+LISTEN_RETRY_FIRST = 0.5  # seconds before the first resubscribe after Redis went away
+LISTEN_RETRY_MAX = 2.0  # ... doubling up to this
 
 
 def emit_args(data: Any) -> list[Any]:
@@ -86,6 +92,35 @@ class FastEmitManager(socketio.AsyncManager):
 class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
     """AsyncRedisManager whose local delivery (emits of this process and from Redis) is FastEmitManager's."""
 
-    def __init__(self, url: str, *, channel: str, write_only: bool = False, json: Any = None) -> None:
+    def __init__(self, url: str, *, channel: str, write_only: bool = False, json: Any = None,
+                 publish_timeout: float = 2.0) -> None:
         """Connect to Redis at `url` on `channel` (AsyncRedisManager's arguments; FastEmitManager's index too)."""
         socketio.AsyncRedisManager.__init__(self, url, channel=channel, write_only=write_only, json=json)
+        self.publish_timeout = publish_timeout
+
+    async def _publish(self, data: Any) -> Any:
+        """Upstream's publish (two tries), bounded: a Redis that stopped answering must not hold up the emit,
+        and with it the request that emitted (upstream's connection has no timeout). What is not published
+        is not delivered to other processes; their clients catch up by seq."""
+        try:
+            return await asyncio.wait_for(super()._publish(data), self.publish_timeout)
+        except TimeoutError:
+            self.connected = False
+            log.error("cannot publish to redis within %.1f s: giving up on this event", self.publish_timeout)
+            return None
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """Upstream's listener with its retries capped at LISTEN_RETRY_MAX seconds (upstream doubles to 60 s),
+        so delivery between processes resumes within seconds of Redis answering again."""
+        retry_sleep = LISTEN_RETRY_FIRST
+        while True:
+            try:
+                self._redis_connect()  # as upstream: a fresh connection and subscription on every round
+                await self.pubsub.subscribe(self.channel)
+                retry_sleep = LISTEN_RETRY_FIRST
+                async for message in self.pubsub.listen():
+                    yield message
+            except Exception as exc:
+                log.warning("cannot receive from redis (%s), retrying in %.1f s", type(exc).__name__, retry_sleep)
+                await asyncio.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, LISTEN_RETRY_MAX)

@@ -102,7 +102,7 @@ async def _fill_gaps(writer: Writer) -> None:
     """What a connected client does when seqs jump (a message sent through a process that died before
     delivering it): catch up from the last seq it has without a hole."""
     seqs = sorted(set(writer.seen.values()))
-    contiguous = next((seq - 1 for index, seq in enumerate(seqs, start=1) if seq != index), len(seqs))
+    contiguous = next((index - 1 for index, seq in enumerate(seqs, start=1) if seq != index), len(seqs))
     probe = Writer(writer.user, writer.conversation_id, writer.client, seen={"_": contiguous})
     await _catch_up(probe)
     writer.seen.update({key: seq for key, seq in probe.seen.items() if key != "_"})
