@@ -1,6 +1,7 @@
 """Shared steps of the chat tests: connected members, a conversation, a message."""
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -35,3 +36,24 @@ async def send(client: SioClient, conversation_id: str, text: str = "hello", **e
     """Send a text message and return the Message."""
     return await client.ok("message:send", {"conversationId": conversation_id, "text": text, "requestId": rid(),
                                             **extra})
+
+
+async def catch_up(client: SioClient, conversation_id: str, after: int = 0,
+                   attempts: int = 60) -> list[dict[str, Any]]:
+    """Every message after seq `after`, as a reconnecting client reads them (`message:history {afterSeq}`).
+
+    A send that failed leaves a seq gap; catch-up waits at a gap younger than 5 s (a message might
+    still be written into it), so a short page means: ask again shortly.
+    """
+    items: list[dict[str, Any]] = []
+    for _ in range(attempts):
+        page = await client.ok("message:history", {"conversationId": conversation_id, "afterSeq": after,
+                                                   "limit": 100})
+        items += page["items"]
+        if not page["hasMore"]:
+            return items
+        if page["items"]:
+            after = page["items"][-1]["seq"]
+        else:
+            await asyncio.sleep(0.5)
+    raise AssertionError("catch-up did not finish")

@@ -9,6 +9,7 @@ from typing import Any
 
 from config import Config
 from handlers.auth import mint_token
+from tests.chat.helpers import catch_up
 from tests.clients import SioClient
 from tests.conftest import ServerProcess
 
@@ -82,20 +83,10 @@ async def _move(writer: Writer, survivor: ServerProcess) -> None:
 
 
 async def _catch_up(writer: Writer) -> list[dict[str, Any]]:
-    after, items = max(writer.seen.values(), default=0), []
-    for _ in range(60):
-        page = await writer.client.ok("message:history", {"conversationId": writer.conversation_id,
-                                                          "afterSeq": after, "limit": 100})
-        items += page["items"]
-        for item in page["items"]:
-            writer.seen[item["id"]] = item["seq"]
-        if page["items"]:
-            after = page["items"][-1]["seq"]
-        if not page["hasMore"]:
-            return items
-        if not page["items"]:
-            await asyncio.sleep(0.5)  # a fresh seq gap (a send that died with the process) settles in 5 s
-    raise AssertionError("catch-up did not finish")
+    """Catch up from the highest seq the writer has seen, and remember what came."""
+    items = await catch_up(writer.client, writer.conversation_id, max(writer.seen.values(), default=0))
+    writer.seen.update({item["id"]: item["seq"] for item in items})
+    return items
 
 
 async def _fill_gaps(writer: Writer) -> None:

@@ -15,6 +15,7 @@ import pytest
 from config import Config
 from handlers.auth import mint_token
 from stores.embedded import free_port
+from tests.chat.helpers import catch_up
 from tests.clients import SioClient
 from tests.conftest import ServerProcess
 
@@ -79,19 +80,6 @@ async def _send(client: SioClient, conversation_id: str, request_id: str) -> dic
     return result
 
 
-async def _history(client: SioClient, conversation_id: str) -> list[str]:
-    texts, after = [], 0
-    for _ in range(60):
-        page = await client.ok("message:history", {"conversationId": conversation_id, "afterSeq": after,
-                                                   "limit": 100})
-        texts += [item["text"] for item in page["items"]]
-        if not page["hasMore"]:
-            return texts
-        if page["items"]:
-            after = page["items"][-1]["seq"]
-        else:
-            await asyncio.sleep(0.5)
-    raise AssertionError("catch-up did not finish")
 
 
 async def test_delivery_between_processes_resumes_after_redis_comes_back(
@@ -138,5 +126,5 @@ async def test_delivery_between_processes_resumes_after_redis_comes_back(
         except TimeoutError:
             continue
     assert resumed is not None and resumed <= RESUME_WITHIN, resumed
-    stored = await _history(bob, conversation)
+    stored = [item["text"] for item in await catch_up(bob, conversation)]
     assert set(acked) <= set(stored) and len(stored) == len(set(stored))

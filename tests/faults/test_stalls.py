@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from stores.embedded import EmbeddedMongo
+from tests.chat.helpers import catch_up
 from tests.clients import SioClient
 from tests.conftest import RunningServer, StartServer
 
@@ -124,24 +125,9 @@ async def _check_retries_are_safe(writers: list[tuple[SioClient, str, str]], log
             await client.ok("message:send", {"conversationId": sent.conversation_id, "text": sent.request_id,
                                              "requestId": sent.request_id})
     for client, conversation_id, _name in writers[::2]:
-        texts = await _history_texts(client, conversation_id)
+        texts = [item["text"] for item in await catch_up(client, conversation_id, attempts=30)]
         expected = {sent.request_id for sent in log if sent.conversation_id == conversation_id}
         assert sorted(texts) == sorted(set(texts))  # no duplicates
         assert expected <= set(texts)  # every request, first answered or retried, is stored once
 
 
-async def _history_texts(client: SioClient, conversation_id: str) -> list[str]:
-    """Every message text by catch-up. Failed sends left seq gaps; catch-up waits at a gap younger than
-    5 s (a message might still be written into it), so a short page means: ask again shortly."""
-    texts, after, deadline = [], 0, time.monotonic() + 15
-    while time.monotonic() < deadline:
-        page = await client.ok("message:history", {"conversationId": conversation_id, "afterSeq": after,
-                                                   "limit": 100})
-        texts += [item["text"] for item in page["items"]]
-        if not page["hasMore"]:
-            return texts
-        if page["items"]:
-            after = page["items"][-1]["seq"]
-        else:
-            await asyncio.sleep(0.5)
-    raise AssertionError("catch-up did not finish")
