@@ -6,6 +6,7 @@ periodic sweep deletes them).
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import defaultdict
@@ -13,8 +14,12 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 HEARTBEAT_SECONDS = 10
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+log = logging.getLogger("careline.sockets")
 PROCESS_TTL_SECONDS = 30
 
 
@@ -83,7 +88,13 @@ class MemorySocketRegistry:
 
 
 class RedisSocketRegistry:
-    """Many processes: one Redis hash per group, `sid -> user|process`."""
+    """Many processes: one Redis hash per group, `sid -> user|process`.
+
+    While Redis is down or too slow the registry degrades instead of failing the request that asked: a
+    socket it could not record counts as the user's first (presence may announce `online` twice), and
+    reads answer "nobody live" (a message notifies members who may in fact be watching). Heartbeats
+    fail as usual, so the heartbeat job backs off and logs it.
+    """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
@@ -97,28 +108,44 @@ class RedisSocketRegistry:
 
     async def add(self, group: str, sid: str, user_id: str) -> int:
         """Register a socket."""
-        if not self._live_cache[1]:
-            await self.heartbeat()
-        await self._redis.hset(self._key(group), sid, f"{user_id}|{self.process_id}")
-        return sum(1 for user in (await self._members(group)).values() if user == user_id)
+        try:
+            if not self._live_cache[1]:
+                await self.heartbeat()
+            await self._redis.hset(self._key(group), sid, f"{user_id}|{self.process_id}")
+            return sum(1 for user in (await self._members(group)).values() if user == user_id)
+        except REDIS_DOWN as error:
+            _degraded(error)
+            return 1
 
     async def remove(self, group: str, sid: str, user_id: str) -> int:
         """Forget a socket."""
-        await self._redis.hdel(self._key(group), sid)
-        return sum(1 for user in (await self._members(group)).values() if user == user_id)
+        try:
+            await self._redis.hdel(self._key(group), sid)
+            return sum(1 for user in (await self._members(group)).values() if user == user_id)
+        except REDIS_DOWN as error:
+            _degraded(error)
+            return 0
 
     async def users(self, group: str) -> set[str]:
         """Users with a live socket in the group."""
-        return set((await self._members(group)).values())
+        try:
+            return set((await self._members(group)).values())
+        except REDIS_DOWN as error:
+            _degraded(error)
+            return set()
 
     async def any_live(self, groups: Iterable[str]) -> dict[str, bool]:
         """Whether each group has a live socket (one round trip for all groups)."""
         groups = list(groups)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for group in groups:
-                pipe.hvals(self._key(group))
-            results = await pipe.execute()
-        live = await self._live_processes()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for group in groups:
+                    pipe.hvals(self._key(group))
+                results = await pipe.execute()
+            live = await self._live_processes()
+        except REDIS_DOWN as error:
+            _degraded(error)
+            return dict.fromkeys(groups, False)
         return {group: any(_process_of(value) in live for value in values)
                 for group, values in zip(groups, results, strict=True)}
 
@@ -172,3 +199,14 @@ def _text(value: object) -> str:
 def _process_of(entry: object) -> str:
     """The process of a `user|process` entry."""
     return _text(entry).rpartition("|")[2]
+
+
+_last_warning = [float("-inf")]
+
+
+def _degraded(error: Exception) -> None:
+    """Say so, at most every 10 s (every request of an outage would otherwise log a line)."""
+    now = time.monotonic()
+    if now - _last_warning[0] >= 10:
+        _last_warning[0] = now
+        log.warning("live-socket registry unavailable (%s): answering without it", type(error).__name__)
