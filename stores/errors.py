@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from pymongo.errors import ConnectionFailure, PyMongoError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from stores.redis import REDIS_DOWN
 
 
 def failed_dependency(exc: BaseException) -> str | None:
     """`mongodb` or `redis` when `exc` means that store is unreachable or too slow, else None (a bug)."""
     if isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError) and exc.timeout):
         return "mongodb"
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    if isinstance(exc, REDIS_DOWN):
         return "redis"
     if isinstance(exc, ConnectionRefusedError):
         return "store"

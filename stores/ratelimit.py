@@ -1,17 +1,11 @@
 """Token-bucket rate limits per key: in Redis (shared by all processes) or in memory (one process)."""
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-log = logging.getLogger("careline.ratelimit")
-RETRY_REDIS_AFTER = 1.0  # seconds of per-process limits after a Redis failure before Redis is asked again
+from stores.redis import REDIS_DOWN, Redis, RedisOutage
 
 _TOKEN_BUCKET = """
 local capacity = tonumber(ARGV[1])
@@ -42,29 +36,25 @@ class RedisRateLimiter:
     While Redis is down or too slow the limits stay on, per process (each process its own buckets, so
     a user may get up to one burst per process): failing open would let a flooder through exactly when
     the platform is weakest, failing closed would refuse every request for an outage of a cache. Redis
-    is asked again RETRY_REDIS_AFTER seconds after each failure.
+    is asked again a second after each failure.
     """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._prefix = prefix + "rl:"
         self._script = redis.register_script(_TOKEN_BUCKET)
         self._local = MemoryRateLimiter()
-        self._local_until: float | None = None  # set while Redis is considered down
+        self._outage = RedisOutage("rate limits per process")
 
     async def take(self, key: str, burst: int, per_second: float) -> int:
         """Take a token; 0 when allowed, else the wait in milliseconds."""
-        if self._local_until is not None and time.monotonic() < self._local_until:
+        if self._outage.skipping:
             return await self._local.take(key, burst, per_second)
         try:
             wait = int(await self._script(keys=[self._prefix + key], args=[burst, per_second / 1000.0]))
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            if self._local_until is None:
-                log.warning("rate limits per process while Redis is unavailable (%s)", type(error).__name__)
-            self._local_until = time.monotonic() + RETRY_REDIS_AFTER
+        except REDIS_DOWN as error:
+            self._outage.failed(error)
             return await self._local.take(key, burst, per_second)
-        if self._local_until is not None:
-            log.info("rate limits shared through Redis again")
-            self._local_until = None
+        self._outage.answered()
         return wait
 
 

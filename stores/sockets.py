@@ -6,20 +6,16 @@ periodic sweep deletes them).
 """
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from stores.redis import REDIS_DOWN, Redis, RedisOutage
 
 HEARTBEAT_SECONDS = 10
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
-log = logging.getLogger("careline.sockets")
+
 PROCESS_TTL_SECONDS = 30
 
 
@@ -102,6 +98,7 @@ class RedisSocketRegistry:
         self._procs = prefix + "procs"
         self.process_id = uuid.uuid4().hex
         self._live_cache: tuple[float, set[str]] = (0.0, set())
+        self._outage = RedisOutage("live-socket registry answering without Redis")
 
     def _key(self, group: str) -> str:
         return self._prefix + group
@@ -114,7 +111,7 @@ class RedisSocketRegistry:
             await self._redis.hset(self._key(group), sid, f"{user_id}|{self.process_id}")
             return sum(1 for user in (await self._members(group)).values() if user == user_id)
         except REDIS_DOWN as error:
-            _degraded(error)
+            self._outage.failed(error)
             return 1
 
     async def remove(self, group: str, sid: str, user_id: str) -> int:
@@ -123,7 +120,7 @@ class RedisSocketRegistry:
             await self._redis.hdel(self._key(group), sid)
             return sum(1 for user in (await self._members(group)).values() if user == user_id)
         except REDIS_DOWN as error:
-            _degraded(error)
+            self._outage.failed(error)
             return 0
 
     async def users(self, group: str) -> set[str]:
@@ -131,7 +128,7 @@ class RedisSocketRegistry:
         try:
             return set((await self._members(group)).values())
         except REDIS_DOWN as error:
-            _degraded(error)
+            self._outage.failed(error)
             return set()
 
     async def any_live(self, groups: Iterable[str]) -> dict[str, bool]:
@@ -144,7 +141,7 @@ class RedisSocketRegistry:
                 results = await pipe.execute()
             live = await self._live_processes()
         except REDIS_DOWN as error:
-            _degraded(error)
+            self._outage.failed(error)
             return dict.fromkeys(groups, False)
         return {group: any(_process_of(value) in live for value in values)
                 for group, values in zip(groups, results, strict=True)}
@@ -173,6 +170,7 @@ class RedisSocketRegistry:
         """Mark this process alive; delete entries of processes that stopped beating."""
         now = time.time()
         await self._redis.zadd(self._procs, {self.process_id: now})
+        self._outage.answered()
         dead = await self._redis.zrangebyscore(self._procs, "-inf", now - PROCESS_TTL_SECONDS)
         if dead:
             await self._sweep({_text(process) for process in dead})
@@ -201,12 +199,3 @@ def _process_of(entry: object) -> str:
     return _text(entry).rpartition("|")[2]
 
 
-_last_warning = [float("-inf")]
-
-
-def _degraded(error: Exception) -> None:
-    """Say so, at most every 10 s (every request of an outage would otherwise log a line)."""
-    now = time.monotonic()
-    if now - _last_warning[0] >= 10:
-        _last_warning[0] = now
-        log.warning("live-socket registry unavailable (%s): answering without it", type(error).__name__)

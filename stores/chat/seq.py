@@ -11,24 +11,16 @@ taking a seq leaves a gap that no later message fills.
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from stores.chat.conversations import ConversationStore
 from stores.chat.messages import MessageStore
-from stores.redis import Redis
+from stores.redis import REDIS_DOWN, Redis, RedisOutage
 
 Seed = Callable[[str], Awaitable[int]]  # the highest stored seq of a conversation
 
-log = logging.getLogger("careline.chat")
-
-RETRY_REDIS_AFTER = 1.0  # seconds of local counters after a Redis failure before Redis is asked again
 LOCAL_COUNTERS = 100_000  # conversations whose counter one process keeps (re-seeded after eviction)
 REDIS_TTL_SECONDS = 7 * 24 * 3600  # an idle conversation's counter expires and is re-seeded on next use
 
@@ -118,49 +110,40 @@ class SharedSeqAllocator:
     Local counters are seeded from the store when an outage starts; two processes may then hand out the
     same seq, and the unique (conversationId, seq) index refuses the second insert, whose sender re-seeds
     and takes the next one. When Redis answers again its counters may be behind the store: the first
-    colliding insert raises them (`reseed`). Redis is asked again RETRY_REDIS_AFTER seconds after a failure.
+    colliding insert raises them (`reseed`). Redis is asked again a second after each failure.
     """
 
     def __init__(self, shared: RedisSeqAllocator, seed: Seed) -> None:
         self._shared = shared
         self._seed = seed
-        self._local: LocalSeqAllocator | None = None
-        self._retry_at = 0.0
+        self._local = LocalSeqAllocator(seed)  # re-seeded from the store at the start of each outage
+        self._outage = RedisOutage("chat seqs from this process")
 
     def _fallback(self, error: Exception) -> LocalSeqAllocator:
-        if self._local is None:
-            log.warning("chat seqs from this process while Redis is unavailable (%s)", type(error).__name__)
+        if not self._outage.ongoing:
             self._local = LocalSeqAllocator(self._seed)
-        self._retry_at = time.monotonic() + RETRY_REDIS_AFTER
+        self._outage.failed(error)
         return self._local
-
-    def _redis_due(self) -> bool:
-        if self._local is not None and time.monotonic() >= self._retry_at:
-            return True
-        return self._local is None
 
     async def next_seq(self, conversation_id: str) -> int:
         """The next seq from Redis, else from this process's counter."""
-        if self._redis_due():
-            try:
-                seq = await self._shared.next_seq(conversation_id)
-            except (RedisConnectionError, RedisTimeoutError) as error:
-                return await self._fallback(error).next_seq(conversation_id)
-            if self._local is not None:
-                log.info("chat seqs from Redis again")
-                self._local = None
-            return seq
-        assert self._local is not None
-        return await self._local.next_seq(conversation_id)
+        if self._outage.skipping:
+            return await self._local.next_seq(conversation_id)
+        try:
+            seq = await self._shared.next_seq(conversation_id)
+        except REDIS_DOWN as error:
+            return await self._fallback(error).next_seq(conversation_id)
+        self._outage.answered()
+        return seq
 
     async def reseed(self, conversation_id: str) -> None:
         """Catch the counter in use up with the store."""
-        if self._local is not None:
+        if self._outage.ongoing:
             await self._local.reseed(conversation_id)
             return
         try:
             await self._shared.reseed(conversation_id)
-        except (RedisConnectionError, RedisTimeoutError) as error:
+        except REDIS_DOWN as error:
             await self._fallback(error).reseed(conversation_id)
 
 
