@@ -107,10 +107,10 @@ class BookingHandler:
                          note=self.cipher.seal_text(note, booking_id) if note else None,
                          expires_at=_deadline(policy, now, start), created_at=now)
         record, created = await self._insert(new)
-        if created:
-            await self.store.settle(booking_id)
-            await self._changed(record, "requested", user.id, [_span(record)])
-        return self.shown(record)
+        if not created:
+            return self.shown(record)
+        await self.store.settle(booking_id)
+        return await self._changed(record, "requested", user.id, [_span(record)])
 
     async def _insert(self, new: NewBooking) -> tuple[BookingRecord, bool]:
         try:
@@ -131,8 +131,7 @@ class BookingHandler:
         if updated is None:
             raise PreconditionFailed(f"A {await self._status(record)} booking cannot be confirmed")
         await self._remind(updated)
-        await self._changed(updated, "confirmed", user.id, [])
-        return self.shown(updated)
+        return await self._changed(updated, "confirmed", user.id, [])
 
     async def decline(self, user: User, booking_id: str, reason: str | None) -> ShownBooking:
         """booking:decline (the booking's therapist): pending -> declined, time freed."""
@@ -141,7 +140,7 @@ class BookingHandler:
             booking_id, reason, self.clock(), current=record))
         if updated is None:
             raise PreconditionFailed(f"A {await self._status(record)} booking cannot be declined")
-        return self.shown(updated)
+        return updated
 
     async def cancel(self, user: User, booking_id: str, reason: str | None) -> ShownBooking:
         """booking:cancel (either party): refund per the snapshotted tiers for a client, 100 % otherwise."""
@@ -155,7 +154,7 @@ class BookingHandler:
             status = await self._status(record)
             raise PreconditionFailed(f"A {status} booking cannot be cancelled" if status not in ACTIVE
                                      else "The session is over")
-        return self.shown(updated)
+        return updated
 
     async def reschedule(self, user: User, booking_id: str, start: datetime) -> ShownBooking:
         """booking:reschedule (either party): claim the new time, move the booking, then free the old time."""
@@ -180,8 +179,7 @@ class BookingHandler:
         await self.store.settle(booking_id, sorted(new))
         if updated.status == "confirmed":
             await self._remind(updated)
-        await self._changed(updated, "rescheduled", user.id, [_span(record), _span(updated)])
-        return self.shown(updated)
+        return await self._changed(updated, "rescheduled", user.id, [_span(record), _span(updated)])
 
     async def _remind(self, record: BookingRecord) -> None:
         """Make the reminders match the booking; again from the stored one if it changed meanwhile.
@@ -212,7 +210,7 @@ class BookingHandler:
         return record
 
     async def _end(self, booking_id: str, change: BookingChange, actor: str | None,
-                   transition: Transition) -> BookingRecord | None:
+                   transition: Transition) -> ShownBooking | None:
         """Move a booking to a final status and free its time; claims are marked in doubt while it happens."""
         await self.store.settle(booking_id, settled=False, now=self.clock())
         updated = await transition()
@@ -221,12 +219,12 @@ class BookingHandler:
             return None
         await self.store.release(booking_id)
         await self.reminders.remove(booking_id)
-        await self._changed(updated, change, actor, [_span(updated)])
-        return updated
+        return await self._changed(updated, change, actor, [_span(updated)])
 
     async def _changed(self, record: BookingRecord, change: BookingChange, actor: str | None,
-                       spans: list[Span]) -> None:
-        """booking:updated to both parties, the domain event, and availability:updated for changed time."""
+                       spans: list[Span]) -> ShownBooking:
+        """booking:updated to both parties, the domain event, and availability:updated for changed time;
+        returns the booking as its parties see it (its note opened once for all of them)."""
         pads = [(start, end, timedelta(minutes=buffer)) for start, end, buffer in spans]
         if pads:
             await self.availability.changed(record.therapist_id, [(s - pad, e + pad) for s, e, pad in pads])
@@ -234,6 +232,7 @@ class BookingHandler:
         await asyncio.gather(*(self.publisher.to_user(NAMESPACE, party, "booking:updated", shown)
                                for party in {record.client_id, record.therapist_id}))
         await self.bus.publish(BookingChanged(change, record, actor))
+        return shown
 
     # -- background ------------------------------------------------------------------------------
 
