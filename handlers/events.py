@@ -23,7 +23,8 @@ log = logging.getLogger("careline.events")
 E = TypeVar("E")
 Subscriber = Callable[[E], Awaitable[None]]
 
-BookingChange = Literal["requested", "confirmed", "declined", "cancelled", "rescheduled"]
+BookingChange = Literal["requested", "confirmed", "declined", "cancelled", "rescheduled", "completed", "no_show",
+                        "payment"]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ DEFAULT_POLICY: dict[str, Any] = {
     "refund_tiers": [{"min_hours_before": 24, "percent": 100}, {"min_hours_before": 2, "percent": 75},
                      {"min_hours_before": 0, "percent": 50}],
     "confirm_within_hours": 24,
+    "price": None,              # {amount (minor units), currency} or None: free / paid outside careline
+    "require_payment": False,   # True: the session's meeting opens only once the booking is paid
 }
 
 

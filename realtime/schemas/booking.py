@@ -102,18 +102,30 @@ class RefundTier(RequestSchema):
     percent = fields.Integer(required=True, strict=True, validate=validate.Range(0, 100))
 
 
+class Price(RequestSchema):
+    """`{amount, currency}`: a session's price in minor units (cents) of an ISO 4217 currency."""
+
+    amount = fields.Integer(required=True, strict=True, validate=validate.Range(0, 10_000_000))
+    currency = fields.String(required=True,
+                             validate=validate.Regexp(r"^[a-z]{3}$", error="A lower-case ISO 4217 code."))
+
+
 class Policy(RequestSchema):
-    """`{refundTiers, confirmWithinHours}`."""
+    """`{refundTiers, confirmWithinHours, price?, requirePayment?}`."""
 
     refund_tiers = fields.List(fields.Nested(RefundTier), load_default=lambda: DEFAULT_POLICY["refund_tiers"],
                                validate=validate.Length(1, 10))
     confirm_within_hours = fields.Integer(load_default=24, strict=True, validate=validate.Range(1, 24 * 14))
+    price = fields.Nested(Price, load_default=None, allow_none=True)
+    require_payment = fields.Boolean(load_default=False)
 
     @validates_schema
     def _distinct(self, data: dict[str, Any], **kwargs: Any) -> None:
         hours = [tier["min_hours_before"] for tier in data.get("refund_tiers", [])]
         if len(set(hours)) != len(hours):
             raise ValidationError("Each tier needs its own minHoursBefore.", "refundTiers")
+        if data.get("require_payment") and not data.get("price"):
+            raise ValidationError("A session that requires payment needs a price.", "requirePayment")
 
 
 def _on_unit(value: int) -> None:
@@ -244,11 +256,20 @@ class RefundTierOut(OutputSchema):
     percent = fields.Integer(required=True)
 
 
+class PriceOut(OutputSchema):
+    """`{amount, currency}` (amount in minor units)."""
+
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
 class PolicyOut(OutputSchema):
-    """`{refundTiers, confirmWithinHours}`: the cancellation policy, snapshotted into every booking."""
+    """`{refundTiers, confirmWithinHours, price, requirePayment}`: the policy, snapshotted into every booking."""
 
     refund_tiers = fields.List(fields.Nested(RefundTierOut), required=True)
     confirm_within_hours = fields.Integer(required=True)
+    price = fields.Nested(PriceOut, allow_none=True, required=True, dump_default=None)
+    require_payment = fields.Boolean(required=True, dump_default=False)
 
 
 class AvailabilityOut(OutputSchema):

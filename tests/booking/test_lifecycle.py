@@ -8,7 +8,17 @@ import pytest
 
 from clock import iso
 from rest.app_keys import MONGO_DB
-from tests.booking.helpers import NS, at, book, collect_events, fix_clock, pending_booking, slots, therapist
+from tests.booking.helpers import (
+    NS,
+    at,
+    availability,
+    book,
+    collect_events,
+    fix_clock,
+    pending_booking,
+    slots,
+    therapist,
+)
 from tests.conftest import RunningServer
 
 NOW = at("2026-03-01T00:00")
@@ -119,6 +129,25 @@ async def test_therapist_cancel_refunds_fully_and_policy_is_snapshotted(server: 
     assert (await client.ok("booking:cancel", {"bookingId": first["id"]}))["refund"]["percent"] == 0
     cancelled = await t.ok("booking:cancel", {"bookingId": second["id"], "reason": "ill"})
     assert cancelled["refund"]["percent"] == 100 and cancelled["cancelledBy"] == "therapist"
+
+
+async def test_price_and_payment_rule_are_snapshotted_into_the_booking(server: RunningServer) -> None:
+    fix_clock(server, now=NOW)
+    price = {"amount": 9000, "currency": "eur"}
+    t = await therapist(server, policy={"price": price, "requirePayment": True})
+    client = await server.client("c1", "client", NS)
+    booking = await book(client, "t1", START)
+    assert booking["policy"]["price"] == price and booking["policy"]["requirePayment"] is True
+    assert booking["paymentStatus"] == "none"
+    await t.ok("availability:set", availability(policy={"price": {"amount": 12000, "currency": "eur"}}))
+    assert (await client.ok("booking:get", {"bookingId": booking["id"]}))["policy"]["price"] == price
+    unpriced = await t.ok("availability:set", availability())
+    assert unpriced["policy"]["price"] is None and unpriced["policy"]["requirePayment"] is False
+    for bad in ({"requirePayment": True}, {"price": {"amount": -1, "currency": "eur"}},
+                {"price": {"amount": 100, "currency": "EURO"}}):
+        error = await t.error("availability:set", availability(policy=bad))
+        assert error["code"] == "invalid_payload"
+    assert (await t.ok("availability:set", availability()))["policy"]["price"] is None
 
 
 async def test_decline_frees_the_time(server: RunningServer) -> None:

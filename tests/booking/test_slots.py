@@ -122,5 +122,6 @@ async def test_availability_round_trips_with_default_policy(server: RunningServe
     assert data["therapistId"] == "t1" and data["timezone"] == "Europe/Berlin"
     assert data["policy"] == {"refundTiers": [{"minHoursBefore": 24, "percent": 100},
                                               {"minHoursBefore": 2, "percent": 75},
-                                              {"minHoursBefore": 0, "percent": 50}], "confirmWithinHours": 24}
+                                              {"minHoursBefore": 0, "percent": 50}], "confirmWithinHours": 24,
+                              "price": None, "requirePayment": False}
     assert data["weekly"] == NY_SUNDAY and data["sessionMinutes"] == 50
