@@ -67,14 +67,20 @@ class NotificationRules:
         await self._notifications.read_collapsed_many(reads)
 
     async def booking_changed(self, event: BookingChanged) -> None:
-        """The other party hears of it; for a system action (no actor), the client."""
+        """The other party hears of it; for a system action (no actor), the client.
+
+        Changes without a title here (completed, payment) are told by their own feature's rules, or not at all.
+        """
+        title = BOOKING_TITLES.get(event.change)
+        if title is None:
+            return
         booking, actor = event.booking, event.actor_id
         parties = {booking.client_id, booking.therapist_id}
         recipients = [booking.client_id] if actor is None else sorted(parties - {actor})
         start = iso(booking.start)
         for user_id in recipients:
             await self._notifications.notify(
-                user_id, category="booking", title=BOOKING_TITLES[event.change], body=session_time(booking.start),
+                user_id, category="booking", title=title, body=session_time(booking.start),
                 data={"bookingId": booking.id, "start": start},
                 dedupe_key=f"booking.{event.change}:{booking.id}:{start}:{booking.status}")
 
