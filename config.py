@@ -245,6 +245,8 @@ class Config:
     log_level: str = "INFO"
     log_format: str = "text"
     max_payload_bytes: int = 64 * 1024
+    connection_rate_per_second: float = 100.0
+    connection_rate_burst: int = 200
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     connect_timeout: float = 45.0
@@ -362,6 +364,11 @@ SETTINGS: tuple[Setting, ...] = (
        choices=("text", "json")),
     _S("MAX_PAYLOAD_BYTES", "max_payload_bytes", INTEGER,
        "largest request payload; larger gets `invalid_payload`", bounds=_COUNT),
+    _S("CONNECTION_RATE_PER_SECOND", "connection_rate_per_second", NUMBER,
+       "packets one connection may send per second, whatever they are (refused with `rate_limited` above it; "
+       "1,000 refusals within 10 s close the connection)", bounds=_POSITIVE),
+    _S("CONNECTION_RATE_BURST", "connection_rate_burst", INTEGER,
+       "packets one connection may send at once before CONNECTION_RATE_PER_SECOND applies", bounds=_COUNT),
     _S("PING_INTERVAL_SECONDS", "ping_interval", NUMBER, "Engine.IO heartbeat interval", bounds=_POSITIVE),
     _S("PING_TIMEOUT_SECONDS", "ping_timeout", NUMBER, "Engine.IO heartbeat timeout", bounds=_POSITIVE),
     _S("CONNECT_TIMEOUT_SECONDS", "connect_timeout", NUMBER,

@@ -43,6 +43,30 @@ Method = Callable[[Any, str, User, dict[str, Any]], Awaitable[Any]]
 H = TypeVar("H")
 Rate = tuple[int, float]
 
+#: deepest nesting of objects and arrays a payload may have (a payload is one object: depth 1)
+MAX_PAYLOAD_DEPTH = 32
+#: the rate-limit bucket every unknown event name of a namespace shares, per user
+UNKNOWN_EVENT = "?unknown"
+
+
+def shape_problem(payload: Any, max_depth: int = MAX_PAYLOAD_DEPTH) -> str | None:
+    """Why a decoded payload cannot be a request (binary part, too deep), checked without recursion."""
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            return "Binary data is not accepted."
+        else:
+            continue
+        if depth > max_depth:
+            return f"Nested more than {max_depth} levels deep."
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
 
 @dataclass(frozen=True)
 class RequestSpec:
@@ -223,45 +247,59 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
 
     # -- requests -------------------------------------------------------------------------------
 
-    async def trigger_event(self, event: str, *args: Any) -> Any:
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
         """Route connect/disconnect as usual and every other event through `handle_request`."""
         if event in ("connect", "disconnect"):
             return await super().trigger_event(event, *args)
         return await self.handle_request(event, args[0], args[1:])
 
-    async def handle_request(self, event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    async def handle_request(self, event: Any, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
         """Run one request and return its ack envelope; never raises."""
         started = time.perf_counter()
-        spec = self.requests.get(event)
+        spec = self.requests.get(event) if isinstance(event, str) else None
         user: User | None = None
         try:
-            user = (await self.get_session(sid)).get("user")
-            if user is None:
-                raise Unauthorized("Not authenticated")
+            user = await self._user_of(sid)
             envelope = ok(await self.answer(event, spec, sid, user, args))
         except AppError as error:
             envelope = fail(error)
         except Exception as exc:
-            envelope = fail(self._unexpected(exc, event))
+            envelope = fail(self._unexpected(exc, spec.event if spec else "unknown"))
         self._record(spec.event if spec else "unknown", user, envelope, started)
         return envelope
 
-    async def answer(self, event: str, spec: RequestSpec | None, sid: str, user: User,
+    async def _user_of(self, sid: str) -> User:
+        """The socket's user; `unauthorized` for a socket gone meanwhile (a request queued at disconnect)."""
+        try:
+            user: User | None = (await self.get_session(sid)).get("user")
+        except KeyError:
+            user = None
+        if user is None:
+            raise Unauthorized("Not authenticated")
+        return user
+
+    async def answer(self, event: Any, spec: RequestSpec | None, sid: str, user: User,
                      args: tuple[Any, ...]) -> Any:
         """The ack data of one admitted request (raises AppError for the failure envelope)."""
         if spec is None:
+            await self._take(UNKNOWN_EVENT, None, user)
+            if not isinstance(event, str):
+                raise InvalidPayload("The event name must be a string", {"event": ["Must be a string."]})
             raise InvalidPayload(f"Unknown event {event[:64]!r}", {"event": ["Unknown event."]})
         payload = await self._admit(spec, user, args)
         return spec.answer(await getattr(self, spec.method)(sid, user, payload))
 
     async def _admit(self, spec: RequestSpec, user: User, args: tuple[Any, ...]) -> dict[str, Any]:
-        """Size, rate, role and schema checks, in that order; returns the loaded payload."""
+        """Rate, shape, size, role and schema checks, in that order; returns the loaded payload."""
+        await self._take(spec.event, spec.rate, user)
         if len(args) > 1 or (args and not isinstance(args[0], dict)):
             raise InvalidPayload("The payload must be one object", {"_payload": ["Must be one object."]})
         raw: dict[str, Any] = args[0] if args else {}
+        problem = shape_problem(raw)
+        if problem is not None:
+            raise InvalidPayload("The payload is not valid", {"_payload": [problem]})
         if len(orjson.dumps(raw)) > self.shared.config.max_payload_bytes:
             raise InvalidPayload("The payload is too large", {"_payload": ["Too large."]})
-        await self._limit(spec, user)
         if spec.roles is not None and user.role not in spec.roles:
             raise Forbidden(f"Only {' or '.join(spec.roles)} users may do this")
         if spec.loader is None:
@@ -272,20 +310,20 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         except ValidationError as error:
             raise InvalidPayload("The payload is not valid", error.messages) from None
 
-    async def _limit(self, spec: RequestSpec, user: User) -> None:
+    async def _take(self, event: str, rate: Rate | None, user: User) -> None:
+        """One token of the user's bucket for `event` (every unknown name shares one bucket)."""
         config = self.shared.config
-        burst, per_second = spec.rate or (config.rate_limit_burst, config.rate_limit_per_second)
-        wait_ms = await self.shared.rate_limiter.take(f"{self.namespace}:{spec.event}:{user.id}", burst,
-                                                      per_second)
+        burst, per_second = rate or (config.rate_limit_burst, config.rate_limit_per_second)
+        wait_ms = await self.shared.rate_limiter.take(f"{self.namespace}:{event}:{user.id}", burst, per_second)
         if wait_ms:
             raise RateLimited(wait_ms)
 
     def _unexpected(self, exc: Exception, event: str) -> AppError:
         dependency = failed_dependency(exc)
         if dependency is not None:
-            log.warning("dependency unavailable handling %s: %s", event[:64], type(exc).__name__)
+            log.warning("dependency unavailable handling %s: %s", event, type(exc).__name__)
             return Unavailable("A dependency is unavailable, try again shortly", {"dependency": dependency})
-        log.exception("internal error handling %s", event[:64])
+        log.exception("internal error handling %s", event)
         return Internal()
 
     def _record(self, event: str, user: User | None, envelope: dict[str, Any], started: float) -> None:

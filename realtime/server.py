@@ -9,6 +9,7 @@ import socketio
 
 from config import Config
 from realtime.engine import CarelineServer, FastEmitManager, FastEmitRedisManager, JsonPacket
+from realtime.engine.inflow import InflowLimits
 
 ENGINE_MAX_BUFFER = 1_000_000  # transport limit; request payloads are held to MAX_PAYLOAD_BYTES per event
 
@@ -41,6 +42,8 @@ def create_sio(config: Config) -> CarelineServer:
         async_mode="aiohttp", client_manager=manager, cors_allowed_origins=config.allowed_origins,
         ping_interval=config.ping_interval, ping_timeout=config.ping_timeout,
         connect_timeout=config.connect_timeout,
+        inflow=InflowLimits(per_second=config.connection_rate_per_second, burst=config.connection_rate_burst,
+                            max_bytes=config.max_payload_bytes),
         max_http_buffer_size=ENGINE_MAX_BUFFER, serializer=JsonPacket, json=OrjsonCodec, logger=False,
         engineio_logger=False,
     )

@@ -14,7 +14,7 @@ class UnavailableNamespace(BaseNamespace[None]):
     feature: ClassVar[str] = ""
     contract_events: ClassVar[tuple[str, ...]] = ()
 
-    async def answer(self, event: str, spec: RequestSpec | None, sid: str, user: User,
+    async def answer(self, event: Any, spec: RequestSpec | None, sid: str, user: User,
                      args: tuple[Any, ...]) -> Any:
         """A contract request is refused as unavailable; `session:refresh` and unknown events as everywhere."""
         if spec is None and event in self.contract_events:

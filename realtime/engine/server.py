@@ -6,15 +6,21 @@ namespace's output while its connection is being accepted (docs/protocol.md, fix
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from errors import AppError, InvalidPayload, RateLimited
 from realtime.engine.engine import CarelineEngine
+from realtime.engine.inflow import Inflow, InflowLimits, Verdict
 from realtime.engine.session_output import eio_messages
+
+log = logging.getLogger("careline.realtime")
 
 #: event names a client may not emit (they are reserved by the protocol)
 RESERVED_EVENTS = frozenset(
@@ -44,6 +50,30 @@ KEPT_ENVIRON = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "H
 
 #: type digit, optional attachment count, optional namespace of an encoded Socket.IO packet
 ROUTE = re.compile(r"(\d)(?:\d+-)?(/[^,]*)?")
+#: the header of an encoded event: type, attachment count, namespace, ack id, then the JSON array
+EVENT_HEADER = re.compile(r"([25])(?:(\d{1,6})-)?(?:(/[^,]{0,256}),)?(\d{1,15})?\[")
+#: characters an encoded packet may have beyond its payload (type, namespace, ack id)
+HEADER_SLACK = 512
+MALFORMED = {"_payload": ["Not valid JSON (malformed, a lone surrogate, or nested too deeply)."]}
+
+
+@dataclass(frozen=True)
+class EventHeader:
+    """What can be read of an encoded event without parsing its payload."""
+
+    kind: int
+    attachments: int
+    namespace: str
+    ack_id: int | None
+
+
+def event_header(encoded: str) -> EventHeader | None:
+    """The header of an encoded (binary) event whose payload is a JSON array, else None."""
+    match = EVENT_HEADER.match(encoded)
+    if match is None:
+        return None
+    kind, attachments, namespace, ack_id = match.groups()
+    return EventHeader(int(kind), int(attachments or 0), namespace or "/", int(ack_id) if ack_id else None)
 
 
 def route_of(encoded: str) -> tuple[int, str]:
@@ -67,10 +97,13 @@ def is_event_payload(data: Any) -> bool:
 class CarelineServer(socketio.AsyncServer):
     """The Socket.IO server careline runs; a drop-in subclass of python-socketio's AsyncServer."""
 
-    def __init__(self, *args: Any, connect_timeout: float = 45.0, **kwargs: Any) -> None:
-        """Accept AsyncServer's options plus `connect_timeout` (seconds to join a namespace)."""
+    def __init__(self, *args: Any, connect_timeout: float = 45.0, inflow: InflowLimits | None = None,
+                 **kwargs: Any) -> None:
+        """Accept AsyncServer's options plus `connect_timeout` (seconds to join a namespace) and the
+        per-connection `inflow` limits."""
         super().__init__(*args, **kwargs)
         self.connect_timeout = connect_timeout
+        self.inflow = Inflow(inflow or InflowLimits())
         self._connecting: dict[str, tuple[str, list[eio_packet.Packet]]] = {}
         self._attaching: set[str] = set()
         self._connect_timers: dict[str, asyncio.Task[None]] = {}
@@ -106,20 +139,78 @@ class CarelineServer(socketio.AsyncServer):
         self._stop_connect_timer(eio_sid)
         self._connecting.pop(eio_sid, None)
         self._attaching.discard(eio_sid)
+        self._binary_packet.pop(eio_sid, None)  # a partial packet of a namespace never connected, too
+        self.inflow.forget(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
-        """Decode, validate and dispatch one Socket.IO packet; invalid ones close the session."""
-        pending = self._binary_packet.get(eio_sid)
-        if pending is not None:
-            if not isinstance(data, bytes):
-                return await self.eio.close_session(eio_sid)
-            return await super()._handle_eio_message(eio_sid, data)
-        pkt = self._decode(data)
-        if pkt is None:
-            self.logger.info("invalid packet from %s, closing", eio_sid)
+        """Admit (rate, size), decode, validate and dispatch one Socket.IO packet.
+
+        A request refused before decoding (over the connection's rate, too large, payload not valid JSON)
+        is answered with the error when it asks for an ack; packets that break the protocol close the
+        session; a connection that keeps flooding after being refused is closed.
+        """
+        verdict = self.inflow.admit(eio_sid)
+        if verdict is Verdict.KICK:
+            log.warning("closing a connection that kept flooding after being rate limited")
             return await self.eio.close_session(eio_sid)
-        await self._dispatch(eio_sid, pkt)
+        if isinstance(data, bytes):
+            return await self._attachment(eio_sid, data)
+        if eio_sid in self._binary_packet or self.inflow.skipping(eio_sid):
+            return await self.eio.close_session(eio_sid)  # text where an attachment was due
+        if verdict is Verdict.REFUSE:
+            return await self._refuse(eio_sid, data, RateLimited(self.inflow.retry_after_ms(eio_sid)))
+        if len(data) > self.inflow.limits.max_bytes + HEADER_SLACK:
+            return await self._refuse(eio_sid, data, InvalidPayload("The payload is too large",
+                                                                    {"_payload": ["Too large."]}))
+        pkt = self._decode(data)
+        if pkt is not None:
+            return await self._dispatch(eio_sid, pkt)
+        if self._payload_unreadable(data):
+            return await self._refuse(eio_sid, data, InvalidPayload("The payload is not valid JSON", MALFORMED))
+        self.logger.info("invalid packet from %s, closing", eio_sid)
+        await self.eio.close_session(eio_sid)
+
+    def _payload_unreadable(self, data: str) -> bool:
+        """True for an event with a well-formed header whose JSON array does not parse."""
+        if event_header(data) is None:
+            return False
+        try:
+            self.packet_class(encoded_packet=data)
+        except (ValueError, TypeError):
+            return True
+        return False
+
+    async def _refuse(self, eio_sid: str, data: str, error: AppError) -> None:
+        """Answer an event refused before decoding (when it asks for an ack); skip its attachments."""
+        header = event_header(data)
+        if header is None:
+            return
+        if header.attachments:
+            self.inflow.skip(eio_sid, header.attachments)
+        if header.ack_id is not None and self.manager.sid_from_eio_sid(eio_sid, header.namespace) is not None:
+            await self._send_packet(eio_sid, self.packet_class(
+                sio_packet.ACK, namespace=header.namespace, id=header.ack_id,
+                data=[{"ok": False, "error": error.to_dict()}]))
+
+    async def _attachment(self, eio_sid: str, data: bytes) -> None:
+        """One binary attachment: discarded, added to the packet being assembled, or a protocol error."""
+        if self.inflow.skipping(eio_sid):
+            return
+        pending = self._binary_packet.get(eio_sid)
+        if pending is None:
+            return await self.eio.close_session(eio_sid)
+        if not self.inflow.take_bytes(eio_sid, len(data)):
+            del self._binary_packet[eio_sid]
+            self.inflow.skip(eio_sid, pending.attachment_count - len(pending.attachments) - 1)
+            return await self._refuse_packet(eio_sid, pending, InvalidPayload(
+                "The binary parts are too large", {"_payload": ["Too large."]}))
+        await super()._handle_eio_message(eio_sid, data)
+
+    async def _refuse_packet(self, eio_sid: str, pkt: sio_packet.Packet, error: AppError) -> None:
+        if pkt.id is not None:
+            await self._send_packet(eio_sid, self.packet_class(
+                sio_packet.ACK, namespace=pkt.namespace, id=pkt.id, data=[{"ok": False, "error": error.to_dict()}]))
 
     def _decode(self, data: str | bytes) -> sio_packet.Packet | None:
         """Decode a client packet; None unless it is well formed and allowed from a client."""
@@ -144,11 +235,24 @@ class CarelineServer(socketio.AsyncServer):
         elif kind == sio_packet.DISCONNECT:
             await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
         elif pkt.attachment_count:
-            self._binary_packet[eio_sid] = pkt  # completed by the attachments that follow
+            await self._start_binary(eio_sid, pkt)
         elif kind in (sio_packet.EVENT, sio_packet.BINARY_EVENT):
             await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
         else:
             await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+
+    async def _start_binary(self, eio_sid: str, pkt: sio_packet.Packet) -> None:
+        """Assemble a binary packet from the attachments that follow, within the inflow limits; one for a
+        namespace this socket has not connected, or with too many attachments, is not buffered."""
+        connected = self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or "/") is not None
+        if connected and self.inflow.attachments_allowed(pkt.attachment_count):
+            self.inflow.start_binary(eio_sid)
+            self._binary_packet[eio_sid] = pkt
+            return
+        self.inflow.skip(eio_sid, pkt.attachment_count)
+        if connected:
+            await self._refuse_packet(eio_sid, pkt, InvalidPayload(
+                "Too many binary parts", {"_payload": [f"At most {self.inflow.limits.max_attachments} binary parts."]}))
 
     # -- namespace connection ----------------------------------------------
     def _namespace_exists(self, namespace: str) -> bool:
