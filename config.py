@@ -240,6 +240,7 @@ class Config:
     jwt_private_key: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    jwt_max_lifetime_seconds: int = 86_400
     cors_origins: tuple[str, ...] = ()
     data_dir: Path = Path("data")
     log_level: str = "INFO"
@@ -355,6 +356,8 @@ SETTINGS: tuple[Setting, ...] = (
     _S("JWT_PRIVATE_KEY", "jwt_private_key", TEXT, "PEM RS256 private key, only for `server.py token`"),
     _S("JWT_AUDIENCE", "jwt_audience", TEXT, "token audience, checked when set"),
     _S("JWT_ISSUER", "jwt_issuer", TEXT, "token issuer, checked when set"),
+    _S("JWT_MAX_LIFETIME_SECONDS", "jwt_max_lifetime_seconds", INTEGER,
+       "tokens whose `exp` is further ahead than this are refused", bounds=_COUNT),
     _S("CORS_ORIGINS", "cors_origins", LIST, "browser origins for REST and Socket.IO",
        shown="any origin in development, none in production"),
     _S("DATA_DIR", "data_dir", PATH, "embedded database files, development secrets", shown="`./data`"),

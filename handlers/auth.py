@@ -44,6 +44,10 @@ class Identity:
     expires_at: float
 
 
+#: registered claims that must be NumericDate values (RFC 7519 §2), not numeric strings
+TIME_CLAIMS = ("exp", "iat", "nbf")
+
+
 class Authenticator:
     """Verifies bearer tokens against the configured key, audience and issuer."""
 
@@ -70,7 +74,16 @@ class Authenticator:
             raise TokenExpired("The token has expired") from None
         except jwt.PyJWTError:
             raise Unauthorized("The token is not valid") from None
-        return Identity(user=_user_from(claims), expires_at=float(claims["exp"]))
+        if any(key in claims and not _is_number(claims[key]) for key in TIME_CLAIMS):
+            raise Unauthorized("The token's times are not numbers")
+        expires_at = float(claims["exp"])
+        if expires_at - time.time() > self._config.jwt_max_lifetime_seconds:
+            raise Unauthorized("The token lives longer than this server accepts")
+        return Identity(user=_user_from(claims), expires_at=expires_at)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _user_from(claims: dict[str, Any]) -> User:

@@ -27,6 +27,7 @@ from errors import (
     InvalidPayload,
     PreconditionFailed,
     RateLimited,
+    TokenExpired,
     Unauthorized,
     Unavailable,
 )
@@ -338,7 +339,10 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
     @request("session:refresh", RefreshSession, ack=SessionRefreshed, rate=(5, 0.2))
     async def refresh_session(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, datetime]:
         """Adopt a newer token for the same user and push the disconnect deadline back."""
-        identity: Identity = self.shared.auth.verify(payload["token"])
+        try:
+            identity: Identity = self.shared.auth.verify(payload["token"])
+        except TokenExpired:
+            raise Unauthorized("The token has expired", {"reason": "expired"}) from None
         if identity.user.id != user.id or identity.user.role != user.role:
             raise Forbidden("The token belongs to another user")
         async with self.session(sid) as session:

@@ -27,6 +27,12 @@ REFUSALS = {
     "expired": (_token(exp_in=-10), "token_expired"),
     "bad_role": (_token(role="superuser"), "unauthorized"),
     "no_exp": (jwt.encode({"sub": "u1", "role": "client"}, JWT_SECRET, algorithm="HS256"), "unauthorized"),
+    "exp_as_string": (jwt.encode({"sub": "u1", "role": "client", "exp": str(int(time.time()) + 600)}, JWT_SECRET,
+                                 algorithm="HS256"), "unauthorized"),
+    "iat_as_string": (_token(iat="1700000000"), "unauthorized"),
+    "far_future": (jwt.encode({"sub": "u1", "role": "client", "exp": 10**20}, JWT_SECRET, algorithm="HS256"),
+                   "unauthorized"),
+    "over_max_lifetime": (_token(exp_in=86_400 + 120), "unauthorized"),
 }
 
 
@@ -117,6 +123,14 @@ async def test_refresh_with_another_users_token_is_refused(server: RunningServer
     assert "another user" in error["message"]
     await client.error("session:refresh", {"token": _token(secret="x" * 40)}, code="unauthorized")
     await client.expect("disconnect", timeout=4)
+
+
+async def test_refresh_refuses_expired_and_earlier_expiring_tokens(server: RunningServer) -> None:
+    client = await server.client("u1", ttl=600)
+    error = await client.error("session:refresh", {"token": _token("u1", exp_in=-10)}, code="unauthorized")
+    assert error["details"] == {"reason": "expired"}
+    await client.error("session:refresh", {"token": server.token("u1", ttl=60)}, code="precondition_failed")
+    assert (await client.ok("session:refresh", {"token": server.token("u1", ttl=1200)}))["expiresAt"]
 
 
 async def test_connect_records_the_user(server: RunningServer) -> None:
