@@ -50,6 +50,7 @@ from stores.crypto import Cipher
 from stores.database import Connections, open_connections
 from stores.mongo import patient
 from stores.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from stores.request_keys import RequestKeyStore
 from stores.sockets import HEARTBEAT_SECONDS, MemorySocketRegistry, RedisSocketRegistry, SocketRegistry
 from stores.users import UserStore
 
@@ -105,7 +106,8 @@ def shared_resources(config: Config, connections: Connections, publisher: Publis
     limiter: RateLimiter = RedisRateLimiter(redis, config.redis_prefix) if redis is not None else MemoryRateLimiter()
     return Shared(config=config, db=connections.db, redis=redis, clock=clock, bus=EventBus(), publisher=publisher,
                   sockets=sockets, rate_limiter=limiter, auth=Authenticator(config),
-                  cipher=Cipher(config.message_keys), users=UserStore(connections.db))
+                  cipher=Cipher(config.message_keys), users=UserStore(connections.db),
+                  request_keys=RequestKeyStore(connections.db))
 
 
 def socket_registry(config: Config, connections: Connections) -> SocketRegistry:
@@ -122,6 +124,7 @@ async def build_features(shared: Shared) -> list[tuple[Slice[Any], Built[Any]]]:
     """
     with patient():
         await shared.users.ensure_indexes()
+        await shared.request_keys.ensure_indexes()
         return [(feature, await feature.build(shared)) for feature in FEATURES]
 
 

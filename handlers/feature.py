@@ -20,6 +20,7 @@ from stores.crypto import Cipher
 from stores.mongo import Database
 from stores.ratelimit import RateLimiter
 from stores.redis import Redis
+from stores.request_keys import RequestKeyStore
 from stores.sockets import SocketRegistry
 from stores.users import UserStore
 
@@ -41,6 +42,7 @@ class Shared:
     auth: Authenticator
     cipher: Cipher
     users: UserStore
+    request_keys: RequestKeyStore
 
 
 async def _nothing() -> None:

@@ -8,13 +8,15 @@ the namespace pushes (realtime/wire.py dumps handlers' records with them).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import orjson
 import socketio
@@ -22,6 +24,7 @@ from marshmallow import Schema, ValidationError
 
 from errors import (
     AppError,
+    Conflict,
     Forbidden,
     Internal,
     InvalidPayload,
@@ -50,6 +53,12 @@ MAX_PAYLOAD_DEPTH = 32
 UNKNOWN_EVENT = "?unknown"
 
 
+def fingerprint(payload: dict[str, Any]) -> str:
+    """A digest of a loaded payload (times normalised by the schema, keys sorted)."""
+    encoded = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return hashlib.sha256(encoded).hexdigest()
+
+
 def shape_problem(payload: Any, max_depth: int = MAX_PAYLOAD_DEPTH) -> str | None:
     """Why a decoded payload cannot be a request (binary part, too deep), checked without recursion."""
     stack: list[tuple[Any, int]] = [(payload, 1)]
@@ -69,6 +78,16 @@ def shape_problem(payload: Any, max_depth: int = MAX_PAYLOAD_DEPTH) -> str | Non
     return None
 
 
+#: how a request with a `requestId` is kept idempotent (CONTRACT §1):
+#: "ledger"  its key is claimed in `request_keys` (another payload -> conflict); the handler returns the first
+#:           result of a repeat itself (unique indexes on the created record)
+#: "replay"  as "ledger", and the first ack is kept and replayed (for handlers that are not idempotent themselves;
+#:           only for acks without health details)
+#: "handler" the handler does both itself (message:send: no extra write on the hot path)
+Idempotency = Literal["ledger", "replay", "handler"]
+REUSED = {"reason": "requestId reused"}
+
+
 @dataclass(frozen=True)
 class RequestSpec:
     """How one client event is validated, limited, authorised and answered."""
@@ -80,6 +99,13 @@ class RequestSpec:
     roles: tuple[str, ...] | None
     method: str = ""
     summary: str = ""
+    idempotency: Idempotency = "ledger"
+
+    @functools.cached_property
+    def keyed(self) -> bool:
+        """True when the request takes a `requestId` and careline checks its reuse."""
+        declared = self.schema._declared_fields if self.schema is not None else {}
+        return self.idempotency != "handler" and "request_id" in declared
 
     @functools.cached_property
     def loader(self) -> Schema | None:
@@ -99,11 +125,13 @@ class RequestSpec:
 
 
 def request(event: str, schema: type[Schema] | None = None, *, ack: type[Schema] | None = None,
-            rate: Rate | None = None, roles: tuple[str, ...] | None = None) -> Callable[[Method], Method]:
+            rate: Rate | None = None, roles: tuple[str, ...] | None = None,
+            idempotency: Idempotency = "ledger") -> Callable[[Method], Method]:
     """Declare a namespace method as the handler of client event `event` (ack=None answers `{}`)."""
     def mark(method: Method) -> Method:
         summary = (method.__doc__ or "").strip().splitlines()[0] if method.__doc__ else ""
-        vars(method)["_careline_request"] = RequestSpec(event, schema, ack, rate, roles, summary=summary)
+        vars(method)["_careline_request"] = RequestSpec(event, schema, ack, rate, roles, summary=summary,
+                                                        idempotency=idempotency)
         return method
     return mark
 
@@ -134,8 +162,7 @@ def _collect_requests(cls: type) -> dict[str, RequestSpec]:
         for name, member in vars(klass).items():
             spec = getattr(member, "_careline_request", None)
             if isinstance(spec, RequestSpec):
-                found[spec.event] = RequestSpec(spec.event, spec.schema, spec.ack, spec.rate, spec.roles, name,
-                                                spec.summary)
+                found[spec.event] = dataclasses.replace(spec, method=name)
     return found
 
 
@@ -288,7 +315,31 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
                 raise InvalidPayload("The event name must be a string", {"event": ["Must be a string."]})
             raise InvalidPayload(f"Unknown event {event[:64]!r}", {"event": ["Unknown event."]})
         payload = await self._admit(spec, user, args)
-        return spec.answer(await getattr(self, spec.method)(sid, user, payload))
+        request_id = payload.get("request_id") if spec.keyed else None
+        if request_id is None:
+            return spec.answer(await getattr(self, spec.method)(sid, user, payload))
+        return await self._answer_once(spec, sid, user, payload, request_id)
+
+    async def _answer_once(self, spec: RequestSpec, sid: str, user: User, payload: dict[str, Any],
+                           request_id: str) -> Any:
+        """Run a request under its claimed `requestId` (module note on `Idempotency`)."""
+        keys, event, digest = self.shared.request_keys, spec.event, fingerprint(payload)
+        earlier = await keys.claim(user.id, event, request_id, digest, self.shared.clock())
+        if earlier is not None and earlier.fingerprint != digest:
+            raise Conflict("This requestId was used for a different request", REUSED)
+        if spec.idempotency == "replay" and earlier is not None:
+            if not earlier.answered:
+                raise Conflict("The first request with this requestId is still running", {"reason": "in progress"})
+            return earlier.result
+        try:
+            data = spec.answer(await getattr(self, spec.method)(sid, user, payload))
+        except AppError:  # refused, nothing created: the requestId may be used again
+            if earlier is None:
+                await keys.release(user.id, event, request_id)
+            raise
+        if spec.idempotency == "replay":
+            await keys.answered(user.id, event, request_id, data)
+        return data
 
     async def _admit(self, spec: RequestSpec, user: User, args: tuple[Any, ...]) -> dict[str, Any]:
         """Rate, shape, size, role and schema checks, in that order; returns the loaded payload."""

@@ -84,7 +84,8 @@ class ChatNamespace(BaseNamespace[ChatFeature]):
         """Stop receiving the conversation's events on this socket."""
         return await self.handler.conversations.leave(sid, user, **payload)
 
-    @request("message:send", SendMessage, ack=SentMessageOut)  # RATE_LIMIT_BURST / RATE_LIMIT_PER_SECOND
+    # rate: RATE_LIMIT_BURST / RATE_LIMIT_PER_SECOND; a repeated requestId is checked by the handler (hot path)
+    @request("message:send", SendMessage, ack=SentMessageOut, idempotency="handler")
     async def send_message(self, sid: str, user: User, payload: Payload) -> Any:
         """Send a message."""
         return await self.handler.messages.send(sid, user, **payload)
@@ -124,9 +125,10 @@ class ChatNamespace(BaseNamespace[ChatFeature]):
         """Move the delivered marker forward."""
         return await self.handler.conversations.mark(user, payload["conversation_id"], payload["seq"], read=False)
 
-    @request("message:report", ReportMessage, ack=ReportCreatedOut, rate=(10, 0.2))
+    @request("message:report", ReportMessage, ack=ReportCreatedOut, rate=(10, 0.2), idempotency="replay")
     async def report(self, sid: str, user: User, payload: Payload) -> Any:
         """Report a message to the admins."""
+        payload.pop("request_id")  # checked by the shared wrapper (the first ack is replayed)
         report = await self.handler.moderation.report(user, **payload)
         return {"report_id": report.id}
 

@@ -69,9 +69,10 @@ class NotificationsNamespace(BaseNamespace[NotificationsFeature]):
         """Change some preferences."""
         return await self.handler.preferences.change(user.id, **payload)
 
-    @request("push:subscribe", Subscribe, ack=SubscribedOut, rate=(20, 1.0))
+    @request("push:subscribe", Subscribe, ack=SubscribedOut, rate=(20, 1.0), idempotency="replay")
     async def subscribe(self, sid: str, user: User, payload: Payload) -> Any:
         """Store a browser PushSubscription."""
+        payload.pop("request_id")  # checked by the shared wrapper (the first ack is replayed)
         return {"subscription_id": await self.handler.push.subscribe(user.id, **payload)}
 
     @request("push:unsubscribe", Unsubscribe, rate=(10, 0.5))
@@ -79,9 +80,10 @@ class NotificationsNamespace(BaseNamespace[NotificationsFeature]):
         """Forget a PushSubscription of the caller."""
         await self.handler.push.unsubscribe(user.id, payload["endpoint"])
 
-    @request("notification:broadcast", Broadcast, ack=CountOut, rate=(3, 0.1), roles=ADMIN)
+    @request("notification:broadcast", Broadcast, ack=CountOut, rate=(3, 0.1), roles=ADMIN, idempotency="replay")
     async def broadcast(self, sid: str, user: User, payload: Payload) -> Any:
         """Admin: notify every user of a role."""
+        payload.pop("request_id")  # checked by the shared wrapper (the first ack is replayed)
         return {"count": await self.handler.notifications.broadcast(payload.pop("role"), **payload)}
 
     @request("notification:stats", Stats, ack=StatsOut, roles=ADMIN)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from clock import utcnow
-from errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, Unavailable
+from errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed, Unavailable
 from handlers.auth import User
 from handlers.chat.access import ChatDeps
 from handlers.chat.content_rules import is_emoji
@@ -62,6 +62,7 @@ class MessageHandler:
             await self._check_reply(conversation_id, reply_to_id)
         message, created = await self._store(conversation_id, user.id, request_id, text, attachments, reply_to_id)
         if not created:  # a repeat of an earlier send: its message stands, delivered already
+            _same_send(message, conversation_id, text, attachment_ids or [], reply_to_id)
             return message
         self.deps.activity.note(conversation_id, message.seq, message.created_at, user.id)
         return await self._deliver(sid, user, conversation_id, membership.member_ids, message, attachment_ids or [])
@@ -194,3 +195,13 @@ class MessageHandler:
             ids = await self.deps.conversations.ids_for_member(user.id)
         found = await self.deps.messages.search(terms[:16], ids, limit) if ids else []
         return Found(found)
+
+
+def _same_send(message: Message, conversation_id: str, text: str, attachment_ids: list[str],
+               reply_to_id: str | None) -> None:
+    """A repeated requestId must repeat the same send (its text as sent, unless edited or deleted since)."""
+    same = (message.conversation_id == conversation_id and message.reply_to_id == reply_to_id
+            and [attachment.id for attachment in message.attachments] == attachment_ids
+            and (message.text == text or message.edited_at is not None or message.deleted))
+    if not same:
+        raise Conflict("This requestId was used for a different message", {"reason": "requestId reused"})

@@ -100,9 +100,10 @@ class Marker(RequestSchema):
 
 
 class ReportMessage(MessageRef):
-    """`{messageId, reason}`."""
+    """`{messageId, reason, requestId?}`."""
 
     reason = fields.String(required=True, validate=validate.Length(1, 1000))
+    request_id = RequestId(load_default=None)
 
 
 class UserRef(RequestSchema):

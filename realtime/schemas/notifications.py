@@ -11,6 +11,7 @@ from realtime.schemas.common import (
     Id,
     OutputSchema,
     Pagination,
+    RequestId,
     RequestSchema,
     UtcDateTime,
     ValidationError,
@@ -114,6 +115,7 @@ class Subscribe(RequestSchema):
                           validate=validate.Length(1, 2048))
     keys = fields.Nested(PushKeys, required=True)
     expiration_time = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(0, 2 ** 53))
+    request_id = RequestId(load_default=None)
 
 
 class Unsubscribe(RequestSchema):
@@ -129,6 +131,7 @@ class Broadcast(RequestSchema):
     title = fields.String(required=True, validate=validate.Length(1, 200))
     body = fields.String(required=True, validate=validate.Length(0, 1000))
     category = fields.String(load_default="system", validate=validate.OneOf(["system"]))
+    request_id = RequestId(load_default=None)
 
 
 class Stats(RequestSchema):

@@ -37,8 +37,11 @@ async def test_create_notifies_both_parties_and_is_idempotent(server: RunningSer
     assert first["paymentStatus"] == "none" and first["refund"] is None and first["note"] == "first session"
     for socket in (t, client):
         assert (await socket.expect("booking:updated"))["id"] == first["id"]
-    again = await book(client, "t1", START, "r1")
+    again = await client.ok("booking:create", {"therapistId": "t1", "start": iso(START), "requestId": "r1",
+                                               "note": "first session"})
     assert again["id"] == first["id"]
+    await client.error("booking:create", {"therapistId": "t1", "start": iso(START), "requestId": "r1"},
+                       code="conflict")  # the same requestId for another payload (no note)
     assert await server.app[MONGO_DB]["bookings"].count_documents({}) == 1
     stored = await server.app[MONGO_DB]["bookings"].find_one({})
     assert "first session" not in str(stored)   # the note is sealed at rest

@@ -27,8 +27,9 @@ async def test_send_is_idempotent_per_sender(server: RunningServer) -> None:
     alice, bob, conversation = await direct(server)
     payload = {"conversationId": conversation["id"], "text": "once", "requestId": "same"}
     first = await alice.ok("message:send", payload)
-    again = await alice.ok("message:send", {**payload, "text": "changed"})
+    again = await alice.ok("message:send", payload)
     assert again == first
+    await alice.error("message:send", {**payload, "text": "changed"}, code="conflict")  # CONTRACT §1
     await bob.expect("message:created")
     await bob.absent("message:created", within=0.3)
     other = await bob.ok("message:send", payload)  # another sender may reuse the same requestId

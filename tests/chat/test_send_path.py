@@ -102,7 +102,8 @@ async def test_a_repeat_this_process_forgot_returns_the_first_message(server: Ru
     first = await alice.ok("message:send", payload)
     assert first["id"] == message_id("alice", "r-forgot")
     server.chat.deps.messages._recent.clear()  # type: ignore[attr-defined]
-    assert await alice.ok("message:send", {**payload, "text": "again"}) == first
+    assert await alice.ok("message:send", payload) == first
+    await alice.error("message:send", {**payload, "text": "again"}, code="conflict")
     assert await _messages(server).count_documents({"conversationId": conversation["id"]}) == 1
 
 
