@@ -9,6 +9,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from clock import utcnow
+from errors import Conflict
 from stores.mongo import Database, Doc, new_id
 
 SENT, FAILED, GONE, PENDING, RETRYING = "sent", "failed", "gone", "pending", "retrying"
@@ -50,17 +51,26 @@ class PushStore:
 
     async def save(self, user_id: str, endpoint: str, p256dh: str, auth: str, expiration_time: int | None,
                    keep: int) -> str:
-        """Store (or take over) the subscription of `endpoint` for the user; keep the user's newest `keep`."""
+        """Store the subscription of `endpoint` for the user; keep the user's newest `keep`.
+
+        An endpoint another user holds moves to this user only with the same keys (the same browser
+        re-subscribing after a login change); otherwise `Conflict`: knowing someone's endpoint is not
+        enough to take their pushes.
+        """
         now = utcnow()
         update = {"$set": {"userId": user_id, "p256dh": p256dh, "auth": auth, "expirationTime": expiration_time,
                            "createdAt": now},
                   "$setOnInsert": {"_id": new_id()}}
+        mine_or_same_browser = {"endpoint": endpoint,
+                                "$or": [{"userId": user_id}, {"p256dh": p256dh, "auth": auth}]}
         for _ in range(3):  # two first-time upserts of one endpoint can race; the loser updates
             try:
-                await self._subs.update_one({"endpoint": endpoint}, update, upsert=True)
+                await self._subs.update_one(mine_or_same_browser, update, upsert=True)
                 break
             except DuplicateKeyError:
-                continue
+                held = await self._subs.find_one({"endpoint": endpoint}, {"userId": 1, "p256dh": 1, "auth": 1})
+                if held is not None and held["userId"] != user_id and (held["p256dh"], held["auth"]) != (p256dh, auth):
+                    raise Conflict("This push endpoint belongs to another subscription") from None
         doc = await self._subs.find_one({"endpoint": endpoint}, {"_id": 1})
         stale = self._subs.find({"userId": user_id}, {"_id": 1}).sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
         stale = stale.skip(keep)

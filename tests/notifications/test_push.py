@@ -13,7 +13,7 @@ from clock import utcnow
 from realtime.schemas.notifications import NotificationOut
 from rest.app_keys import MONGO_DB
 from tests.conftest import RunningServer, StartServer
-from tests.notifications.push_service import PushService
+from tests.notifications.push_service import Browser, PushService
 
 WIRE = NotificationOut()
 
@@ -236,3 +236,18 @@ async def test_stats_for_admins(app: RunningServer, push: PushService) -> None:
     stats = await admin.ok("notification:stats", {"days": 1})
     assert stats["categories"]["booking"] == {"sent": 2, "deliveredInApp": 0, "pushed": 1, "failed": 1, "read": 1}
     await reader.error("notification:stats", {}, "forbidden")
+
+
+async def test_an_endpoint_moves_to_another_user_only_with_its_keys(app: RunningServer, push: PushService) -> None:
+    ann = await app.client("ann", namespace=NS)
+    ben = await app.client("ben", namespace=NS)
+    browser = push.browser("shared")
+    await ann.ok("push:subscribe", browser.subscription())
+    takeover = {**browser.subscription(), "keys": Browser("x").subscription()["keys"]}  # ann's endpoint, ben's keys
+    await ben.error("push:subscribe", takeover, code="conflict")
+    await ann.ok("push:unsubscribe", {"endpoint": browser.endpoint})  # still ann's
+    await ann.ok("push:subscribe", browser.subscription())
+    await ann.disconnect()
+    await ben.ok("push:subscribe", browser.subscription())  # the same browser, now logged in as ben
+    subs = [doc async for doc in app.app[MONGO_DB]["push_subscriptions"].find({"endpoint": browser.endpoint})]
+    assert [doc["userId"] for doc in subs] == ["ben"]
