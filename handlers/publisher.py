@@ -1,6 +1,7 @@
 """What handlers need to push events to sockets; implemented in realtime/ on top of Socket.IO."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 
@@ -8,8 +9,8 @@ class Publisher(Protocol):
     """Delivers server events to rooms; crosses processes through the Socket.IO manager."""
 
     async def to_room(self, namespace: str, room: str, event: str, data: Any,
-                      skip_sid: str | None = None) -> None:
-        """Emit `event` to every socket in `room` of `namespace`."""
+                      skip_sid: str | None = None, skip_users: Collection[str] = ()) -> None:
+        """Emit `event` to every socket in `room` of `namespace`, but `skip_sid` and the sockets of `skip_users`."""
 
     async def to_user(self, namespace: str, user_id: str, event: str, data: Any) -> None:
         """Emit `event` to every socket of one user on `namespace`."""

@@ -4,6 +4,7 @@ Handlers publish records; the wire format turns each into its event's wire objec
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import socketio
@@ -11,6 +12,13 @@ import socketio
 from handlers.publisher import room_group, user_room
 from realtime.wire import WireFormat
 from stores.sockets import SocketRegistry
+
+
+def skipping(skip_sid: str | None, skip_users: Collection[str]) -> Any:
+    """The manager's `skip_sid`: a sid, or a list with `{"room": user room}` entries (realtime/engine/manager.py)."""
+    if not skip_users:
+        return skip_sid
+    return ([skip_sid] if skip_sid else []) + [{"room": user_room(user_id)} for user_id in sorted(skip_users)]
 
 
 class SocketPublisher:
@@ -21,10 +29,11 @@ class SocketPublisher:
         self._sockets = sockets
         self._wire = wire
 
-    async def to_room(self, namespace: str, room: str, event: str, payload: Any, skip_sid: str | None = None) -> None:
-        """Emit `event` to every socket in `room`."""
+    async def to_room(self, namespace: str, room: str, event: str, payload: Any, skip_sid: str | None = None,
+                      skip_users: Collection[str] = ()) -> None:
+        """Emit `event` to every socket in `room`, but `skip_sid` and the sockets of `skip_users`."""
         data = self._wire.dump(namespace, event, payload)
-        await self._sio.emit(event, data, room=room, namespace=namespace, skip_sid=skip_sid)
+        await self._sio.emit(event, data, room=room, namespace=namespace, skip_sid=skipping(skip_sid, skip_users))
 
     async def to_user(self, namespace: str, user_id: str, event: str, payload: Any) -> None:
         """Emit `event` to every socket of one user."""
@@ -48,10 +57,12 @@ class ManagerPublisher:
         self._manager = manager
         self._wire = wire
 
-    async def to_room(self, namespace: str, room: str, event: str, payload: Any, skip_sid: str | None = None) -> None:
-        """Emit `event` to every socket in `room`, on every web process."""
+    async def to_room(self, namespace: str, room: str, event: str, payload: Any, skip_sid: str | None = None,
+                      skip_users: Collection[str] = ()) -> None:
+        """Emit `event` to every socket in `room` on every web process, but `skip_sid` and `skip_users`' sockets."""
         data = self._wire.dump(namespace, event, payload)
-        await self._manager.emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid)
+        await self._manager.emit(event, data, namespace=namespace, room=room,
+                                 skip_sid=skipping(skip_sid, skip_users))
 
     async def to_user(self, namespace: str, user_id: str, event: str, payload: Any) -> None:
         """Emit `event` to every socket of one user, on every web process."""

@@ -68,9 +68,12 @@ class ChatDeps:
             raise NotFound("No such message")
         return message, self.current(conversation)
 
-    async def to_conversation(self, conversation_id: str, event: str, data: Any, skip_sid: str | None = None) -> None:
-        """Emit to the sockets that joined the conversation."""
-        await self.publisher.to_room(NAMESPACE, conv_room(conversation_id), event, data, skip_sid=skip_sid)
+    async def to_conversation(self, conversation_id: str, event: str, data: Any, skip_sid: str | None = None,
+                              actor: str | None = None) -> None:
+        """Emit to the sockets that joined the conversation; none of a user in a block with the `actor`."""
+        estranged = await self.blocks.estranged(actor) if actor is not None else frozenset()
+        await self.publisher.to_room(NAMESPACE, conv_room(conversation_id), event, data, skip_sid=skip_sid,
+                                     skip_users=estranged)
 
     async def live_viewers(self, conversation_id: str) -> set[str]:
         """Users with a socket joined to the conversation on any process."""

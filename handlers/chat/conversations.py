@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
+from clock import utcnow
 from errors import Forbidden, InvalidPayload, NotFound
 from handlers.auth import User
 from handlers.chat.access import NAMESPACE, ChatDeps, conv_room
-from handlers.chat.deltas import ConversationSummary, JoinedConversation, Receipt
+from handlers.chat.deltas import ConversationSummary, JoinedConversation, PresenceChange, Receipt
 from handlers.events import ConversationRead
 from handlers.page import Page
 from handlers.publisher import room_group, user_room
@@ -58,10 +60,14 @@ class ConversationHandler:
         if len(others) > 1:
             if user.role not in STAFF:
                 raise Forbidden("Only therapists and admins create group conversations")
+            if await self.deps.blocks.blockers_of(user.id) & set(others):
+                raise Forbidden("You cannot start a conversation with this user")
             conversation, created = await self.deps.conversations.create_group(
                 [user.id, *others], title, user.id, request_id)
         else:
             conversation, created = await self._open_direct(user, known[others[0]].id, known[others[0]].role, title)
+            if not created:
+                await self.engaged(conversation.id, user, conversation.member_ids)
         if created:
             for member in conversation.member_ids:
                 await self.deps.publisher.to_user(NAMESPACE, member, "conversation:created", conversation)
@@ -99,10 +105,26 @@ class ConversationHandler:
         """Subscribe the socket to the conversation's events; returns who is online."""
         conversation = await self.deps.conversation(user, conversation_id)
         await self.deps.publisher.join(NAMESPACE, sid, conv_room(conversation.id), user.id)
-        groups = {room_group(NAMESPACE, user_room(member)): member for member in conversation.member_ids}
+        if conversation.direct:
+            await self.engaged(conversation.id, user, conversation.member_ids)
+        estranged = await self.deps.blocks.estranged(user.id)
+        shown = [member for member in conversation.member_ids
+                 if member == user.id or (conversation.shows_presence_of(member) and member not in estranged)]
+        groups = {room_group(NAMESPACE, user_room(member)): member for member in shown}
         live = await self.deps.sockets.any_live(groups)
         presence = {member: "online" if live[group] else "offline" for group, member in groups.items()}
         return JoinedConversation(conversation, presence)
+
+    async def engaged(self, conversation_id: str, user: User, member_ids: Iterable[str]) -> None:
+        """The user opened, joined or wrote in a direct conversation: from the first time on, the other member
+        sees their presence (they are online now)."""
+        if not await self.deps.conversations.engage(conversation_id, user.id):
+            return
+        estranged = await self.deps.blocks.estranged(user.id)
+        online = PresenceChange(user.id, "online", utcnow())
+        for member in member_ids:
+            if member != user.id and member not in estranged:
+                await self.deps.publisher.to_user(NAMESPACE, member, "presence:changed", online)
 
     async def leave(self, sid: str, user: User, conversation_id: str) -> None:
         """Stop the socket's events of a conversation (membership unchanged)."""
@@ -123,6 +145,7 @@ class ConversationHandler:
         if after == before:
             return
         await self.deps.to_conversation(conversation_id, "receipt:updated",
-                                        Receipt(conversation_id, user_id, after.delivered_seq, after.read_seq))
+                                        Receipt(conversation_id, user_id, after.delivered_seq, after.read_seq),
+                                        actor=user_id)
         if after.read_seq > before.read_seq:
             await self.deps.bus.publish(ConversationRead(conversation_id, user_id, after.read_seq))

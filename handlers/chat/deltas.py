@@ -34,10 +34,12 @@ class JoinedConversation:
 
 @dataclass(frozen=True)
 class MessagePage:
-    """Messages by seq, and whether more lie in the direction asked."""
+    """Messages by seq, whether more lie in the direction asked, and the last seq the page covers (items of
+    users in a block with the caller are left out of groups: continue from `through_seq`)."""
 
     items: list[Message]
     has_more: bool
+    through_seq: int | None = None
 
 
 @dataclass(frozen=True)

@@ -83,8 +83,9 @@ class TypingTracker:
     async def _announce(self, key: tuple[str, str], members: tuple[str, ...], typing: bool) -> None:
         conversation_id, user_id = key
         data = Typing(conversation_id, user_id, typing)
+        estranged = await self.deps.blocks.estranged(user_id)
         for member in members:
-            if member != user_id:
+            if member != user_id and member not in estranged:
                 await self.deps.publisher.to_user(NAMESPACE, member, "typing", data)
 
 
@@ -110,5 +111,6 @@ class PresenceTracker:
 
     async def _announce(self, user_id: str, status: str) -> None:
         data = PresenceChange(user_id, status, utcnow())
-        for contact in await self.deps.conversations.contacts(user_id):
+        estranged = await self.deps.blocks.estranged(user_id)
+        for contact in await self.deps.conversations.contacts(user_id) - estranged:
             await self.deps.publisher.to_user(NAMESPACE, contact, "presence:changed", data)

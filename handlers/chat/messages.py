@@ -64,6 +64,8 @@ class MessageHandler:
         if not created:  # a repeat of an earlier send: its message stands, delivered already
             _same_send(message, conversation_id, text, attachment_ids or [], reply_to_id)
             return message
+        if membership.direct:
+            await self.conversations.engaged(conversation_id, user, membership.member_ids)
         self.deps.activity.note(conversation_id, message.seq, message.created_at, user.id)
         return await self._deliver(sid, user, conversation_id, membership.member_ids, message, attachment_ids or [])
 
@@ -89,9 +91,9 @@ class MessageHandler:
     async def _deliver(self, sid: str, user: User, conversation_id: str, member_ids: frozenset[str],
                        message: Message, attachment_ids: list[str]) -> Message:
         await self.deps.uploads.share(attachment_ids, conversation_id)
-        await self.deps.to_conversation(conversation_id, "message:created", message, skip_sid=sid)
-        live = await self.deps.live_viewers(conversation_id)
-        absent = [member for member in member_ids if member != user.id and member not in live]
+        await self.deps.to_conversation(conversation_id, "message:created", message, skip_sid=sid, actor=user.id)
+        live, estranged = await self.deps.live_viewers(conversation_id), await self.deps.blocks.estranged(user.id)
+        absent = [member for member in member_ids if member != user.id and member not in live | estranged]
         await self.deps.bus.publish(MessageCreated(message, user, tuple(absent)))
         if await self.moderation.safety_check(user, conversation_id, member_ids, message):
             return SentMessage(**vars(message), safety_resources=self.deps.config.chat_safety_resources)
@@ -127,7 +129,7 @@ class MessageHandler:
         edited = await self.deps.messages.edit(message, text, not_before)
         if edited is None:
             raise PreconditionFailed("The message changed meanwhile, or the edit window has closed")
-        await self.deps.to_conversation(conversation.id, "message:updated", edited)
+        await self.deps.to_conversation(conversation.id, "message:updated", edited, actor=user.id)
         await self.moderation.safety_check(user, conversation.id, frozenset(conversation.member_ids), edited)
         return edited
 
@@ -157,7 +159,7 @@ class MessageHandler:
         updated = await self.deps.messages.toggle_reaction(message.id, emoji, user.id)
         reactions = updated.reactions if updated else {}
         changed = Reactions(conversation.id, message.id, reactions)
-        await self.deps.to_conversation(conversation.id, "message:reactions", changed)
+        await self.deps.to_conversation(conversation.id, "message:reactions", changed, actor=user.id)
         return changed
 
     async def history(self, user: User, conversation_id: str, limit: int, before_seq: int | None = None,
@@ -182,7 +184,11 @@ class MessageHandler:
             first = max(1, conversation.last_seq - limit + 1)
             newest = await self.deps.messages.seq_range(conversation.id, first)
             items, more = newest[-limit:], len(newest) > limit or first > 1
-        return MessagePage(items, more)
+        through = (items[0].seq if before_seq is not None else items[-1].seq) if items else None
+        if not conversation.direct:  # in a group, nothing from or to someone in a block with the caller
+            estranged = await self.deps.blocks.estranged(user.id)
+            items = [message for message in items if message.sender_id not in estranged]
+        return MessagePage(items, more, through)
 
     async def search(self, user: User, query: str, limit: int, conversation_id: str | None = None) -> Found:
         """Messages containing every query word, newest first, only from the caller's conversations."""
@@ -194,7 +200,15 @@ class MessageHandler:
         else:
             ids = await self.deps.conversations.ids_for_member(user.id)
         found = await self.deps.messages.search(terms[:16], ids, limit) if ids else []
+        estranged = await self.deps.blocks.estranged(user.id)
+        if estranged:
+            found = [message for message in found if message.sender_id not in estranged
+                     or await self._direct(message.conversation_id)]
         return Found(found)
+
+    async def _direct(self, conversation_id: str) -> bool:
+        membership = await self.deps.conversations.membership(conversation_id)
+        return membership is not None and membership.direct
 
 
 def _same_send(message: Message, conversation_id: str, text: str, attachment_ids: list[str],

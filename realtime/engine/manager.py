@@ -71,11 +71,15 @@ class FastEmitManager(socketio.AsyncManager):
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
                    callback: Callable[..., Any] | None = None, to: Any = None, **kwargs: Any) -> None:
-        """Emit to one client, a room (or rooms), or the whole namespace of this process."""
+        """Emit to one client, a room (or rooms), or the whole namespace of this process.
+
+        `skip_sid` is a sid or a list of sids and `{"room": name}` entries: every socket in such a room
+        is skipped too (a JSON value, so it crosses processes in the Redis manager's message unchanged).
+        """
         room = to or room
         if namespace not in self.rooms:
             return
-        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
+        skip = self._skipped(namespace, skip_sid)
         payload = [event, *emit_args(data)]
         send = self.server.send_eio_nowait
         shared = None if callback else eio_messages(
@@ -87,6 +91,19 @@ class FastEmitManager(socketio.AsyncManager):
                 sio_packet.EVENT, namespace=namespace, data=payload, id=self._generate_ack_id(sid, callback)).encode())
             for part in parts:
                 send(eio_sid, part)
+
+
+    def _skipped(self, namespace: str, skip_sid: Any) -> set[Any]:
+        if not isinstance(skip_sid, list):
+            return {skip_sid}
+        skip: set[Any] = set()
+        for entry in skip_sid:
+            if isinstance(entry, dict):
+                if isinstance(entry.get("room"), str):
+                    skip.update(sid for sid, _ in self.get_participants(namespace, entry["room"]))
+            else:
+                skip.add(entry)
+        return skip
 
 
 class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):

@@ -191,10 +191,11 @@ class JoinedOut(OutputSchema):
 
 
 class MessagePageOut(OutputSchema):
-    """The ack of `message:history`: `{items, hasMore}` in seq order."""
+    """The ack of `message:history`: `{items, hasMore, throughSeq}` in seq order (throughSeq: extension)."""
 
     items = fields.List(fields.Nested(MessageOut), required=True)
     has_more = fields.Boolean(required=True)
+    through_seq = fields.Integer(allow_none=True, required=True)
 
 
 class FoundOut(OutputSchema):

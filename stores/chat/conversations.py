@@ -33,11 +33,16 @@ class Conversation:
     last_activity_at: datetime
     last_seq: int
     sent_seqs: dict[str, int] = field(default_factory=dict, compare=False)
+    engaged_ids: tuple[str, ...] | None = None  # direct: who opened, joined or wrote in it (None: stored before)
 
     @property
     def direct(self) -> bool:
         """True for two-member conversations (blocks apply to these)."""
         return self.kind != "group"
+
+    def shows_presence_of(self, member_id: str) -> bool:
+        """A direct conversation shows a member's presence once they opened, joined or wrote in it."""
+        return not self.direct or self.engaged_ids is None or member_id in self.engaged_ids
 
     def with_activity(self, activity: Activity | None) -> Conversation:
         """This conversation with activity known in this process but maybe not yet stored."""
@@ -82,7 +87,8 @@ def _conversation(doc: Doc, activity: Doc | None) -> Conversation:
     return Conversation(id=doc["_id"], kind=doc["kind"], member_ids=tuple(doc["memberIds"]), title=doc.get("title"),
                         created_by=doc["createdBy"], created_at=doc["createdAt"],
                         last_activity_at=max(doc["createdAt"], activity.get("lastActivityAt") or doc["createdAt"]),
-                        last_seq=int(activity.get("lastSeq", 0)), sent_seqs=decode_sent(activity))
+                        last_seq=int(activity.get("lastSeq", 0)), sent_seqs=decode_sent(activity),
+                        engaged_ids=tuple(doc["engagedIds"]) if "engagedIds" in doc else None)
 
 
 def _markers(doc: Doc | None) -> Markers:
@@ -97,7 +103,7 @@ def pair_key(a: str, b: str) -> str:
 def _new_doc(kind: str, member_ids: list[str], title: str | None, created_by: str) -> Doc:
     now = utcnow()
     return {"_id": new_id(), "kind": kind, "memberIds": member_ids, "title": title, "createdBy": created_by,
-            "createdAt": now}
+            "createdAt": now, "engagedIds": [created_by]}
 
 
 class ConversationStore:
@@ -114,6 +120,7 @@ class ConversationStore:
         self._activity = db["chat_activity"]
         self._markers = db["chat_markers"]
         self._memberships: OrderedDict[str, Membership] = OrderedDict()
+        self._engaged: OrderedDict[tuple[str, str], None] = OrderedDict()  # known engaged, so sends skip the write
 
     @property
     def activity_collection(self) -> Any:
@@ -142,6 +149,18 @@ class ConversationStore:
         doc["key"] = key
         stored, created = await insert_or_existing(self._conversations, doc, {"key": key})
         return await self._stored(stored), created
+
+    async def engage(self, conversation_id: str, user_id: str) -> bool:
+        """Record that the member opened, joined or wrote in the conversation; True the first time."""
+        key = (conversation_id, user_id)
+        if key in self._engaged:
+            return False
+        result = await self._conversations.update_one({"_id": conversation_id, "engagedIds": {"$ne": user_id}},
+                                                      {"$addToSet": {"engagedIds": user_id}})
+        self._engaged[key] = None
+        if len(self._engaged) > MEMBERSHIP_CACHE:
+            self._engaged.popitem(last=False)
+        return bool(result.modified_count)
 
     async def create_group(self, member_ids: list[str], title: str | None, created_by: str,
                            request_id: str | None) -> tuple[Conversation, bool]:
@@ -185,8 +204,11 @@ class ConversationStore:
         return [doc["_id"] async for doc in cursor]
 
     async def contacts(self, user_id: str) -> set[str]:
-        """Everyone who shares a conversation with the user (not the user)."""
-        cursor = self._conversations.find({"memberIds": user_id}, {"memberIds": 1}).limit(CONTACTS_SCAN)
+        """Everyone who sees the user's presence: the members of their groups, and of their direct conversations
+        they have opened, joined or written in (not the user)."""
+        query = {"memberIds": user_id, "$or": [{"kind": "group"}, {"engagedIds": user_id},
+                                                {"engagedIds": {"$exists": False}}]}
+        cursor = self._conversations.find(query, {"memberIds": 1}).limit(CONTACTS_SCAN)
         found = {member async for doc in cursor for member in doc["memberIds"]}
         found.discard(user_id)
         return found

@@ -50,6 +50,7 @@ class BlockStore:
         self._versions = db["chat_versions"]
         self._recheck = recheck
         self._blockers: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._estranged: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._version: int | None = None
         self._checked_at = float("-inf")
         self._checking: asyncio.Future[None] | None = None
@@ -72,20 +73,30 @@ class BlockStore:
 
     async def _changed(self, blocked_id: str) -> None:
         await self._versions.update_one({"_id": BLOCKS_VERSION}, {"$inc": {"version": 1}}, upsert=True)
-        self._blockers.pop(blocked_id, None)
+        self._blockers.clear()
+        self._estranged.clear()
 
     async def blockers_of(self, blocked_id: str) -> frozenset[str]:
         """Everyone who has blocked `blocked_id` (cached, see the class)."""
+        return await self._cached(self._blockers, blocked_id, {"blockedId": blocked_id})
+
+    async def estranged(self, user_id: str) -> frozenset[str]:
+        """Everyone who blocked `user_id` or whom `user_id` blocked: what one does the other never hears of."""
+        return await self._cached(self._estranged, user_id, {"$or": [{"blockedId": user_id},
+                                                                     {"blockerId": user_id}]})
+
+    async def _cached(self, cache: OrderedDict[str, frozenset[str]], user_id: str, query: Doc) -> frozenset[str]:
         await self._revalidate()
-        cached = self._blockers.get(blocked_id)
+        cached = cache.get(user_id)
         if cached is not None:
-            self._blockers.move_to_end(blocked_id)
+            cache.move_to_end(user_id)
             return cached
-        cursor = self._blocks.find({"blockedId": blocked_id}, {"blockerId": 1, "_id": 0})
-        found = frozenset([doc["blockerId"] async for doc in cursor])
-        self._blockers[blocked_id] = found
-        while len(self._blockers) > BLOCK_CACHE_USERS:
-            self._blockers.popitem(last=False)
+        cursor = self._blocks.find(query, {"blockerId": 1, "blockedId": 1, "_id": 0})
+        found = frozenset([other async for doc in cursor for other in (doc["blockerId"], doc["blockedId"])
+                           if other != user_id])
+        cache[user_id] = found
+        while len(cache) > BLOCK_CACHE_USERS:
+            cache.popitem(last=False)
         return found
 
     async def _revalidate(self) -> None:
@@ -101,6 +112,7 @@ class BlockStore:
             version = int(doc["version"]) if doc else 0
             if version != self._version:
                 self._blockers.clear()
+                self._estranged.clear()
                 self._version = version
             self._checked_at = time.monotonic()
         finally:

@@ -87,9 +87,12 @@ async def test_join_gives_presence_and_events_leave_stops_them(server: RunningSe
     alice, bob, conversation = await direct(server, join=False)
     joined = await alice.ok("conversation:join", {"conversationId": conversation["id"]})
     assert joined["conversation"]["id"] == conversation["id"]
-    assert joined["presence"] == {"alice": "online", "bob": "online"}
+    assert joined["presence"] == {"alice": "online"}  # bob has not joined or written in alice's conversation yet
     await send(bob, conversation["id"], "hi")
     assert (await alice.expect("message:created"))["text"] == "hi"
+    assert (await alice.expect("presence:changed"))["userId"] == "bob"  # from his first message on
+    joined = await alice.ok("conversation:join", {"conversationId": conversation["id"]})
+    assert joined["presence"] == {"alice": "online", "bob": "online"}
     assert await alice.ok("conversation:leave", {"conversationId": conversation["id"]}) == {}
     await send(bob, conversation["id"], "again")
     await alice.absent("message:created", within=0.3)

@@ -173,8 +173,8 @@ async def test_history_pages_by_seq(server: RunningServer) -> None:
     assert [m["seq"] for m in after["items"]] == [3, 4, 5, 6] and after["hasMore"] is True
     tail = await alice.ok("message:history", {"conversationId": cid, "afterSeq": 6})
     assert [m["text"] for m in tail["items"]] == ["m7"] and tail["hasMore"] is False
-    assert (await alice.ok("message:history", {"conversationId": cid, "afterSeq": 7})) == {"items": [],
-                                                                                          "hasMore": False}
+    empty = await alice.ok("message:history", {"conversationId": cid, "afterSeq": 7})
+    assert empty == {"items": [], "throughSeq": None, "hasMore": False}
     await alice.error("message:history", {"conversationId": cid, "limit": 101}, code="invalid_payload")
 
 
