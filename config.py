@@ -269,6 +269,10 @@ class Config:
         "or a crisis line now. You are not alone."
     )
     upload_max_bytes: int = 10 * 1024 * 1024
+    upload_quota_bytes_per_hour: int = 200 * 1024 * 1024
+    upload_quota_files_per_hour: int = 120
+    upload_orphan_hours: float = 24.0
+    upload_link_seconds: int = 300
     vapid_private_key: str | None = None
     vapid_subject: str = "mailto:admin@careline.invalid"
     push_concurrency: int = 20
@@ -407,6 +411,14 @@ SETTINGS: tuple[Setting, ...] = (
     _S("CHAT_SAFETY_RESOURCES", "chat_safety_resources", TEXT,
        "returned to a sender whose message matched a crisis phrase", shown="a short crisis text"),
     _S("UPLOAD_MAX_BYTES", "upload_max_bytes", INTEGER, "largest upload", bounds=_COUNT),
+    _S("UPLOAD_QUOTA_BYTES_PER_HOUR", "upload_quota_bytes_per_hour", INTEGER,
+       "bytes one user may upload per rolling hour (over it: 429 `rate_limited`)", bounds=_COUNT),
+    _S("UPLOAD_QUOTA_FILES_PER_HOUR", "upload_quota_files_per_hour", INTEGER,
+       "files one user may upload per rolling hour", bounds=_COUNT),
+    _S("UPLOAD_ORPHAN_HOURS", "upload_orphan_hours", NUMBER,
+       "uploads never sent in a message are deleted after this many hours", bounds=_POSITIVE),
+    _S("UPLOAD_LINK_SECONDS", "upload_link_seconds", INTEGER,
+       "lifetime of a signed download link (`upload:link`)", bounds=Bounds(at_least=1, at_most=300)),
     _S("VAPID_PRIVATE_KEY", "vapid_private_key", TEXT, "Web Push key, raw P-256 scalar or DER, base64url",
        production=Required(generate=_new_vapid_key, what="Web Push VAPID key")),
     _S("VAPID_SUBJECT", "vapid_subject", TEXT, "Web Push contact"),

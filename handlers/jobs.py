@@ -17,7 +17,7 @@ class Periodic:
 
     name: str
     interval: float
-    run: Callable[[], Awaitable[None]]
+    run: Callable[[], Awaitable[object]]  # what it returns (e.g. a count) is ignored
 
 
 MAX_BACKOFF_SECONDS = 30.0  # longest pause of a job whose dependency is down

@@ -37,6 +37,8 @@ from realtime.schemas.chat import (
     SendMessage,
     SentMessageOut,
     TypingOut,
+    UploadLinkOut,
+    UploadRef,
     UserRef,
 )
 from realtime.schemas.common import Pagination
@@ -131,6 +133,11 @@ class ChatNamespace(BaseNamespace[ChatFeature]):
         payload.pop("request_id")  # checked by the shared wrapper (the first ack is replayed)
         report = await self.handler.moderation.report(user, **payload)
         return {"report_id": report.id}
+
+    @request("upload:link", UploadRef, ack=UploadLinkOut, rate=(60, 2.0))
+    async def upload_link(self, sid: str, user: User, payload: Payload) -> Any:
+        """A short-lived download link for one file, for `<img src>` without a token in the URL."""
+        return await self.handler.uploads.link(user, payload["upload_id"])
 
     @request("report:list", ReportList, ack=ReportPageOut, roles=ADMIN)
     async def reports(self, sid: str, user: User, payload: Payload) -> Any:

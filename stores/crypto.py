@@ -6,11 +6,14 @@ so ciphertexts cannot be swapped between documents.
 """
 from __future__ import annotations
 
+import hmac
 import os
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 NONCE_BYTES = 12
 
@@ -71,3 +74,26 @@ class Cipher:
     def open_text(self, doc: dict[str, object], aad: str = "") -> str:
         """Decrypt a stored sub-document into a string."""
         return self.open(Sealed.from_doc(doc), aad.encode()).decode()
+
+
+def derive_key(key: bytes, info: bytes) -> bytes:
+    """A 32-byte key for one purpose (`info`) from a master key: HKDF-SHA256, domain-separated."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
+
+
+class Signer:
+    """HMAC-SHA256 signatures for one purpose over a ring of keys: signs with the newest, checks with any."""
+
+    def __init__(self, keys: tuple[tuple[str, bytes], ...], info: bytes) -> None:
+        if not keys:
+            raise ValueError("at least one key is required")
+        self._keys = [derive_key(key, info) for _, key in keys]
+
+    def sign(self, message: str) -> str:
+        """The signature of `message` (hex)."""
+        return hmac.digest(self._keys[0], message.encode(), "sha256").hex()
+
+    def valid(self, message: str, signature: str) -> bool:
+        """Whether `signature` was made for `message` by a key still in the ring (constant time)."""
+        return any(hmac.compare_digest(hmac.digest(key, message.encode(), "sha256").hex(), signature)
+                   for key in self._keys)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from clock import Clock
 from handlers.chat.access import ChatDeps
 from handlers.chat.content_rules import ContentRules
 from handlers.chat.conversations import ConversationHandler
@@ -12,6 +13,7 @@ from handlers.chat.moderation import ModerationHandler
 from handlers.chat.uploads import UploadHandler
 from handlers.events import ConversationRead, EventBus
 from handlers.feature import Built, Shared
+from handlers.jobs import Periodic
 from stores.chat.activity import ActivityWriter
 from stores.chat.blind_index import BlindIndex
 from stores.chat.conversations import ConversationStore
@@ -21,18 +23,20 @@ from stores.chat.moderation import BlockStore, ReportStore
 from stores.chat.seq import seq_allocator
 from stores.chat.uploads import UploadStore
 
+ORPHAN_SWEEP_SECONDS = 600.0
+
 
 class ChatFeature:
     """Every chat handler of one app: conversations, messages, moderation, typing, presence, uploads."""
 
-    def __init__(self, deps: ChatDeps, rules: ContentRules) -> None:
+    def __init__(self, deps: ChatDeps, rules: ContentRules, clock: Clock) -> None:
         self.deps = deps
         self.conversations = ConversationHandler(deps)
         self.moderation = ModerationHandler(deps, rules)
         self.messages = MessageHandler(deps, self.conversations, self.moderation)
         self.typing = TypingTracker(deps)
         self.presence = PresenceTracker(deps)
-        self.uploads = UploadHandler(deps.uploads, deps.config.upload_max_bytes, self.member_of_any)
+        self.uploads = UploadHandler(deps.uploads, deps.config, clock, self.member_of_any)
 
     async def member_of_any(self, user_id: str, conversation_ids: list[str]) -> bool:
         """Whether the user belongs to any of the conversations (the upload download check)."""
@@ -66,5 +70,7 @@ async def build(shared: Shared) -> Built[ChatFeature]:
     await migrate_chat(db)  # before the indexes: legacy conversations have no `key` yet
     for store in (deps.conversations, deps.messages, deps.blocks, deps.reports, deps.uploads):
         await store.ensure_indexes()
-    feature = ChatFeature(deps, ContentRules.load(config.chat_blocklist_file, config.chat_crisis_phrases_file))
-    return Built(feature, close=feature.close)
+    feature = ChatFeature(deps, ContentRules.load(config.chat_blocklist_file, config.chat_crisis_phrases_file),
+                          shared.clock)
+    orphans = Periodic("uploads-orphans", ORPHAN_SWEEP_SECONDS, feature.uploads.sweep_orphans)
+    return Built(feature, jobs=(orphans,), close=feature.close)

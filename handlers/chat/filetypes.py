@@ -58,3 +58,17 @@ def safe_name(name: str | None, mime: str) -> str:
     stem = base.rsplit(".", 1)[0] if "." in base else base
     stem = stem[:120] or "file"
     return stem + ALLOWED[mime]
+
+
+MAX_NAME_CHARACTERS = 255
+
+
+def name_problem(name: str | None) -> str | None:
+    """Why a declared file name is refused (control characters, too long), or None."""
+    if name is None:
+        return None
+    if len(name) > MAX_NAME_CHARACTERS:
+        return f"At most {MAX_NAME_CHARACTERS} characters."
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return "No control characters."
+    return None

@@ -90,7 +90,7 @@ class MessageHandler:
 
     async def _deliver(self, sid: str, user: User, conversation_id: str, member_ids: frozenset[str],
                        message: Message, attachment_ids: list[str]) -> Message:
-        await self.deps.uploads.share(attachment_ids, conversation_id)
+        await self.deps.uploads.share(attachment_ids, conversation_id, message.id)
         await self.deps.to_conversation(conversation_id, "message:created", message, skip_sid=sid, actor=user.id)
         live, estranged = await self.deps.live_viewers(conversation_id), await self.deps.blocks.estranged(user.id)
         absent = [member for member in member_ids if member != user.id and member not in live | estranged]
@@ -143,6 +143,7 @@ class MessageHandler:
             raise Forbidden("Only the sender or an admin may delete a message")
         removed = MessageRemoved(message.conversation_id, message.id)
         if await self.deps.messages.delete(message.id) is not None:
+            await self.deps.uploads.release([attachment.id for attachment in message.attachments], message.id)
             await self.deps.to_conversation(message.conversation_id, "message:deleted", removed)
         return removed
 

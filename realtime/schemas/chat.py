@@ -126,6 +126,19 @@ class ReportRef(RequestSchema):
 
 # -- what the server sends ---------------------------------------------------------------------------
 
+class UploadRef(RequestSchema):
+    """`{uploadId}`."""
+
+    upload_id = Id(required=True)
+
+
+class UploadLinkOut(OutputSchema):
+    """The ack of `upload:link`: `{url, expiresAt}` (a path on this server; no token needed until expiresAt)."""
+
+    url = fields.String(required=True)
+    expires_at = UtcDateTime(required=True)
+
+
 class AttachmentOut(OutputSchema):
     """`{id, name, mime, size, url}`: a file sent with a message."""
 

@@ -12,8 +12,7 @@ import hmac
 import re
 import unicodedata
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from stores.crypto import derive_key
 
 INFO = b"careline chat blind index v1"
 TOKEN_BYTES = 16
@@ -31,10 +30,6 @@ def words(text: str) -> list[str]:
     return _WORD.findall(normalise(text))
 
 
-def _derive(key: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=INFO).derive(key)
-
-
 class BlindIndex:
     """Word tokens under the newest key, and query tokens under every key in the ring."""
 
@@ -42,7 +37,7 @@ class BlindIndex:
         if not keys:
             raise ValueError("at least one key is required")
         self.current_kid = keys[0][0]
-        self._keys = {kid: _derive(key) for kid, key in keys}
+        self._keys = {kid: derive_key(key, INFO) for kid, key in keys}
 
     @property
     def kids(self) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo import ASCENDING
 
-from clock import utcnow
 from stores.crypto import Cipher, DecryptionError, Sealed
 from stores.mongo import Database, Doc, new_id
 
@@ -65,6 +64,15 @@ def _upload(doc: Doc) -> Upload:
                   conversation_ids=tuple(doc.get("conversationIds", ())), created_at=doc["createdAt"])
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What one user uploaded in a window."""
+
+    count: int
+    bytes: int
+    oldest: datetime | None
+
+
 def _aad(upload_id: str, index: int, last: bool) -> bytes:
     return f"{upload_id}:{index}:{int(last)}".encode()
 
@@ -94,12 +102,12 @@ class UploadWriter:
                                + sealed.data)
         self._index += 1
 
-    async def commit(self, owner_id: str, name: str, mime: str) -> Upload:
+    async def commit(self, owner_id: str, name: str, mime: str, now: datetime) -> Upload:
         """Write the last frame and the metadata document."""
         await self._frame(self._pending, last=True)
         await self._grid.close()
         doc = {"_id": self.upload_id, "ownerId": owner_id, "name": name, "mime": mime, "size": self.size,
-               "conversationIds": [], "createdAt": utcnow()}
+               "conversationIds": [], "messageIds": [], "createdAt": now}
         await self._store.uploads.insert_one(doc)
         return _upload(doc)
 
@@ -119,6 +127,42 @@ class UploadStore:
     async def ensure_indexes(self) -> None:
         """Indexes for the queries below."""
         await self.uploads.create_index([("ownerId", ASCENDING), ("_id", ASCENDING)])
+        await self.uploads.create_index([("ownerId", ASCENDING), ("createdAt", ASCENDING)])
+        await self.uploads.create_index([("conversationIds", ASCENDING), ("createdAt", ASCENDING)])
+
+    async def usage_since(self, owner_id: str, since: datetime) -> Usage:
+        """What the owner uploaded since `since`: count, bytes, and when the oldest of them was uploaded."""
+        cursor = self.uploads.find({"ownerId": owner_id, "createdAt": {"$gte": since}}, {"size": 1, "createdAt": 1})
+        docs = [doc async for doc in cursor]
+        return Usage(len(docs), sum(int(doc["size"]) for doc in docs),
+                     min((doc["createdAt"] for doc in docs), default=None))
+
+    async def orphans(self, before: datetime, limit: int = 500) -> list[str]:
+        """Uploads never sent in a message and older than `before`."""
+        cursor = self.uploads.find({"conversationIds": [], "createdAt": {"$lt": before}}, {"_id": 1}).limit(limit)
+        return [doc["_id"] async for doc in cursor]
+
+    async def delete_if(self, upload_id: str, condition: Doc) -> bool:
+        """Delete an upload and its content if its metadata still matches `condition`."""
+        removed = await self.uploads.find_one_and_delete({"_id": upload_id, **condition}, {"_id": 1})
+        if removed is None:
+            return False
+        try:
+            await self.bucket.delete(upload_id)
+        except NoFile:
+            pass
+        return True
+
+    async def delete_orphan(self, upload_id: str, before: datetime) -> bool:
+        """Delete an upload still unsent and older than `before` (a send racing the sweep wins)."""
+        return await self.delete_if(upload_id, {"conversationIds": [], "createdAt": {"$lt": before}})
+
+    async def release(self, ids: list[str], message_id: str) -> int:
+        """A message carrying these uploads was deleted: delete those no other message carries."""
+        if not ids:
+            return 0
+        await self.uploads.update_many({"_id": {"$in": ids}}, {"$pull": {"messageIds": message_id}})
+        return sum([await self.delete_if(upload_id, {"messageIds": []}) for upload_id in ids])
 
     def writer(self) -> UploadWriter:
         """Start a new upload."""
@@ -135,10 +179,11 @@ class UploadStore:
                                                                               "ownerId": owner_id})}
         return [found[i].attachment() for i in ids if i in found]
 
-    async def share(self, ids: list[str], conversation_id: str) -> None:
-        """Record that these uploads were sent into a conversation (its members may download them)."""
+    async def share(self, ids: list[str], conversation_id: str, message_id: str) -> None:
+        """Record that these uploads were sent in a message of a conversation (its members may download them)."""
         if ids:
-            await self.uploads.update_many({"_id": {"$in": ids}}, {"$addToSet": {"conversationIds": conversation_id}})
+            await self.uploads.update_many({"_id": {"$in": ids}}, {"$addToSet": {"conversationIds": conversation_id,
+                                                                                 "messageIds": message_id}})
 
     async def content(self, upload_id: str) -> AsyncIterator[bytes]:
         """The decrypted content, frame by frame; raises DecryptionError if anything was tampered with."""
