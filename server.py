@@ -34,6 +34,7 @@ from handlers.jobs import Periodic, run_all, run_periodic
 from handlers.metrics import Metrics
 from handlers.notifications import feature as notifications
 from handlers.publisher import Publisher
+from handlers.relations import Relations
 from realtime.base import BaseNamespace
 from realtime.booking import BookingNamespace
 from realtime.chat import ChatNamespace
@@ -104,10 +105,11 @@ def shared_resources(config: Config, connections: Connections, publisher: Publis
     """What every feature is built from."""
     redis = connections.redis
     limiter: RateLimiter = RedisRateLimiter(redis, config.redis_prefix) if redis is not None else MemoryRateLimiter()
+    users = UserStore(connections.db)
     return Shared(config=config, db=connections.db, redis=redis, clock=clock, bus=EventBus(), publisher=publisher,
                   sockets=sockets, rate_limiter=limiter, auth=Authenticator(config),
-                  cipher=Cipher(config.message_keys), users=UserStore(connections.db),
-                  request_keys=RequestKeyStore(connections.db))
+                  cipher=Cipher(config.message_keys), users=users, request_keys=RequestKeyStore(connections.db),
+                  relations=Relations(users))
 
 
 def socket_registry(config: Config, connections: Connections) -> SocketRegistry:

@@ -16,6 +16,7 @@ from handlers.auth import Authenticator
 from handlers.events import EventBus
 from handlers.jobs import Periodic
 from handlers.publisher import Publisher
+from handlers.relations import Relations
 from stores.crypto import Cipher
 from stores.mongo import Database
 from stores.ratelimit import RateLimiter
@@ -43,6 +44,7 @@ class Shared:
     cipher: Cipher
     users: UserStore
     request_keys: RequestKeyStore
+    relations: Relations
 
 
 async def _nothing() -> None:

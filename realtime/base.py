@@ -38,7 +38,7 @@ from handlers.auth import Identity, User
 from handlers.feature import Shared
 from handlers.metrics import Metrics
 from handlers.publisher import role_room, room_group, user_room
-from realtime.schemas.common import RefreshSession, SessionExpired, SessionRefreshed
+from realtime.schemas.common import PeopleOut, RefreshSession, SessionExpired, SessionRefreshed, UserLookup
 from stores.errors import failed_dependency, is_dependency_failure
 
 log = logging.getLogger("careline.realtime")
@@ -403,6 +403,12 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
             session.update(user=identity.user, exp=identity.expires_at,
                            timer=self._arm_expiry(sid, identity.expires_at))
         return {"expires_at": datetime.fromtimestamp(identity.expires_at, timezone.utc)}
+
+
+    @request("user:lookup", UserLookup, ack=PeopleOut, rate=(30, 2.0))
+    async def lookup_users(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+        """Names and roles of people the caller shares a conversation, booking, meeting or assignment with."""
+        return {"items": await self.shared.relations.lookup(user, payload["ids"])}
 
 
 BaseNamespace.requests = _collect_requests(BaseNamespace)

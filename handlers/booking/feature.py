@@ -28,6 +28,7 @@ async def build(shared: Shared) -> Built[BookingFeature]:
                                                          ReminderStore(shared.db))
     for store in (availability_store, booking_store, reminder_store):
         await store.ensure_indexes()
+    shared.relations.add(booking_store.related)
     config = shared.config
     availability = AvailabilityHandler(availability_store, booking_store, shared.publisher, shared.clock)
     reminders = ReminderScheduler(reminder_store, booking_store, shared.bus,

@@ -70,6 +70,7 @@ async def build(shared: Shared) -> Built[ChatFeature]:
     await migrate_chat(db)  # before the indexes: legacy conversations have no `key` yet
     for store in (deps.conversations, deps.messages, deps.blocks, deps.reports, deps.uploads):
         await store.ensure_indexes()
+    shared.relations.add(conversations.related)
     feature = ChatFeature(deps, ContentRules.load(config.chat_blocklist_file, config.chat_crisis_phrases_file),
                           shared.clock)
     orphans = Periodic("uploads-orphans", ORPHAN_SWEEP_SECONDS, feature.uploads.sweep_orphans)

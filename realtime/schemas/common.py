@@ -97,6 +97,26 @@ class SessionRefreshed(OutputSchema):
     expires_at = UtcDateTime(required=True)
 
 
+class UserLookup(RequestSchema):
+    """`user:lookup {ids}`."""
+
+    ids = fields.List(Id(), required=True, validate=validate.Length(1, 100))
+
+
+class PersonOut(OutputSchema):
+    """`{id, name, role}`: a user as other people see them (name from their token's `name`)."""
+
+    id = fields.String(required=True)
+    name = fields.String(allow_none=True, required=True)
+    role = fields.String(required=True)
+
+
+class PeopleOut(OutputSchema):
+    """The ack of `user:lookup`: `{items: [{id, name, role}]}` (strangers left out)."""
+
+    items = fields.List(fields.Nested(PersonOut), required=True)
+
+
 class SessionExpired(OutputSchema):
     """`session:expired`: the token ran out and was not refreshed; the socket is disconnected next."""
 

@@ -181,6 +181,14 @@ class BookingStore:
         doc = await self._bookings.find_one({"_id": booking_id})
         return _record(doc) if doc else None
 
+    async def related(self, user_id: str, candidates: frozenset[str]) -> set[str]:
+        """Which of `candidates` have a booking (any status) with the user (a `Relations` source)."""
+        others = sorted(candidates)
+        query = {"$or": [{"clientId": user_id, "therapistId": {"$in": others}},
+                         {"therapistId": user_id, "clientId": {"$in": others}}]}
+        cursor = self._bookings.find(query, {"clientId": 1, "therapistId": 1})
+        return {party async for doc in cursor for party in (doc["clientId"], doc["therapistId"]) if party != user_id}
+
     async def by_request(self, client_id: str, request_id: str) -> BookingRecord | None:
         """The booking a client created with `request_id`."""
         doc = await self._bookings.find_one({"clientId": client_id, "requestId": request_id})

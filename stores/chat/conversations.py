@@ -213,6 +213,11 @@ class ConversationStore:
         found.discard(user_id)
         return found
 
+    async def related(self, user_id: str, candidates: frozenset[str]) -> set[str]:
+        """Which of `candidates` share a conversation with the user (a `Relations` source)."""
+        cursor = self._conversations.find({"memberIds": user_id}, {"memberIds": 1}).limit(CONTACTS_SCAN)
+        return {member async for doc in cursor for member in doc["memberIds"] if member in candidates}
+
     async def page_for_member(self, user_id: str, limit: int, after: tuple[datetime, str] | None,
                               known: Callable[[str], Activity | None]) -> list[Conversation]:
         """The user's conversations, latest activity first, after a (lastActivityAt, id) cursor.
