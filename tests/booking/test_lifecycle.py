@@ -178,7 +178,8 @@ async def test_reschedule_into_taken_time_keeps_the_old_booking(server: RunningS
     assert await server.app[MONGO_DB]["booking_claims"].count_documents({}) == claims
     three = await server.client("c3", "client", NS)
     await three.error("booking:create", {"therapistId": "t1", "start": iso(START), "requestId": "x"}, "conflict")
-    assert theirs["status"] == "pending"
+    stored_theirs = await two.ok("booking:get", {"bookingId": theirs["id"]})
+    assert stored_theirs["status"] == "pending" and stored_theirs["start"] == theirs["start"]
 
 
 async def test_reschedule_overlapping_its_own_time_and_frees_the_rest(server: RunningServer) -> None:
@@ -236,3 +237,21 @@ async def test_list_pages_through_own_bookings(server: RunningServer) -> None:
                                               "to": iso(START + timedelta(hours=3))})
     assert len(window["items"]) == 2
     await client.error("booking:list", {"cursor": "garbage"}, "invalid_payload")
+
+
+async def test_who_may_create_decline_and_how_an_admin_cancel_refunds(server: RunningServer) -> None:
+    clock = fix_clock(server, now=NOW)
+    t = await therapist(server)
+    other = await server.client("t2", "therapist", NS)
+    await other.error("booking:create", {"therapistId": "t1", "start": iso(START), "requestId": "t"},
+                      code="forbidden")
+    client = await server.client("c1", "client", NS)
+    booking = await book(client, "t1", START)
+    await client.error("booking:decline", {"bookingId": booking["id"]}, code="forbidden")
+    await other.error("booking:decline", {"bookingId": booking["id"]}, code="not_found")
+    assert (await client.ok("booking:get", {"bookingId": booking["id"]}))["status"] == "pending"
+    await t.ok("booking:confirm", {"bookingId": booking["id"]})
+    clock[0] = START - timedelta(hours=1)  # a client cancelling now would get 50 %
+    admin = await server.client("root", "admin", NS)
+    cancelled = await admin.ok("booking:cancel", {"bookingId": booking["id"], "reason": "platform"})
+    assert cancelled["refund"]["percent"] == 100 and cancelled["cancelledBy"] == "admin"

@@ -125,3 +125,15 @@ async def test_strangers_are_refused_on_every_request(server: RunningServer) -> 
     await stranger.absent("message:created", within=0.05)
     assert await server.chat.member_of_any("mallory", [cid]) is False
     assert await server.chat.member_of_any("alice", ["nope", cid]) is True
+
+
+async def test_only_admins_list_and_resolve_reports(server: RunningServer) -> None:
+    alice, bob, conversation = await direct(server)
+    message = await send(bob, conversation["id"], "something")
+    report = await alice.ok("message:report", {"messageId": message["id"], "reason": "spam"})
+    for caller in (alice, bob, await server.client("t9", "therapist")):
+        await caller.error("report:resolve", {"reportId": report["reportId"]}, code="forbidden")
+        await caller.error("report:list", {}, code="forbidden")
+    admin = await server.client("root", "admin")
+    listed = await admin.ok("report:list", {"status": "open"})
+    assert [item["id"] for item in listed["items"]] == [report["reportId"]]  # still open

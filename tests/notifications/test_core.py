@@ -47,8 +47,13 @@ async def test_read_read_all_and_unread_counts(server: RunningServer) -> None:
     mine = await notify(server, "u1", 3)
     theirs = await notify(server, "u2", 1)
     assert await client.ok("notification:unread-count") == {"unreadCount": 3}
+    await client.expect("notification:unread", lambda d: d == {"unreadCount": 3})
+    client.events["notification:unread"].clear()  # the pushes of the creates: what follows is the read's
+    second = await server.client("u1", namespace=NS)
+    await second.expect("notification:unread")  # its count on connect
     assert await client.ok("notification:read", {"ids": [mine[0]["id"]]}) == {"unreadCount": 2}
-    await client.expect("notification:unread", lambda d: d == {"unreadCount": 2})
+    for socket in (client, second):  # every socket of the user hears the new count
+        assert await socket.expect("notification:unread") == {"unreadCount": 2}
     # Someone else's id, or an unknown one, changes nothing.
     assert await client.ok("notification:read", {"ids": [theirs[0]["id"], "nope"]}) == {"unreadCount": 2}
     assert await other.ok("notification:unread-count") == {"unreadCount": 1}
