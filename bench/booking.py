@@ -16,15 +16,16 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import socketio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from clock import iso  # noqa: E402
 from config import Config  # noqa: E402
 from handlers.auth import mint_token  # noqa: E402
-from handlers.serialize import iso  # noqa: E402
 from stores.embedded import EmbeddedMongo, free_port  # noqa: E402
 from tests.conftest import wait_healthy  # noqa: E402 - the same readiness probe as the tests
 
@@ -32,11 +33,15 @@ SECRET = "bench-secret-" + "x" * 32
 NS = "/booking"
 
 
-async def connect(url: str, sub: str, role: str) -> socketio.AsyncClient:
-    """A connected client on /booking."""
+def token(sub: str, role: str) -> str:
+    """A token the bench servers accept."""
+    return mint_token(Config.from_env({"JWT_SECRET": SECRET}), sub, role, sub, 3600)
+
+
+async def connect(url: str, sub: str, role: str, namespace: str = NS) -> socketio.AsyncClient:
+    """A connected client on `namespace` (/booking by default)."""
     client = socketio.AsyncClient(reconnection=False)
-    token = mint_token(Config.from_env({"JWT_SECRET": SECRET}), sub, role, sub, 3600)
-    await client.connect(url, namespaces=[NS], auth={"token": token}, transports=["websocket"])
+    await client.connect(url, namespaces=[namespace], auth={"token": token(sub, role)}, transports=["websocket"])
     return client
 
 
@@ -45,11 +50,12 @@ async def call(client: socketio.AsyncClient, event: str, data: dict) -> dict:
     return await client.call(event, data, namespace=NS, timeout=30)  # type: ignore[no-any-return]
 
 
-def spawn(env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
-    """`python server.py` on a free port."""
+def spawn(env: dict[str, str], stdout: Any = None) -> tuple[str, subprocess.Popen[bytes]]:
+    """`python server.py` on a free port (its log to `stdout`, a file, when given)."""
     port = str(free_port())
     process = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env={**os.environ, **env, "PORT": port,
-                                                                             "HOST": "127.0.0.1"})
+                                                                             "HOST": "127.0.0.1"},
+                               stdout=stdout, stderr=subprocess.STDOUT if stdout else None)
     return f"http://127.0.0.1:{port}", process
 
 

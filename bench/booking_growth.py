@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.booking import SECRET, call, connect, spawn  # noqa: E402
+from clock import iso  # noqa: E402
 from handlers.booking.slots import DEFAULT_POLICY  # noqa: E402
-from handlers.serialize import iso  # noqa: E402
 from stores.booking.bookings import to_doc  # noqa: E402
 from stores.booking.reminders import ReminderStore  # noqa: E402
 from stores.embedded import EmbeddedMongo  # noqa: E402
