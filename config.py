@@ -242,6 +242,8 @@ class Config:
     jwt_issuer: str | None = None
     jwt_max_lifetime_seconds: int = 86_400
     cors_origins: tuple[str, ...] = ()
+    auth_cookie_name: str | None = None
+    csrf_cookie_name: str = "careline_csrf"
     data_dir: Path = Path("data")
     log_level: str = "INFO"
     log_format: str = "text"
@@ -326,6 +328,8 @@ class Config:
             raise ConfigError("JWT_SECRET or JWT_PUBLIC_KEY must be set")
         if not self.message_keys:
             raise ConfigError("MESSAGE_KEYS must hold at least one key")
+        if self.auth_cookie_name and not self.cors_origins:
+            raise ConfigError("AUTH_COOKIE_NAME needs CORS_ORIGINS: cookie sessions come only from listed origins")
 
 
 _FIELD_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Config)}
@@ -364,6 +368,10 @@ SETTINGS: tuple[Setting, ...] = (
        "tokens whose `exp` is further ahead than this are refused", bounds=_COUNT),
     _S("CORS_ORIGINS", "cors_origins", LIST, "browser origins for REST and Socket.IO",
        shown="any origin in development, none in production"),
+    _S("AUTH_COOKIE_NAME", "auth_cookie_name", TEXT, "httpOnly cookie holding the JWT for browsers (unset: cookie "
+       "auth off); with it, CORS_ORIGINS is required and checked on every cookie request (docs/security.md)"),
+    _S("CSRF_COOKIE_NAME", "csrf_cookie_name", TEXT, "readable cookie whose value state-changing REST requests "
+       "with cookie auth repeat in `X-CSRF-Token` (double submit)"),
     _S("DATA_DIR", "data_dir", PATH, "embedded database files, development secrets", shown="`./data`"),
     _S("LOG_LEVEL", "log_level", UPPER, "least severity logged",
        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),

@@ -35,6 +35,7 @@ from errors import (
     Unavailable,
 )
 from handlers.auth import Identity, User
+from handlers.credentials import check_cookie_origin, find_credentials
 from handlers.feature import Shared
 from handlers.metrics import Metrics
 from handlers.publisher import role_room, room_group, user_room
@@ -146,15 +147,6 @@ def fail(error: AppError) -> dict[str, Any]:
     return {"ok": False, "error": error.to_dict()}
 
 
-def bearer_token(environ: dict[str, Any], auth: Any) -> Any:
-    """The token from the connect payload, else from an `Authorization: Bearer` header (never the query)."""
-    if isinstance(auth, dict) and auth.get("token") is not None:
-        return auth["token"]
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else None
-
-
 def _collect_requests(cls: type) -> dict[str, RequestSpec]:
     """Every `@request` method of `cls` and its bases (subclasses override by event name)."""
     found: dict[str, RequestSpec] = {}
@@ -208,7 +200,7 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Authenticate the socket or refuse it with `{code, message}`."""
         try:
-            identity = self.shared.auth.verify(bearer_token(environ, auth))
+            identity = self.shared.auth.verify(self._token(environ, auth))
         except AppError as error:
             self.metrics.connect_refused.labels(self.namespace, error.code).inc()
             log.info("connect refused", extra={"namespace": self.namespace, "code": error.code})
@@ -223,6 +215,18 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         log.info("connect", extra={"namespace": self.namespace, "user": user.id, "sid": sid})
         await self._safely(self.shared.users.upsert_seen(user.id, user.role, user.name))
         await self._safely(self.on_user_connected(sid, user))
+
+    def _token(self, environ: dict[str, Any], auth: Any) -> object:
+        """The handshake's token: `auth.token`, the Bearer header, or the session cookie from a listed origin."""
+        explicit = auth.get("token") if isinstance(auth, dict) else None
+        found = find_credentials(self.shared.config, explicit, environ.get("HTTP_AUTHORIZATION"),
+                                 environ.get("HTTP_COOKIE"))
+        if found.from_cookie:
+            try:
+                check_cookie_origin(self.shared.config, environ.get("HTTP_ORIGIN"), required=True)
+            except Forbidden as refused:  # connect_error codes are unauthorized | token_expired (CONTRACT §1)
+                raise Unauthorized(refused.message) from None
+        return found.token
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the socket's timers and tell the feature."""

@@ -45,7 +45,7 @@ CONNECT_REPLIES = frozenset({sio_packet.CONNECT, sio_packet.CONNECT_ERROR, sio_p
 #: what careline keeps of a connection's HTTP request for namespace connect handlers (python-socketio keeps
 #: the whole environ, aiohttp request included, for the life of the connection)
 KEPT_ENVIRON = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "HTTP_AUTHORIZATION", "HTTP_ORIGIN",
-                "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
+                "HTTP_COOKIE", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
 
 
 #: type digit, optional attachment count, optional namespace of an encoded Socket.IO packet
