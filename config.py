@@ -270,6 +270,7 @@ class Config:
         "If you are in danger or thinking about harming yourself, call your local emergency number "
         "or a crisis line now. You are not alone."
     )
+    chat_group_max_members: int = 49
     upload_max_bytes: int = 10 * 1024 * 1024
     upload_quota_bytes_per_hour: int = 200 * 1024 * 1024
     upload_quota_files_per_hour: int = 120
@@ -418,6 +419,9 @@ SETTINGS: tuple[Setting, ...] = (
        "file of phrases (one a line) that raise a safety alert"),
     _S("CHAT_SAFETY_RESOURCES", "chat_safety_resources", TEXT,
        "returned to a sender whose message matched a crisis phrase", shown="a short crisis text"),
+    _S("CHAT_GROUP_MAX_MEMBERS", "chat_group_max_members", INTEGER,
+       "members besides its creator a group conversation may be opened with",
+       bounds=Bounds(at_least=2, at_most=10_000)),
     _S("UPLOAD_MAX_BYTES", "upload_max_bytes", INTEGER, "largest upload", bounds=_COUNT),
     _S("UPLOAD_QUOTA_BYTES_PER_HOUR", "upload_quota_bytes_per_hour", INTEGER,
        "bytes one user may upload per rolling hour (over it: 429 `rate_limited`)", bounds=_COUNT),

@@ -63,6 +63,9 @@ def make_targets(args) -> dict[str, Target]:
             "JWT_SECRET": args.jwt_secret,
             "DATA_DIR": str(scratch),
             "LOG_LEVEL": args.careline_log_level,
+            # the fan-out scenarios open one group of every receiver (up to 5,000) through conversation:open
+            "CHAT_GROUP_MAX_MEMBERS": "10000",
+            "MAX_PAYLOAD_BYTES": str(512 * 1024),
         }
         if args.careline_mongodb_uri:
             e["MONGODB_URI"] = args.careline_mongodb_uri

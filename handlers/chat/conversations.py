@@ -54,6 +54,9 @@ class ConversationHandler:
         others = [member for member in dict.fromkeys(member_ids) if member != user.id]
         if not others:
             raise InvalidPayload("Name at least one other member", {"memberIds": ["Name another member."]})
+        most = self.deps.config.chat_group_max_members
+        if len(others) > most:
+            raise InvalidPayload("Too many members", {"memberIds": [f"At most {most} other members."]})
         known = await self.deps.users.get_many(others)
         if len(known) != len(others):
             raise NotFound("No such user")

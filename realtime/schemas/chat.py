@@ -19,7 +19,7 @@ from realtime.schemas.common import (
 )
 
 MAX_TEXT = 4000
-MAX_GROUP_MEMBERS = 50
+MAX_GROUP_MEMBERS = 10_001  # hard cap; CHAT_GROUP_MAX_MEMBERS (default 49 besides the creator) is checked by chat
 MAX_ATTACHMENTS = 10
 
 

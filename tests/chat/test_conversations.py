@@ -100,3 +100,13 @@ async def test_join_gives_presence_and_events_leave_stops_them(server: RunningSe
     await asyncio.sleep(0.1)
     joined = await alice.ok("conversation:join", {"conversationId": conversation["id"]})
     assert joined["presence"]["bob"] == "offline"
+
+
+async def test_group_size_is_a_setting(start_server: StartServer) -> None:
+    server = await start_server(chat_group_max_members=3)
+    staff = await server.client("t1", "therapist")
+    for n in range(5):
+        await server.client(f"c{n}")
+    error = await staff.error("conversation:open", {"memberIds": ["c0", "c1", "c2", "c3"]}, code="invalid_payload")
+    assert error["details"] == {"memberIds": ["At most 3 other members."]}
+    assert (await staff.ok("conversation:open", {"memberIds": ["c0", "c1", "c2"]}))["memberIds"]
