@@ -31,6 +31,7 @@ from handlers.chat import feature as chat
 from handlers.events import EventBus
 from handlers.feature import Built, Shared
 from handlers.jobs import Periodic, run_all, run_periodic
+from handlers.meetings import feature as meetings
 from handlers.metrics import Metrics
 from handlers.notifications import feature as notifications
 from handlers.publisher import Publisher
@@ -38,10 +39,11 @@ from realtime.base import BaseNamespace
 from realtime.booking import BookingNamespace
 from realtime.chat import ChatNamespace
 from realtime.engine.server import CarelineServer
+from realtime.meetings import MeetingsNamespace
 from realtime.notifications import NotificationsNamespace
 from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, shutdown
-from realtime.unavailable import BillingNamespace, MeetingsNamespace, UnavailableNamespace, WorksheetsNamespace
+from realtime.unavailable import BillingNamespace, UnavailableNamespace, WorksheetsNamespace
 from realtime.wire import WireFormat
 from rest import ops, push, uploads
 from rest.app_keys import CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
@@ -87,7 +89,7 @@ FEATURES: tuple[Slice[Any], ...] = (
     Slice(NotificationsNamespace, notifications.build, push.setup, NOTIFICATIONS),
     Slice(ChatNamespace, chat.build, uploads.setup, CHAT),
     Slice(BookingNamespace, booking.build),
-    not_built(MeetingsNamespace),
+    Slice(MeetingsNamespace, meetings.build),
     not_built(WorksheetsNamespace),
     not_built(BillingNamespace),
 )
