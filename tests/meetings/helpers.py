@@ -75,3 +75,15 @@ async def audit_actions(server: RunningServer, meeting_id: str) -> list[tuple[An
     """(actor, action, target) of every stored audit entry of a meeting, oldest first."""
     cursor = server.app[MONGO_DB]["meeting_audit"].find({"meetingId": meeting_id}).sort("_id", 1)
     return [(doc["actorId"], doc["action"], doc["targetId"]) async for doc in cursor]
+
+
+async def until(condition: Any, timeout: float = 20, step: float = 0.05) -> None:
+    """Poll a synchronous or async condition until it holds (AssertionError after `timeout` seconds)."""
+    for _ in range(int(timeout / step)):
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        await asyncio.sleep(step)
+    raise AssertionError("condition not met in time")

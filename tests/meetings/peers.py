@@ -17,6 +17,7 @@ from aiortc.rtcicetransport import RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
 from tests.clients import SioClient
+from tests.meetings.helpers import until
 
 
 def rtc_config(ice_servers: list[dict[str, Any]], relay_only: bool = False) -> RTCConfiguration:
@@ -131,9 +132,11 @@ class Peer:
 
     async def connected(self, timeout: float = 20) -> None:
         """Wait until the connection state is `connected`."""
-        async with asyncio.timeout(timeout):
-            while self.pc.connectionState != "connected":
-                await asyncio.sleep(0.05)
+        await until(lambda: self.pc.connectionState == "connected", timeout)
+
+    async def channel_open(self, timeout: float = 20) -> None:
+        """Wait until the data channel is open."""
+        await until(lambda: self.channel is not None and self.channel.readyState == "open", timeout)
 
     async def close(self) -> None:
         """Stop and close."""

@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 
 from rest.app_keys import MONGO_DB
-
 from tests.conftest import StartServer
-from tests.meetings.helpers import NS, START, booked_meeting, in_room
+from tests.meetings.helpers import NS, START, booked_meeting, in_room, until
 from tests.meetings.peers import Peer, rtc_config
 
 pytestmark = pytest.mark.slow
@@ -23,9 +22,7 @@ async def _audio_flows(peer: Peer) -> None:
 
 
 async def _round_trip(sender: Peer, receiver: Peer, text: str) -> None:
-    async with asyncio.timeout(20):
-        while sender.channel is None or sender.channel.readyState != "open":
-            await asyncio.sleep(0.05)
+    await sender.channel_open()
     sender.channel.send(text)
     assert await asyncio.wait_for(receiver.messages.get(), 20) == text
 
@@ -53,9 +50,10 @@ async def test_two_processes_data_channel_audio_and_ice_restart_after_reconnect(
         # the lobby, and a `restart` signal renegotiates ICE on a fresh connection.
         await g.disconnect()
         seats = one.app[MONGO_DB]["meeting_seats"]
-        async with asyncio.timeout(5):
-            while (await seats.find_one({"userId": "c1"})).get("awaySince") is None:
-                await asyncio.sleep(0.05)
+        async def away() -> bool:
+            return (await seats.find_one({"userId": "c1"})).get("awaySince") is not None
+
+        await until(away, 5)
         session.move(START + timedelta(seconds=15))  # within MEETING_RECONNECT_SECONDS
         await one.meetings.closer.tick()
         await h.absent("participant:left", within=0.2)
