@@ -124,11 +124,11 @@ class Stats(MeetingRef):
 class QualityOut(OutputSchema):
     """One participant's call quality over the meeting (from their `meeting:stats` samples)."""
 
-    user_id = fields.String(required=True)
+    user_id = fields.String(attribute="userId", required=True)
     samples = fields.Integer(required=True)
-    median_rtt_ms = fields.Float(allow_none=True, required=True)
-    worst_packet_loss = fields.Float(allow_none=True, required=True)
-    median_bitrate_kbps = fields.Float(allow_none=True, required=True)
+    median_rtt_ms = fields.Float(attribute="medianRttMs", allow_none=True, required=True)
+    worst_packet_loss = fields.Float(attribute="worstPacketLoss", allow_none=True, required=True)
+    median_bitrate_kbps = fields.Float(attribute="medianBitrateKbps", allow_none=True, required=True)
 
 
 class MeetingOut(OutputSchema):

@@ -99,7 +99,7 @@ class SeatStore:
 
     async def away_before(self, cutoff: datetime, limit: int = 100) -> list[Seat]:
         """Admitted seats whose sockets all dropped before `cutoff`."""
-        cursor = self._seats.find({"awaySince": {"$lte": cutoff}}).limit(limit)
+        cursor = self._seats.find({"awaySince": {"$lt": cutoff}}).limit(limit)
         return [seat async for seat in (_seat(doc) async for doc in cursor) if seat.state == "admitted"]
 
     async def clear_away(self, meeting_id: str, user_id: str) -> None:
