@@ -62,6 +62,11 @@ class MeetingAccess:
             servers.append(IceServer(turn, username, turn_credential(secret, username)))
         return servers
 
+    @property
+    def jitsi_enabled(self) -> bool:
+        """True when JITSI_DOMAIN, JITSI_APP_ID and JITSI_SECRET are all set."""
+        return bool(self.config.jitsi_domain and self.config.jitsi_app_id and self.config.jitsi_secret)
+
     def jitsi(self, meeting: MeetingRecord, user: User, now: datetime) -> JitsiRoom | None:
         """A Jitsi token (HS256, Jitsi's token authentication claims) when JITSI_* are configured."""
         domain, app_id, secret = self.config.jitsi_domain, self.config.jitsi_app_id, self.config.jitsi_secret

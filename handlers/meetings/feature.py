@@ -12,6 +12,7 @@ from handlers.meetings.room import RoomHandler
 from stores.booking.bookings import BookingStore
 from stores.meetings.log import AuditStore, RecordingStore
 from stores.meetings.meetings import MeetingStore
+from stores.meetings.mirror import MemorySeatMirror, RedisSeatMirror, SeatMirror
 from stores.meetings.seats import SeatStore
 
 
@@ -28,8 +29,10 @@ class MeetingsFeature:
 
 async def build(shared: Shared) -> Built[MeetingsFeature]:
     """Create the meeting stores (ensuring their indexes) and handlers; follow bookings; run the scheduler."""
-    stores = Stores(MeetingStore(shared.db), SeatStore(shared.db), AuditStore(shared.db), RecordingStore(shared.db),
-                    BookingStore(shared.db))
+    mirror: SeatMirror = RedisSeatMirror(shared.redis, shared.config.redis_prefix) if shared.redis is not None \
+        else MemorySeatMirror()
+    stores = Stores(MeetingStore(shared.db), SeatStore(shared.db, mirror), AuditStore(shared.db),
+                    RecordingStore(shared.db), BookingStore(shared.db))
     for store in (stores.meetings, stores.seats, stores.audit, stores.recordings):
         await store.ensure_indexes()
     ctx = MeetingContext(stores, shared.publisher, shared.bus, shared.clock, shared.config, shared.cipher,

@@ -104,7 +104,7 @@ class MeetingCloser:
         """Participants away longer than MEETING_RECONNECT_SECONDS have left (each seat exactly once)."""
         cutoff = self.ctx.clock() - timedelta(seconds=self.ctx.config.meeting_reconnect_seconds)
         for seat in await self.ctx.stores.seats.away_before(cutoff):
-            if await self.ctx.stores.seats.move(seat.meeting_id, seat.user_id, "admitted", "left"):
+            if await self.ctx.stores.seats.move(seat.meeting_id, seat.user_id, seat, "left"):
                 await self.ctx.log(seat.meeting_id, None, "left", seat.user_id)
                 left = SeatEvent(seat.meeting_id, seat.user_id)
                 await self.ctx.to_admitted(seat.meeting_id, "participant:left", left)

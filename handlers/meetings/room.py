@@ -1,6 +1,7 @@
 """The live room: join rules and the lobby, signaling between admitted participants, host controls."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,9 +46,9 @@ class RoomHandler:
         state = await self._take_seat(meeting, user, sid, now)
         await self.ctx.publisher.join(NAMESPACE, sid, seat_room(meeting_id, user.id), user.id)
         if state == "waiting":
-            await self.ctx.log(meeting_id, user.id, "lobby_wait")
-            await self.ctx.to_seats(meeting_id, [meeting.host_id], "lobby:waiting",
-                                    SeatEvent(meeting_id, user.id, user.name, _role(meeting, user.id)))
+            await asyncio.gather(self.ctx.log(meeting_id, user.id, "lobby_wait"), self.ctx.to_seats(
+                meeting_id, [meeting.host_id], "lobby:waiting",
+                SeatEvent(meeting_id, user.id, user.name, _role(meeting, user.id))))
             return JoinAnswer(self.ctx.shown(meeting), "waiting", [], [], None)
         meeting, seats = await self._arrived(meeting, user.id, user.id)
         if user.id == meeting.host_id:
@@ -78,7 +79,7 @@ class RoomHandler:
         for _ in range(5):
             seat = await self.seats.get(meeting.id, user.id)
             target = "admitted" if self._straight_in(meeting, user.id, seat, now) else "waiting"
-            if await self.seats.move(meeting.id, user.id, seat.state if seat else None, target, sid):
+            if await self.seats.move(meeting.id, user.id, seat, target, sid):
                 return target
         raise Conflict("The seat keeps changing; try again")
 
@@ -95,10 +96,12 @@ class RoomHandler:
     async def _arrived(self, meeting: MeetingRecord, user_id: str, actor_id: str) -> tuple[MeetingRecord,
                                                                                          list[Seat]]:
         """An admitted user is in: attendance, audit, participant:joined, live, recording consent."""
-        meeting = await self.ctx.stores.meetings.attend(meeting.id, user_id) or meeting
-        await self.ctx.log(meeting.id, actor_id, "join" if actor_id == user_id else "admit", user_id)
-        seats = await self.ctx.to_admitted(meeting.id, "participant:joined",
-                                           SeatEvent(meeting.id, user_id, None, _role(meeting, user_id)))
+        attended, _logged, seats = await asyncio.gather(
+            self.ctx.stores.meetings.attend(meeting.id, user_id),
+            self.ctx.log(meeting.id, actor_id, "join" if actor_id == user_id else "admit", user_id),
+            self.ctx.to_admitted(meeting.id, "participant:joined",
+                                 SeatEvent(meeting.id, user_id, None, _role(meeting, user_id))))
+        meeting = attended or meeting
         admitted = _admitted(seats)
         both_in = meeting.host_id in admitted and len(admitted) > 1
         if meeting.status == "scheduled" and both_in and await self.ctx.stores.meetings.go_live(meeting.id,
@@ -112,12 +115,11 @@ class RoomHandler:
     async def admit(self, user: User, meeting_id: str, user_id: str) -> None:
         """lobby:admit (host): the waiting guest is in and told how to connect."""
         meeting = await self.ctx.hosted(user, meeting_id)
-        if not await self.seats.move(meeting_id, user_id, "waiting", "admitted"):
-            raise NotFound("Nobody by that id is waiting")
+        await self._from_lobby(meeting_id, user_id, "admitted")
         now = self.ctx.clock()
-        guest = await self._user(user_id, meeting)
-        admission = Admission(meeting_id, self.ctx.access.ice_servers(meeting, user_id, now),
-                              self.ctx.access.jitsi(meeting, guest, now))
+        jitsi = self.ctx.access.jitsi(meeting, await self._user(user_id, meeting), now) \
+            if self.ctx.access.jitsi_enabled else None
+        admission = Admission(meeting_id, self.ctx.access.ice_servers(meeting, user_id, now), jitsi)
         await self.ctx.to_seats(meeting_id, [user_id], "lobby:admitted", admission)
         await self._arrived(meeting, user_id, user.id)
         await self.ctx.bus.publish(MeetingNotice("admitted", meeting_id, (user_id,)))
@@ -125,11 +127,15 @@ class RoomHandler:
     async def deny(self, user: User, meeting_id: str, user_id: str) -> None:
         """lobby:deny (host): the waiting guest is turned away."""
         await self.ctx.hosted(user, meeting_id)
-        if not await self.seats.move(meeting_id, user_id, "waiting", "denied"):
-            raise NotFound("Nobody by that id is waiting")
+        await self._from_lobby(meeting_id, user_id, "denied")
         await self.ctx.log(meeting_id, user.id, "deny", user_id)
         await self.ctx.to_seats(meeting_id, [user_id], "lobby:denied", Admission(meeting_id, [], None))
         await self.ctx.bus.publish(MeetingNotice("denied", meeting_id, (user_id,)))
+
+    async def _from_lobby(self, meeting_id: str, user_id: str, state: str) -> None:
+        seat = await self.seats.get(meeting_id, user_id)
+        if seat is None or seat.state != "waiting" or not await self.seats.move(meeting_id, user_id, seat, state):
+            raise NotFound("Nobody by that id is waiting")
 
     async def _user(self, user_id: str, meeting: MeetingRecord) -> User:
         known = await self.ctx.users.get(user_id)
@@ -142,8 +148,7 @@ class RoomHandler:
         """meeting:leave: the caller's seat is given up."""
         await self.ctx.visible(user, meeting_id)
         seat = await self.seats.get(meeting_id, user.id)
-        if seat is None or seat.state not in SEATED or not await self.seats.move(meeting_id, user.id, seat.state,
-                                                                                  "left"):
+        if seat is None or seat.state not in SEATED or not await self.seats.move(meeting_id, user.id, seat, "left"):
             raise PreconditionFailed("You are not in this meeting")
         await self._unseat(meeting_id, user.id, seat.sids)
         await self.ctx.log(meeting_id, user.id, "leave")
@@ -156,8 +161,7 @@ class RoomHandler:
         if user_id == user.id:
             raise InvalidPayload("The host cannot kick themselves", {"userId": ["Not yourself."]})
         seat = await self.seats.get(meeting_id, user_id)
-        if seat is None or seat.state not in SEATED or not await self.seats.move(meeting_id, user_id, seat.state,
-                                                                                  "kicked"):
+        if seat is None or seat.state not in SEATED or not await self.seats.move(meeting_id, user_id, seat, "kicked"):
             raise NotFound("No such participant in the meeting")
         await self.ctx.log(meeting_id, user.id, "kick", user_id)
         await self.ctx.publisher.to_user(NAMESPACE, user_id, "meeting:kicked", SeatEvent(meeting_id, user_id))
@@ -188,6 +192,13 @@ class RoomHandler:
         """signal: relayed only to `to`, only between admitted participants of the meeting."""
         if to == user.id:
             raise InvalidPayload("A signal goes to someone else", {"to": ["Not yourself."]})
+        if not await self.seats.both_admitted(meeting_id, user.id, to):
+            await self._check_pair(user, meeting_id, to)
+        await self.ctx.publisher.to_room(NAMESPACE, seat_room(meeting_id, to), "signal",
+                                         Signal(meeting_id, user.id, type_, payload))
+
+    async def _check_pair(self, user: User, meeting_id: str, to: str) -> None:
+        """The database's word on a signal the mirror could not vouch for (and the mirror warmed with it)."""
         sender, recipient = await self.seats.pair(meeting_id, user.id, to)
         if sender is None:
             await self.ctx.visible(user, meeting_id)
@@ -196,8 +207,8 @@ class RoomHandler:
             raise Forbidden("You are not admitted to this meeting")
         if recipient is None or recipient.state != "admitted":
             raise NotFound("No admitted participant with that id")
-        await self.ctx.publisher.to_room(NAMESPACE, seat_room(meeting_id, to), "signal",
-                                         Signal(meeting_id, user.id, type_, payload))
+        await self.seats.remember(sender)
+        await self.seats.remember(recipient)
 
     async def admitted_seat(self, user: User, meeting_id: str) -> Seat:
         """The caller's seat, which must be admitted."""

@@ -8,6 +8,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from stores.meetings.mirror import SeatMirror
 from stores.mongo import Database, Doc
 
 SAMPLES = 60  # stats samples a seat keeps (a rolling window, not every sample)
@@ -29,6 +30,7 @@ class Seat:
     muted: tuple[str, ...]
     sharing: bool
     samples: tuple[dict[str, Any], ...]
+    version: int = 0
 
 
 def seat_id(meeting_id: str, user_id: str) -> str:
@@ -40,14 +42,17 @@ def _seat(doc: Doc) -> Seat:
     return Seat(meeting_id=doc["meetingId"], user_id=doc["userId"], state=doc["state"],
                 sids=tuple(doc.get("sids") or ()), away_since=doc.get("awaySince"),
                 consent=bool(doc.get("consent")), muted=tuple(doc.get("muted") or ()),
-                sharing=bool(doc.get("sharing")), samples=tuple(doc.get("samples") or ()))
+                sharing=bool(doc.get("sharing")), samples=tuple(doc.get("samples") or ()),
+                version=int(doc.get("version", 0)))
 
 
 class SeatStore:
-    """Named queries on `meeting_seats`; state changes are compare-and-set on the state read before."""
+    """Named queries on `meeting_seats`; state changes are compare-and-set on the version read before,
+    mirrored (admitted or not) for the signal check."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, mirror: SeatMirror) -> None:
         self._seats = db["meeting_seats"]
+        self._mirror = mirror
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -69,16 +74,25 @@ class SeatStore:
         """Every seat of a meeting (one indexed read)."""
         return [_seat(doc) async for doc in self._seats.find({"meetingId": meeting_id}).sort("_id", ASCENDING)]
 
-    async def move(self, meeting_id: str, user_id: str, seen: str | None, state: str, sid: str | None = None,
+    async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
+        """The fast signal check: True only when the mirror knows both seats admitted (else read `pair`)."""
+        return await self._mirror.both_admitted(meeting_id, first, second)
+
+    async def remember(self, seat: Seat) -> None:
+        """Put an admitted seat read from the database into the mirror."""
+        if seat.state == "admitted":
+            await self._mirror.admitted(seat.meeting_id, seat.version, seat.user_id)
+
+    async def move(self, meeting_id: str, user_id: str, seen: Seat | None, state: str, sid: str | None = None,
                    changes: dict[str, Any] | None = None) -> bool:
-        """Change the seat from state `seen` (None: no seat yet) to `state`; False when it changed meanwhile.
+        """Change the seat from what was read (`seen`; None: no seat yet) to `state`; False when it changed meanwhile.
 
         A socket id given joins the seat's sockets; arriving anywhere clears `awaySince`.
         """
-        values: Doc = {"state": state, **(changes or {})}
-        update: Doc = {"$set": values, "$unset": {"awaySince": ""}}
-        if sid is not None:
-            update["$addToSet"] = {"sids": sid}
+        version = seen.version + 1 if seen is not None else 0
+        if seen is not None and seen.state == "admitted" and state != "admitted":
+            await self._mirror.revoke(meeting_id, version, user_id)
+        values: Doc = {"state": state, "version": version, **(changes or {})}
         if seen is None:
             doc = {"_id": seat_id(meeting_id, user_id), "meetingId": meeting_id, "userId": user_id,
                    "sids": [sid] if sid else [], "consent": False, "muted": [], "samples": [], **values}
@@ -86,9 +100,17 @@ class SeatStore:
                 await self._seats.insert_one(doc)
             except DuplicateKeyError:
                 return False
-            return True
-        result = await self._seats.update_one({"_id": seat_id(meeting_id, user_id), "state": seen}, update)
-        return result.matched_count == 1
+        else:
+            update: Doc = {"$set": values, "$unset": {"awaySince": ""}}
+            if sid is not None:
+                update["$addToSet"] = {"sids": sid}
+            result = await self._seats.update_one(
+                {"_id": seat_id(meeting_id, user_id), "state": seen.state, "version": seen.version}, update)
+            if result.matched_count != 1:
+                return False
+        if state == "admitted":
+            await self._mirror.admitted(meeting_id, version, user_id)
+        return True
 
     async def drop_socket(self, meeting_id: str, user_id: str, sid: str, now: datetime | None) -> None:
         """Forget a socket; with `now`, the seat is away since then (its user has no socket left in it)."""
@@ -125,5 +147,8 @@ class SeatStore:
 
     async def close_meeting(self, meeting_id: str) -> None:
         """The meeting is over: nobody is in, waiting or awaited any more."""
-        await self._seats.update_many({"meetingId": meeting_id}, {"$set": {"state": "left"},
+        for seat in await self.of_meeting(meeting_id):
+            if seat.state == "admitted":
+                await self._mirror.revoke(meeting_id, seat.version + 1, seat.user_id)
+        await self._seats.update_many({"meetingId": meeting_id}, {"$set": {"state": "left"}, "$inc": {"version": 1},
                                                                   "$unset": {"awaySince": ""}})
