@@ -83,7 +83,7 @@ def main() -> None:
             mongo.stop()
     if load.returncode != 0:
         raise SystemExit(f"load generator failed: {load.stderr.strip()[-2000:]}")
-    r = json.loads(load.stdout)
+    r = {key: (float("nan") if value is None else value) for key, value in json.loads(load.stdout).items()}
     print(f"load average after: {os.getloadavg()}")
     print("two careline processes on core 0 (database child of the bench, Redis shared), load generator on core 1")
     print(f"{r['meetings']} meetings, {r['peers']} peers, offered {r['offered']:.0f} signals/s "

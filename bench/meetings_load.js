@@ -32,7 +32,9 @@ async function setUp(i, m) {
   const meeting = await must(host, 'meeting:create', { participantIds: [m.guest.sub], start: cfg.start, end: cfg.end,
     requestId: `bench${i}` });
   await must(host, 'meeting:join', { meetingId: meeting.id });
-  host.handlers['lobby:waiting'] = (arr) => { host.emitWithAck('lobby:admit', { meetingId: meeting.id, userId: arr[1].userId }); };
+  host.handlers['lobby:waiting'] = (arr) => {
+    host.emitWithAck('lobby:admit', { meetingId: meeting.id, userId: arr[1].userId }).catch(() => {});
+  };
   return { host, guest, meeting: meeting.id, subs: [m.host.sub, m.guest.sub] };
 }
 
