@@ -8,6 +8,7 @@ the namespace pushes (realtime/wire.py dumps handlers' records with them).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -55,6 +56,7 @@ class RequestSpec:
     roles: tuple[str, ...] | None
     method: str = ""
     summary: str = ""
+    extra_bytes: int = 0  # allowed on top of MAX_PAYLOAD_BYTES (a signal's 64 KiB SDP plus its envelope)
 
     @functools.cached_property
     def loader(self) -> Schema | None:
@@ -74,11 +76,13 @@ class RequestSpec:
 
 
 def request(event: str, schema: type[Schema] | None = None, *, ack: type[Schema] | None = None,
-            rate: Rate | None = None, roles: tuple[str, ...] | None = None) -> Callable[[Method], Method]:
+            rate: Rate | None = None, roles: tuple[str, ...] | None = None,
+            extra_bytes: int = 0) -> Callable[[Method], Method]:
     """Declare a namespace method as the handler of client event `event` (ack=None answers `{}`)."""
     def mark(method: Method) -> Method:
         summary = (method.__doc__ or "").strip().splitlines()[0] if method.__doc__ else ""
-        vars(method)["_careline_request"] = RequestSpec(event, schema, ack, rate, roles, summary=summary)
+        vars(method)["_careline_request"] = RequestSpec(event, schema, ack, rate, roles, summary=summary,
+                                                        extra_bytes=extra_bytes)
         return method
     return mark
 
@@ -109,8 +113,7 @@ def _collect_requests(cls: type) -> dict[str, RequestSpec]:
         for name, member in vars(klass).items():
             spec = getattr(member, "_careline_request", None)
             if isinstance(spec, RequestSpec):
-                found[spec.event] = RequestSpec(spec.event, spec.schema, spec.ack, spec.rate, spec.roles, name,
-                                                spec.summary)
+                found[spec.event] = dataclasses.replace(spec, method=name)
     return found
 
 
@@ -259,7 +262,7 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         if len(args) > 1 or (args and not isinstance(args[0], dict)):
             raise InvalidPayload("The payload must be one object", {"_payload": ["Must be one object."]})
         raw: dict[str, Any] = args[0] if args else {}
-        if len(orjson.dumps(raw)) > self.shared.config.max_payload_bytes:
+        if len(orjson.dumps(raw)) > self.shared.config.max_payload_bytes + spec.extra_bytes:
             raise InvalidPayload("The payload is too large", {"_payload": ["Too large."]})
         await self._limit(spec, user)
         if spec.roles is not None and user.role not in spec.roles:

@@ -36,6 +36,7 @@ from realtime.schemas.meetings import (
 )
 
 Payload = dict[str, Any]
+ENVELOPE_BYTES = 4096  # a signal may carry a whole 64 KiB SDP plus its envelope
 NEGOTIATION_RATE = (20, 2.0)  # offers, answers and restarts per user; candidates only meet the event's own limit
 
 
@@ -103,7 +104,7 @@ class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
         """End the meeting for everyone (host)."""
         return await self.handler.room.end(user, **payload)
 
-    @request("signal", SendSignal, ack=Nothing, rate=(150, 75.0))
+    @request("signal", SendSignal, ack=Nothing, rate=(150, 75.0), extra_bytes=ENVELOPE_BYTES)
     async def signal(self, sid: str, user: User, payload: Payload) -> Any:
         """Relay a WebRTC message to one admitted participant."""
         if payload["type_"] != "candidate":

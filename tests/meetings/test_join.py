@@ -111,8 +111,11 @@ async def test_signal_reaches_only_its_recipient_and_never_a_non_participant(ser
                   "invalid_payload")
     await h.error("signal", {"meetingId": session.meeting_id, "to": "c1", "type": "offer",
                              "payload": "x" * (64 * 1024 + 1)}, "invalid_payload")
+    whole = "v=0\r\n" + "a" * (64 * 1024 - 5)
+    await h.ok("signal", {"meetingId": session.meeting_id, "to": "c1", "type": "offer", "payload": whole})
+    assert (await g.expect("signal"))["payload"] == whole
     await other.absent("signal")
-    await g.absent("signal")
+    await g.absent("signal", within=0.2)
 
 
 async def test_signals_keep_their_order_and_a_candidate_trickle_is_not_limited(server: RunningServer) -> None:
