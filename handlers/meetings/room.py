@@ -97,16 +97,14 @@ class RoomHandler:
                                                                                          list[Seat]]:
         """An admitted user is in: attendance, audit, participant:joined, live, recording consent."""
         attended, _logged, seats = await asyncio.gather(
-            self.ctx.stores.meetings.attend(meeting.id, user_id),
+            self.ctx.stores.meetings.attend(meeting, user_id),
             self.ctx.log(meeting.id, actor_id, "join" if actor_id == user_id else "admit", user_id),
             self.ctx.to_admitted(meeting.id, "participant:joined",
                                  SeatEvent(meeting.id, user_id, None, _role(meeting, user_id))))
-        meeting = attended or meeting
+        meeting = attended
         admitted = _admitted(seats)
-        both_in = meeting.host_id in admitted and len(admitted) > 1
-        if meeting.status == "scheduled" and both_in and await self.ctx.stores.meetings.go_live(meeting.id,
-                                                                                               self.ctx.clock()):
-            meeting = await self.ctx.stores.meetings.get(meeting.id) or meeting
+        if meeting.status == "scheduled" and meeting.host_id in admitted and len(admitted) > 1:
+            meeting = await self.ctx.stores.meetings.go_live(meeting, self.ctx.clock()) or meeting
         await self.recording.stop_without_consent(meeting)
         return meeting, seats
 

@@ -1,7 +1,7 @@
 """The `meetings` collection: one document per room, changed only by compare-and-set on its status or due time."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -173,15 +173,19 @@ class MeetingStore:
             return None
         return await self.get(meeting_id)
 
-    async def attend(self, meeting_id: str, user_id: str) -> MeetingRecord | None:
-        """Remember that `user_id` was in the meeting."""
-        await self._meetings.update_one({"_id": meeting_id}, {"$addToSet": {"attended": user_id}})
-        return await self.get(meeting_id)
+    async def attend(self, record: MeetingRecord, user_id: str) -> MeetingRecord:
+        """Remember that `user_id` was in the meeting (the record with it; others may have been added meanwhile)."""
+        if user_id not in record.attended:
+            await self._meetings.update_one({"_id": record.id}, {"$addToSet": {"attended": user_id}})
+            record = replace(record, attended=(*record.attended, user_id))
+        return record
 
-    async def go_live(self, meeting_id: str, now: datetime) -> bool:
-        """scheduled -> live (host and a participant are in); False when another process did it first."""
-        return await self._set(meeting_id, {"status": "scheduled"},
-                               {"status": "live", "started_at": now, "updated_at": now})
+    async def go_live(self, record: MeetingRecord, now: datetime) -> MeetingRecord | None:
+        """scheduled -> live (host and a participant are in); None when another process did it first."""
+        changes: dict[str, Any] = {"status": "live", "started_at": ms(now), "updated_at": ms(now)}
+        if not await self._set(record.id, {"status": "scheduled"}, changes):
+            return None
+        return replace(record, **changes)
 
     async def end(self, record: MeetingRecord, now: datetime, outcome: str | None,
                   quality: list[dict[str, Any]], retry_at: datetime | None) -> MeetingRecord | None:
