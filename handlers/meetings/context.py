@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -59,7 +60,7 @@ class MeetingContext:
     cipher: Cipher
     users: UserStore
 
-    @property
+    @functools.cached_property
     def access(self) -> MeetingAccess:
         """ICE servers and Jitsi tokens."""
         return MeetingAccess(self.config)

@@ -13,10 +13,9 @@ from tests.meetings.helpers import END, NS, START, booked_meeting, in_room, unti
 FAST = {"meeting_tick_seconds": 0.05}
 
 
-async def _two(start_server: StartServer) -> tuple[RunningServer, RunningServer, list[BookingChanged]]:
-    one = await start_server(redis=True, **FAST)
-    two = await start_server(redis=True, **FAST)
-    return one, two, []
+async def _two(start_server: StartServer) -> tuple[RunningServer, RunningServer]:
+    """Two processes sharing the database and Redis, each running its scheduler loop every 50 ms."""
+    return await start_server(redis=True, **FAST), await start_server(redis=True, **FAST)
 
 
 async def _status(server: RunningServer, booking_id: str) -> str:
@@ -29,7 +28,7 @@ def _changes(events: list[BookingChanged], change: str) -> list[BookingChanged]:
 
 
 async def test_client_absent_is_a_no_show_exactly_once(start_server: StartServer) -> None:
-    one, two, _ = await _two(start_server)
+    one, two = await _two(start_server)
     session = await booked_meeting(one, two)
     events = collect_events(one)
     seen_two = collect_events(two)
@@ -56,7 +55,7 @@ async def _is(server: RunningServer, booking_id: str, status: str) -> bool:
 
 
 async def test_both_in_until_the_window_closes_completes_exactly_once(start_server: StartServer) -> None:
-    one, two, _ = await _two(start_server)
+    one, two = await _two(start_server)
     session = await booked_meeting(one, two)
     events = collect_events(one)
     seen_two = collect_events(two)
@@ -83,7 +82,7 @@ async def test_both_in_until_the_window_closes_completes_exactly_once(start_serv
 
 
 async def test_host_absent_cancels_as_the_therapist_with_a_full_refund(start_server: StartServer) -> None:
-    one, two, _ = await _two(start_server)
+    one, two = await _two(start_server)
     session = await booked_meeting(one, two)
     events = collect_events(one)
     seen_two = collect_events(two)
