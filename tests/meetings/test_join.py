@@ -77,6 +77,12 @@ async def test_lobby_admit_then_both_see_joined_and_meeting_goes_live(server: Ru
     assert seats == {"t1": "admitted", "c1": "admitted"}
     actions = await audit_actions(server, session.meeting_id)
     assert actions == [("t1", "join", "t1"), ("c1", "lobby_wait", None), ("t1", "admit", "c1")]
+    await h.ok("meeting:join", {"meetingId": session.meeting_id})  # the host again: no second "starting"
+    await server.shared.bus.drain()
+    notes = [(doc["userId"], doc["title"], doc["body"], doc["category"])
+             async for doc in server.app[MONGO_DB]["notifications"].find({"category": "meeting"}).sort("seq", 1)]
+    assert notes == [("c1", "Your session is starting", "The host is in the meeting room.", "meeting"),
+                     ("c1", "You were let in", "The host admitted you to the session.", "meeting")]
 
 
 async def test_denied_guest_is_told_and_cannot_signal(server: RunningServer) -> None:
@@ -94,6 +100,8 @@ async def test_denied_guest_is_told_and_cannot_signal(server: RunningServer) -> 
     await h.error("lobby:deny", {"meetingId": session.meeting_id, "userId": "c1"}, "not_found")
     await h.absent("signal")
     assert ("t1", "deny", "c1") in await audit_actions(server, session.meeting_id)
+    await server.shared.bus.drain()
+    assert await server.app[MONGO_DB]["notifications"].count_documents({"userId": "c1", "title": "Not admitted"}) == 1
 
 
 async def test_signal_reaches_only_its_recipient_and_never_a_non_participant(server: RunningServer) -> None:
