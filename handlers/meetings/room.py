@@ -177,6 +177,8 @@ class RoomHandler:
         ended = await self.closer.end(meeting, user.id)
         if ended is None:
             raise PreconditionFailed(f"The meeting is {(await self.ctx.visible(user, meeting_id)).status}")
+        for seat in await self.seats.of_meeting(meeting_id):
+            await self._unseat(meeting_id, seat.user_id, seat.sids)
         return self.ctx.shown(ended)
 
     async def socket_dropped(self, user: User, sid: str, meeting_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rest.app_keys import MONGO_DB
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, StartServer
 from tests.meetings.helpers import END, NS, START, audit_actions, booked_meeting, in_room, set_payment
 
 PAID_POLICY = {"price": {"amount": 9000, "currency": "usd"}, "requirePayment": True}
@@ -206,3 +206,28 @@ async def test_ad_hoc_meeting_create_is_idempotent_and_listed_only_for_members(s
     outsider = await server.client("c9", "client", NS)
     assert (await outsider.ok("meeting:list", {}))["items"] == []
     await outsider.error("meeting:get", {"meetingId": first["id"]}, "not_found")
+
+
+async def test_booked_client_skips_the_lobby_when_configured(start_server: StartServer) -> None:
+    server = await start_server(meeting_auto_admit_booked="true")
+    session = await booked_meeting(server)
+    session.move(START)
+    g = await server.client("c1", "client", NS)
+    joined = await g.ok("meeting:join", {"meetingId": session.meeting_id})
+    assert joined["status"] == "admitted" and joined["iceServers"]
+    assert [(p["userId"], p["state"]) for p in joined["participants"]] == [("c1", "admitted")]
+
+
+async def test_two_processes_confirming_events_create_one_meeting(start_server: StartServer) -> None:
+    one = await start_server(redis=True)
+    two = await start_server(redis=True)
+    session = await booked_meeting(one, two)
+    import asyncio
+
+    await one.app[MONGO_DB]["meetings"].delete_many({})  # as if the confirmation's event came only now, 4 times
+    made = await asyncio.gather(*(server.meetings.meetings.follow(session.booking["id"])
+                                  for server in (one, two, one, two)))
+    [meeting_id] = {m.id for m in made if m is not None}
+    assert await one.app[MONGO_DB]["meetings"].count_documents({}) == 1
+    booking = await one.app[MONGO_DB]["bookings"].find_one({"_id": session.booking["id"]})
+    assert booking["meetingId"] == meeting_id != session.meeting_id
