@@ -59,7 +59,7 @@ def _start_database(data_dir: str, core: str) -> tuple[subprocess.Popen[bytes], 
 
 
 def _start_server(data_dir: str, secret: str, port: int, mongodb_uri: str | None = None,
-                  keep_redis: bool = False) -> subprocess.Popen[bytes]:
+                  keep_redis: bool = False, core: str = "0") -> subprocess.Popen[bytes]:
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "JWT_SECRET": secret, "DATA_DIR": data_dir,
            "MESSAGE_KEYS": f"bench:{key}", "LOG_LEVEL": "WARNING", "RATE_LIMIT_BURST": "100"}
@@ -68,7 +68,7 @@ def _start_server(data_dir: str, secret: str, port: int, mongodb_uri: str | None
     if mongodb_uri:
         env["MONGODB_URI"] = mongodb_uri
         env.setdefault("MONGODB_POOL_SIZE", "8")  # what the embedded default uses
-    process = subprocess.Popen(["taskset", "-c", "0", sys.executable, "server.py"], cwd=ROOT, env=env,
+    process = subprocess.Popen(["taskset", "-c", core, sys.executable, "server.py"], cwd=ROOT, env=env,
                                start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

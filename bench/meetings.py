@@ -27,15 +27,15 @@ from stores.embedded import EmbeddedMongo
 BENCH = Path(__file__).resolve().parent
 
 
-def _servers(data_dir: str, secret: str, uri: str) -> list[tuple[int, subprocess.Popen[bytes]]]:
+def _servers(data_dir: str, secret: str, uri: str, cores: list[str]) -> list[tuple[int, subprocess.Popen[bytes]]]:
     """Two careline processes on one database and one Redis."""
     os.environ.update({"REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
                        "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:", "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
                        "RATE_LIMIT_BURST": "100"})
     servers = []
-    for _ in range(2):
+    for core in cores:
         port = _free_port()
-        servers.append((port, _chat_server(data_dir, secret, port, uri, keep_redis=True)))
+        servers.append((port, _chat_server(data_dir, secret, port, uri, keep_redis=True, core=core)))
     return servers
 
 
@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--join-batch", type=int, default=10, help="guests joining at once")
+    parser.add_argument("--spread", action="store_true",
+                        help="the second careline process on core 1 (with the load generator) instead of core 0")
     args = parser.parse_args()
     if not (BENCH / "node_modules" / "ws").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BENCH, check=True)
@@ -64,7 +66,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         mongo = EmbeddedMongo(str(Path(data_dir) / "db"))
         mongo.start()
-        servers = _servers(data_dir, secret, mongo.uri + "&retryWrites=false")
+        cores = ["0", "1"] if args.spread else ["0", "0"]
+        servers = _servers(data_dir, secret, mongo.uri + "&retryWrites=false", cores)
         try:
             now = datetime.now(timezone.utc)
             meetings = [{"host": {"sub": f"t{i}", "token": _therapist_token(secret, f"t{i}")},
@@ -85,7 +88,8 @@ def main() -> None:
         raise SystemExit(f"load generator failed: {load.stderr.strip()[-2000:]}")
     r = {key: (float("nan") if value is None else value) for key, value in json.loads(load.stdout).items()}
     print(f"load average after: {os.getloadavg()}")
-    print("two careline processes on core 0 (database child of the bench, Redis shared), load generator on core 1")
+    print(f"careline processes on cores {' and '.join(cores)} (database child of the bench, Redis shared), "
+          "load generator on core 1")
     print(f"{r['meetings']} meetings, {r['peers']} peers, offered {r['offered']:.0f} signals/s "
           f"({args.per_peer:g} per peer) for {args.duration:g} s, every signal crossing processes")
     print(f"achieved {r['achieved']:.0f} signals/s  sent {r['sent']}  received {r['received']}  lost {r['lost']}  "
