@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -54,7 +55,7 @@ async def test_chromium_therapist_connects_to_an_aiortc_client_through_careline(
                        "meeting": session.meeting_id, "guest": "c1"})
     browser = await asyncio.create_subprocess_exec(
         "node", str(JS_DIR / "browser.mjs"), f"{page_server}/?{query}", "40000", cwd=JS_DIR,
-        stdout=asyncio.subprocess.PIPE, env={"CHROMIUM": chromium, "PATH": "/usr/bin:/bin"})
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "CHROMIUM": chromium})
     guest: Peer | None = None
     try:
         seats = server.app[MONGO_DB]["meeting_seats"]
