@@ -289,6 +289,15 @@ class Config:
     jitsi_domain: str | None = None
     jitsi_app_id: str | None = None
     jitsi_secret: str | None = None
+    turn_secret: str | None = None
+    turn_ttl_seconds: int = 3600
+    meeting_join_early_minutes: int = 15
+    meeting_grace_minutes: int = 15
+    meeting_auto_admit_booked: bool = False
+    meeting_reconnect_seconds: float = 20.0
+    meeting_no_show_minutes: int = 15
+    meeting_tick_seconds: float = 5.0
+    meeting_lease_seconds: float = 60.0
     notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -447,11 +456,30 @@ SETTINGS: tuple[Setting, ...] = (
        shown="Stripe's API", status=NOT_YET_READ),
     _S("PLATFORM_COMMISSION_RATE", "platform_commission_rate", NUMBER, "platform share of session payments",
        bounds=Bounds(at_least=0, below=1), status=NOT_YET_READ),
-    _S("ICE_SERVERS", "ice_servers", LIST, "STUN/TURN URLs for meetings", shown="a public STUN server",
-       status=NOT_YET_READ),
-    _S("JITSI_DOMAIN", "jitsi_domain", TEXT, "Jitsi server for meeting rooms", status=NOT_YET_READ),
-    _S("JITSI_APP_ID", "jitsi_app_id", TEXT, "Jitsi app id for room tokens", status=NOT_YET_READ),
-    _S("JITSI_SECRET", "jitsi_secret", TEXT, "Jitsi secret for room tokens", status=NOT_YET_READ),
+    _S("ICE_SERVERS", "ice_servers", LIST, "STUN/TURN URLs for meetings (`turn:`/`turns:` ones get "
+       "short-lived credentials when `TURN_SECRET` is set)", shown="a public STUN server"),
+    _S("TURN_SECRET", "turn_secret", TEXT, "coturn `static-auth-secret`: signs TURN credentials "
+       "(TURN REST scheme) handed out with `meeting:join`"),
+    _S("TURN_TTL_SECONDS", "turn_ttl_seconds", INTEGER, "lifetime of TURN credentials (never beyond the "
+       "meeting's end + grace)", bounds=_COUNT),
+    _S("JITSI_DOMAIN", "jitsi_domain", TEXT, "Jitsi server for meeting rooms (with the app id and secret, "
+       "`meeting:join` answers a Jitsi room token)"),
+    _S("JITSI_APP_ID", "jitsi_app_id", TEXT, "Jitsi app id for room tokens (`iss`)"),
+    _S("JITSI_SECRET", "jitsi_secret", TEXT, "Jitsi secret for room tokens (HS256)"),
+    _S("MEETING_JOIN_EARLY_MINUTES", "meeting_join_early_minutes", INTEGER,
+       "how long before its start a meeting can be joined", bounds=Bounds(at_least=0)),
+    _S("MEETING_GRACE_MINUTES", "meeting_grace_minutes", INTEGER,
+       "how long after its end a meeting can still be joined; live meetings end then", bounds=Bounds(at_least=0)),
+    _S("MEETING_AUTO_ADMIT_BOOKED", "meeting_auto_admit_booked", FLAG,
+       "admit the booked client of a booking's meeting without the lobby"),
+    _S("MEETING_RECONNECT_SECONDS", "meeting_reconnect_seconds", NUMBER,
+       "how long a participant whose sockets all dropped keeps their seat", bounds=_POSITIVE),
+    _S("MEETING_NO_SHOW_MINUTES", "meeting_no_show_minutes", INTEGER,
+       "minutes after start when an absent client is a no-show (or an absent host cancels)", bounds=_COUNT),
+    _S("MEETING_TICK_SECONDS", "meeting_tick_seconds", NUMBER,
+       "how often the meeting scheduler runs (outcomes, auto-end, seats given up)", bounds=_POSITIVE),
+    _S("MEETING_LEASE_SECONDS", "meeting_lease_seconds", NUMBER,
+       "how long a scheduler loop holds a meeting it is deciding before another may take it", bounds=_POSITIVE),
 )
 SETTING: dict[str, Setting] = {setting.env: setting for setting in SETTINGS}
 

@@ -31,6 +31,7 @@ from handlers.chat import feature as chat
 from handlers.events import EventBus
 from handlers.feature import Built, Shared
 from handlers.jobs import Periodic, run_all, run_periodic
+from handlers.meetings import feature as meetings
 from handlers.metrics import Metrics
 from handlers.notifications import feature as notifications
 from handlers.publisher import Publisher
@@ -39,10 +40,11 @@ from realtime.base import BaseNamespace
 from realtime.booking import BookingNamespace
 from realtime.chat import ChatNamespace
 from realtime.engine.server import CarelineServer
+from realtime.meetings import MeetingsNamespace
 from realtime.notifications import NotificationsNamespace
 from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, shutdown
-from realtime.unavailable import BillingNamespace, MeetingsNamespace, UnavailableNamespace, WorksheetsNamespace
+from realtime.unavailable import BillingNamespace, UnavailableNamespace, WorksheetsNamespace
 from realtime.wire import WireFormat
 from rest import ops, push, uploads
 from rest.app_keys import CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
@@ -89,7 +91,7 @@ FEATURES: tuple[Slice[Any], ...] = (
     Slice(NotificationsNamespace, notifications.build, push.setup, NOTIFICATIONS),
     Slice(ChatNamespace, chat.build, uploads.setup, CHAT),
     Slice(BookingNamespace, booking.build),
-    not_built(MeetingsNamespace),
+    Slice(MeetingsNamespace, meetings.build),
     not_built(WorksheetsNamespace),
     not_built(BillingNamespace),
 )
@@ -189,6 +191,8 @@ def create_app(config: Config, clock: Clock = utcnow) -> web.Application:
     app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=1024 ** 2)
     app[CONFIG], app[METRICS] = config, Metrics()
     sio = create_sio(config)
+    sio.inflow.allow_extra_bytes(max(spec.extra_bytes for feature in FEATURES
+                                     for spec in feature.namespace.requests.values()))
     sio.attach(app)
     app[SIO] = sio
     app.cleanup_ctx.extend([_connections_ctx, functools.partial(_features_ctx, clock=clock)])

@@ -58,16 +58,17 @@ def _start_database(data_dir: str, core: str) -> tuple[subprocess.Popen[bytes], 
     return process, uri
 
 
-def _start_server(data_dir: str, secret: str, port: int, mongodb_uri: str | None = None) -> subprocess.Popen[bytes]:
+def _start_server(data_dir: str, secret: str, port: int, mongodb_uri: str | None = None,
+                  keep_redis: bool = False, core: str = "0") -> subprocess.Popen[bytes]:
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "JWT_SECRET": secret, "DATA_DIR": data_dir,
            "MESSAGE_KEYS": f"bench:{key}", "LOG_LEVEL": "WARNING", "RATE_LIMIT_BURST": "100"}
-    for name in ("MONGODB_URI", "REDIS_URL"):
+    for name in ("MONGODB_URI",) if keep_redis else ("MONGODB_URI", "REDIS_URL"):
         env.pop(name, None)
     if mongodb_uri:
         env["MONGODB_URI"] = mongodb_uri
         env.setdefault("MONGODB_POOL_SIZE", "8")  # what the embedded default uses
-    process = subprocess.Popen(["taskset", "-c", "0", sys.executable, "server.py"], cwd=ROOT, env=env,
+    process = subprocess.Popen(["taskset", "-c", core, sys.executable, "server.py"], cwd=ROOT, env=env,
                                start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -93,9 +94,9 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
 LoadRun = tuple[subprocess.CompletedProcess[str], list[float]]
 
 
-def _run_load(config: Path, measured: list[int]) -> LoadRun:
+def _run_load(config: Path, measured: list[int], script: str = "chat_load.js") -> LoadRun:
     """Run the load generator; also the cpu seconds each measured process used while it sent measured load."""
-    generator = subprocess.Popen(["taskset", "-c", "1", "node", str(BENCH / "chat_load.js"), str(config)],
+    generator = subprocess.Popen(["taskset", "-c", "1", "node", str(BENCH / script), str(config)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert generator.stderr is not None and generator.stdout is not None
     start: list[float] = []

@@ -74,6 +74,38 @@ class SessionReminderDue:
     due_at: datetime
 
 
+@dataclass(frozen=True)
+class MeetingScheduled:
+    """A confirmed booking's meeting exists: the booking shows its id."""
+
+    booking_id: str
+    meeting_id: str
+
+
+SessionOutcome = Literal["completed", "no_show", "host_absent"]
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """A booking's meeting is over with an outcome its booking takes (delivered again until it has)."""
+
+    booking_id: str
+    meeting_id: str
+    outcome: SessionOutcome
+
+
+MeetingNoticeKind = Literal["starting", "admitted", "denied", "recording_started", "no_show"]
+
+
+@dataclass(frozen=True)
+class MeetingNotice:
+    """Something in a meeting that the listed users are told about (notifications, neutral words)."""
+
+    kind: MeetingNoticeKind
+    meeting_id: str
+    user_ids: tuple[str, ...]
+
+
 class EventBus:
     """In-process publish/subscribe between features, keyed by event class."""
 

@@ -101,6 +101,7 @@ class RequestSpec:
     method: str = ""
     summary: str = ""
     idempotency: Idempotency = "ledger"
+    extra_bytes: int = 0  # allowed on top of MAX_PAYLOAD_BYTES (a signal's 64 KiB SDP plus its envelope)
 
     @functools.cached_property
     def keyed(self) -> bool:
@@ -127,12 +128,12 @@ class RequestSpec:
 
 def request(event: str, schema: type[Schema] | None = None, *, ack: type[Schema] | None = None,
             rate: Rate | None = None, roles: tuple[str, ...] | None = None,
-            idempotency: Idempotency = "ledger") -> Callable[[Method], Method]:
+            idempotency: Idempotency = "ledger", extra_bytes: int = 0) -> Callable[[Method], Method]:
     """Declare a namespace method as the handler of client event `event` (ack=None answers `{}`)."""
     def mark(method: Method) -> Method:
         summary = (method.__doc__ or "").strip().splitlines()[0] if method.__doc__ else ""
         vars(method)["_careline_request"] = RequestSpec(event, schema, ack, rate, roles, summary=summary,
-                                                        idempotency=idempotency)
+                                                        idempotency=idempotency, extra_bytes=extra_bytes)
         return method
     return mark
 
@@ -354,7 +355,7 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         problem = shape_problem(raw)
         if problem is not None:
             raise InvalidPayload("The payload is not valid", {"_payload": [problem]})
-        if len(orjson.dumps(raw)) > self.shared.config.max_payload_bytes:
+        if len(orjson.dumps(raw)) > self.shared.config.max_payload_bytes + spec.extra_bytes:
             raise InvalidPayload("The payload is too large", {"_payload": ["Too large."]})
         if spec.roles is not None and user.role not in spec.roles:
             raise Forbidden(f"Only {' or '.join(spec.roles)} users may do this")

@@ -22,15 +22,6 @@ class UnavailableNamespace(BaseNamespace[None]):
         return await super().answer(event, spec, sid, user, args)
 
 
-class MeetingsNamespace(UnavailableNamespace):
-    """Session video rooms (CONTRACT §4): not built yet."""
-
-    path, feature = "/meetings", "Meetings"
-    contract_events = ("meeting:create", "meeting:get", "meeting:join", "lobby:admit", "lobby:deny", "meeting:leave",
-                       "meeting:end", "signal", "participant:mute", "participant:kick", "recording:consent",
-                       "recording:start", "recording:stop", "meeting:stats")
-
-
 class WorksheetsNamespace(UnavailableNamespace):
     """Worksheets and assignments (CONTRACT §5): not built yet."""
 

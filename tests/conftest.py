@@ -24,6 +24,7 @@ from handlers.auth import mint_token
 from handlers.booking.feature import BookingFeature
 from handlers.chat.feature import ChatFeature
 from handlers.feature import Shared
+from handlers.meetings.feature import MeetingsFeature
 from handlers.notifications.feature import NotificationsFeature
 from rest.app_keys import CONFIG, HANDLERS, SHARED
 from stores.embedded import EmbeddedMongo, free_port
@@ -171,6 +172,11 @@ class RunningServer:
     def booking(self) -> BookingFeature:
         """The booking feature's handlers."""
         return self.app[HANDLERS]["/booking"]  # type: ignore[return-value]
+
+    @property
+    def meetings(self) -> MeetingsFeature:
+        """The meetings feature's handlers."""
+        return self.app[HANDLERS]["/meetings"]  # type: ignore[return-value]
 
     @property
     def notifications(self) -> NotificationsFeature:

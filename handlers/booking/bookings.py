@@ -15,7 +15,7 @@ from handlers.booking.availability import NAMESPACE, AvailabilityHandler
 from handlers.booking.deltas import ShownBooking
 from handlers.booking.reminders import ReminderScheduler
 from handlers.booking.slots import fits, refund_percent, units
-from handlers.events import BookingChange, BookingChanged, EventBus
+from handlers.events import BookingChange, BookingChanged, EventBus, MeetingScheduled, SessionEnded
 from handlers.page import Page
 from handlers.publisher import Publisher
 from stores.booking.bookings import ACTIVE, CAS_ATTEMPTS, BookingFilter, BookingRecord, BookingStore, NewBooking
@@ -233,6 +233,41 @@ class BookingHandler:
                                for party in {record.client_id, record.therapist_id}))
         await self.bus.publish(BookingChanged(change, record, actor))
         return shown
+
+    # -- meetings --------------------------------------------------------------------------------
+
+    async def attach_meeting(self, event: MeetingScheduled) -> None:
+        """The booking's meeting exists: store its id and tell both parties."""
+        updated = await self.store.set_meeting(event.booking_id, event.meeting_id, self.clock())
+        if updated is not None:
+            shown = self.shown(updated)
+            await asyncio.gather(*(self.publisher.to_user(NAMESPACE, party, "booking:updated", shown)
+                                   for party in {updated.client_id, updated.therapist_id}))
+
+    async def take_outcome(self, event: SessionEnded) -> None:
+        """The booking's meeting ended: completed, no_show, or (host absent) cancelled by the therapist."""
+        if event.outcome == "host_absent":
+            await self.cancel_for_absent_host(event.booking_id)
+        else:
+            await self.finish(event.booking_id, event.outcome)
+
+    async def finish(self, booking_id: str, outcome: BookingChange) -> ShownBooking | None:
+        """confirmed -> completed / no_show (a system action); None when the booking is not confirmed."""
+        record = await self.store.get(booking_id)
+        updated = await self.store.finish_if_confirmed(record, outcome, self.clock()) if record else None
+        if updated is None:
+            return None
+        await self.reminders.remove(booking_id)
+        return await self._changed(updated, outcome, None, [])
+
+    async def cancel_for_absent_host(self, booking_id: str) -> ShownBooking | None:
+        """The therapist never came: cancelled by the therapist (a system action), refunded 100 %."""
+        record = await self.store.get(booking_id)
+        if record is None:
+            return None
+        now = self.clock()
+        return await self._end(booking_id, "cancelled", None, lambda: self.store.cancel_if_active(
+            record, "therapist", "host_absent", 100, now))
 
     # -- background ------------------------------------------------------------------------------
 

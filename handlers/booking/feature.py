@@ -6,6 +6,7 @@ from datetime import timedelta
 from handlers.booking.availability import AvailabilityHandler
 from handlers.booking.bookings import BookingHandler, Collaborators
 from handlers.booking.reminders import ReminderScheduler
+from handlers.events import MeetingScheduled, SessionEnded
 from handlers.feature import Built, Shared
 from handlers.jobs import Periodic
 from stores.booking.availability import AvailabilityStore
@@ -35,5 +36,7 @@ async def build(shared: Shared) -> Built[BookingFeature]:
                                   timedelta(seconds=config.booking_lease_seconds), shared.clock)
     bookings = BookingHandler(booking_store, Collaborators(availability, reminders, shared.publisher, shared.bus,
                                                            shared.cipher, shared.clock))
+    shared.bus.subscribe(MeetingScheduled, bookings.attach_meeting)
+    shared.bus.subscribe(SessionEnded, bookings.take_outcome)
     scheduler = Periodic("booking-scheduler", config.booking_tick_seconds, bookings.tick)
     return Built(BookingFeature(availability, bookings), jobs=(scheduler,))

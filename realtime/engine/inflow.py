@@ -12,6 +12,7 @@ after 1,000 refusals within 10 s, 8 attachments per packet, `MAX_PAYLOAD_BYTES` 
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from collections.abc import Callable
@@ -54,6 +55,10 @@ class Inflow:
         self.limits = limits
         self._clock = clock
         self._flows: dict[str, _Flow] = {}
+
+    def allow_extra_bytes(self, extra: int) -> None:
+        """Let packets be `extra` bytes larger than MAX_PAYLOAD_BYTES (the largest `extra_bytes` of any request)."""
+        self.limits = dataclasses.replace(self.limits, max_bytes=self.limits.max_bytes + extra)
 
     def _flow(self, eio_sid: str) -> _Flow:
         flow = self._flows.get(eio_sid)

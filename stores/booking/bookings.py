@@ -232,6 +232,18 @@ class BookingStore:
             changes["expires_at"] = expires_at
         return await self._update(record.id, ACTIVE, changes, {"start": record.start}, current=record)
 
+    async def set_meeting(self, booking_id: str, meeting_id: str, now: datetime) -> BookingRecord | None:
+        """Show the booking's meeting id (once); None when it already does or the booking is gone."""
+        record = await self.get(booking_id)
+        if record is None or record.meeting_id == meeting_id:
+            return None
+        return await self._update(booking_id, (record.status,), {"meeting_id": meeting_id, "updated_at": now},
+                                  current=record)
+
+    async def finish_if_confirmed(self, record: BookingRecord, status: str, now: datetime) -> BookingRecord | None:
+        """confirmed -> `status` (completed or no_show: the session's outcome); None when not confirmed."""
+        return await self._update(record.id, ("confirmed",), {"status": status, "updated_at": now}, current=record)
+
     async def _update(self, booking_id: str, statuses: tuple[str, ...], changes: dict[str, Any],
                      extra: Doc | None = None, unset: tuple[str, ...] = (),
                      current: BookingRecord | None = None) -> BookingRecord | None:

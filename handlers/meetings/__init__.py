@@ -1,0 +1,1 @@
+"""Meetings: session video rooms (CONTRACT §4)."""

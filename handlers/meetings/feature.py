@@ -1,0 +1,44 @@
+"""Meetings: session rooms that follow bookings, the lobby, signaling, recording consent, outcomes."""
+from __future__ import annotations
+
+from handlers.events import BookingChanged
+from handlers.feature import Built, Shared
+from handlers.jobs import Periodic
+from handlers.meetings.context import MeetingContext, Stores
+from handlers.meetings.meetings import MeetingHandler
+from handlers.meetings.outcomes import MeetingCloser
+from handlers.meetings.recording import RecordingHandler
+from handlers.meetings.room import RoomHandler
+from stores.booking.bookings import BookingStore
+from stores.meetings.log import AuditStore, RecordingStore
+from stores.meetings.meetings import MeetingStore
+from stores.meetings.mirror import MemorySeatMirror, RedisSeatMirror, SeatMirror
+from stores.meetings.seats import SeatStore
+
+
+class MeetingsFeature:
+    """The handlers behind /meetings."""
+
+    def __init__(self, meetings: MeetingHandler, room: RoomHandler, recording: RecordingHandler,
+                 closer: MeetingCloser) -> None:
+        self.meetings = meetings
+        self.room = room
+        self.recording = recording
+        self.closer = closer
+
+
+async def build(shared: Shared) -> Built[MeetingsFeature]:
+    """Create the meeting stores (ensuring their indexes) and handlers; follow bookings; run the scheduler."""
+    mirror: SeatMirror = RedisSeatMirror(shared.redis, shared.config.redis_prefix) if shared.redis is not None \
+        else MemorySeatMirror()
+    stores = Stores(MeetingStore(shared.db), SeatStore(shared.db, mirror), AuditStore(shared.db),
+                    RecordingStore(shared.db), BookingStore(shared.db))
+    for store in (stores.meetings, stores.seats, stores.audit, stores.recordings):
+        await store.ensure_indexes()
+    ctx = MeetingContext(stores, shared.publisher, shared.bus, shared.clock, shared.config, shared.cipher,
+                         shared.users)
+    meetings, recording, closer = MeetingHandler(ctx), RecordingHandler(ctx), MeetingCloser(ctx)
+    room = RoomHandler(ctx, closer, recording, shared.sockets)
+    shared.bus.subscribe(BookingChanged, meetings.booking_changed)
+    scheduler = Periodic("meeting-scheduler", shared.config.meeting_tick_seconds, closer.tick)
+    return Built(MeetingsFeature(meetings, room, recording, closer), jobs=(scheduler,))

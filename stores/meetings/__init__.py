@@ -1,0 +1,1 @@
+"""Meetings: rooms, seats, recordings and the audit log."""

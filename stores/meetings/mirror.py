@@ -1,0 +1,115 @@
+"""Which seats are admitted, mirrored in Redis (or memory) so a `signal` is checked without a database read.
+
+The database stays the truth; the mirror may only ever miss. Each seat carries a `version` that every
+state change increments. A seat becomes `admitted@v` in the mirror after the database took that change; a
+change away from admitted writes `revoked@v` *before* the database write. A write never replaces a higher
+version, and at equal versions `revoked` wins, so a late `admitted` cannot cover a kick. Anything but
+`admitted` for both ends of a signal (including a missing entry or Redis being down) means: ask the database.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from stores.redis import REDIS_DOWN, Redis
+
+log = logging.getLogger("careline.meetings")
+TTL_SECONDS = 12 * 3600  # a meeting's mirror outlives any meeting; missing entries are read from the database
+
+_SET_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local version = tonumber(ARGV[2])
+if current then
+  local sep = string.find(current, ':')
+  local kind, seen = string.sub(current, 1, sep - 1), tonumber(string.sub(current, sep + 1))
+  if seen > version or (seen == version and (kind == 'r' or ARGV[3] == 'a')) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. ':' .. ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+class SeatMirror(Protocol):
+    """Admitted seats by meeting, version-guarded."""
+
+    async def admitted(self, meeting_id: str, version: int, user_id: str) -> None:
+        """The database admitted the seat at `version` (best effort: a failure only costs a read later)."""
+
+    async def revoke(self, meeting_id: str, version: int, user_id: str) -> None:
+        """The seat is about to stop being admitted at `version` (raises when that cannot be recorded)."""
+
+    async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
+        """True only when both seats are known admitted (False: ask the database)."""
+
+
+def _newer(current: tuple[str, int] | None, kind: str, version: int) -> bool:
+    if current is None:
+        return True
+    seen_kind, seen = current
+    return not (seen > version or (seen == version and (seen_kind == "r" or kind == "a")))
+
+
+class MemorySeatMirror:
+    """The mirror of a single process."""
+
+    def __init__(self) -> None:
+        self._seats: dict[tuple[str, str], tuple[str, int]] = {}
+        self._touched: dict[str, float] = {}
+
+    def _set(self, meeting_id: str, user_id: str, kind: str, version: int) -> None:
+        if _newer(self._seats.get((meeting_id, user_id)), kind, version):
+            self._seats[(meeting_id, user_id)] = (kind, version)
+        self._touched[meeting_id] = time.monotonic()
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        cutoff = time.monotonic() - TTL_SECONDS
+        for meeting_id in [m for m, at in self._touched.items() if at < cutoff]:
+            del self._touched[meeting_id]
+            for key in [k for k in self._seats if k[0] == meeting_id]:
+                del self._seats[key]
+
+    async def admitted(self, meeting_id: str, version: int, user_id: str) -> None:
+        """The database admitted the seat at `version`."""
+        self._set(meeting_id, user_id, "a", version)
+
+    async def revoke(self, meeting_id: str, version: int, user_id: str) -> None:
+        """The seat stops being admitted at `version`."""
+        self._set(meeting_id, user_id, "r", version)
+
+    async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
+        """True when both seats are known admitted."""
+        return all(self._seats.get((meeting_id, uid), ("", 0))[0] == "a" for uid in (first, second))
+
+
+class RedisSeatMirror:
+    """The mirror every process shares."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix + "seats:"
+        self._script = redis.register_script(_SET_IF_NEWER)
+
+    async def _set(self, meeting_id: str, user_id: str, kind: str, version: int) -> None:
+        await self._script(keys=[self._prefix + meeting_id], args=[user_id, version, kind, TTL_SECONDS])
+
+    async def admitted(self, meeting_id: str, version: int, user_id: str) -> None:
+        """The database admitted the seat at `version` (a failure is logged: signals then read the database)."""
+        try:
+            await self._set(meeting_id, user_id, "a", version)
+        except REDIS_DOWN as error:
+            log.warning("seat mirror not updated: %s", type(error).__name__)
+
+    async def revoke(self, meeting_id: str, version: int, user_id: str) -> None:
+        """The seat stops being admitted at `version`; raises while Redis is down (nothing is changed then)."""
+        await self._set(meeting_id, user_id, "r", version)
+
+    async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
+        """True when both seats are known admitted; False on any doubt (Redis down included)."""
+        try:
+            states = await self._redis.hmget(self._prefix + meeting_id, [first, second])
+        except REDIS_DOWN:
+            return False
+        return all(isinstance(state, str) and state.startswith("a:") for state in states)

@@ -1,0 +1,154 @@
+"""The `meeting_seats` collection: one seat per (meeting, user), the lobby and presence state behind every join."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from stores.meetings.mirror import SeatMirror
+from stores.mongo import Database, Doc
+
+SAMPLES = 60  # stats samples a seat keeps (a rolling window, not every sample)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A user's place in a meeting: `state` waiting | admitted | denied | kicked | left.
+
+    `sids` are the sockets that joined with it; `away_since` is set while none of them is connected.
+    """
+
+    meeting_id: str
+    user_id: str
+    state: str
+    sids: tuple[str, ...]
+    away_since: datetime | None
+    consent: bool
+    muted: tuple[str, ...]
+    sharing: bool
+    samples: tuple[dict[str, Any], ...]
+    version: int = 0
+
+
+def seat_id(meeting_id: str, user_id: str) -> str:
+    """The seat's key (meeting ids are hex, so the first colon separates)."""
+    return f"{meeting_id}:{user_id}"
+
+
+def _seat(doc: Doc) -> Seat:
+    return Seat(meeting_id=doc["meetingId"], user_id=doc["userId"], state=doc["state"],
+                sids=tuple(doc.get("sids") or ()), away_since=doc.get("awaySince"),
+                consent=bool(doc.get("consent")), muted=tuple(doc.get("muted") or ()),
+                sharing=bool(doc.get("sharing")), samples=tuple(doc.get("samples") or ()),
+                version=int(doc.get("version", 0)))
+
+
+class SeatStore:
+    """Named queries on `meeting_seats`; state changes are compare-and-set on the version read before,
+    mirrored (admitted or not) for the signal check."""
+
+    def __init__(self, db: Database, mirror: SeatMirror) -> None:
+        self._seats = db["meeting_seats"]
+        self._mirror = mirror
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the queries below rely on."""
+        await self._seats.create_index([("meetingId", ASCENDING)])
+        await self._seats.create_index([("awaySince", ASCENDING)])
+
+    async def get(self, meeting_id: str, user_id: str) -> Seat | None:
+        """One seat."""
+        doc = await self._seats.find_one({"_id": seat_id(meeting_id, user_id)})
+        return _seat(doc) if doc else None
+
+    async def pair(self, meeting_id: str, first: str, second: str) -> tuple[Seat | None, Seat | None]:
+        """Two seats of one meeting, read together (the signal check)."""
+        ids = [seat_id(meeting_id, first), seat_id(meeting_id, second)]
+        found = {doc["userId"]: _seat(doc) async for doc in self._seats.find({"_id": {"$in": ids}})}
+        return found.get(first), found.get(second)
+
+    async def of_meeting(self, meeting_id: str) -> list[Seat]:
+        """Every seat of a meeting (one indexed read)."""
+        return [_seat(doc) async for doc in self._seats.find({"meetingId": meeting_id}).sort("_id", ASCENDING)]
+
+    async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
+        """The fast signal check: True only when the mirror knows both seats admitted (else read `pair`)."""
+        return await self._mirror.both_admitted(meeting_id, first, second)
+
+    async def remember(self, seat: Seat) -> None:
+        """Put an admitted seat read from the database into the mirror."""
+        if seat.state == "admitted":
+            await self._mirror.admitted(seat.meeting_id, seat.version, seat.user_id)
+
+    async def move(self, meeting_id: str, user_id: str, seen: Seat | None, state: str, sid: str | None = None,
+                   changes: dict[str, Any] | None = None) -> bool:
+        """Change the seat from what was read (`seen`; None: no seat yet) to `state`; False when it changed meanwhile.
+
+        A socket id given joins the seat's sockets; arriving anywhere clears `awaySince`.
+        """
+        version = seen.version + 1 if seen is not None else 0
+        if seen is not None and seen.state == "admitted" and state != "admitted":
+            await self._mirror.revoke(meeting_id, version, user_id)
+        values: Doc = {"state": state, "version": version, **(changes or {})}
+        if seen is None:
+            doc = {"_id": seat_id(meeting_id, user_id), "meetingId": meeting_id, "userId": user_id,
+                   "sids": [sid] if sid else [], "consent": False, "muted": [], "samples": [], **values}
+            try:
+                await self._seats.insert_one(doc)
+            except DuplicateKeyError:
+                return False
+        else:
+            update: Doc = {"$set": values, "$unset": {"awaySince": ""}}
+            if sid is not None:
+                update["$addToSet"] = {"sids": sid}
+            result = await self._seats.update_one(
+                {"_id": seat_id(meeting_id, user_id), "state": seen.state, "version": seen.version}, update)
+            if result.matched_count != 1:
+                return False
+        if state == "admitted":
+            await self._mirror.admitted(meeting_id, version, user_id)
+        return True
+
+    async def drop_socket(self, meeting_id: str, user_id: str, sid: str, now: datetime | None) -> None:
+        """Forget a socket; with `now`, the seat is away since then (its user has no socket left in it)."""
+        update: Doc = {"$pull": {"sids": sid}}
+        if now is not None:
+            update["$set"] = {"awaySince": now}
+        await self._seats.update_one({"_id": seat_id(meeting_id, user_id)}, update)
+
+    async def away_before(self, cutoff: datetime, limit: int = 100) -> list[Seat]:
+        """Admitted seats whose sockets all dropped before `cutoff`."""
+        cursor = self._seats.find({"awaySince": {"$lt": cutoff}}).limit(limit)
+        return [seat async for seat in (_seat(doc) async for doc in cursor) if seat.state == "admitted"]
+
+    async def clear_away(self, meeting_id: str, user_id: str) -> None:
+        """A seat that is no longer admitted is not waited for."""
+        await self._seats.update_one({"_id": seat_id(meeting_id, user_id)}, {"$unset": {"awaySince": ""}})
+
+    async def set_consent(self, meeting_id: str, user_id: str, consent: bool) -> None:
+        """Record the user's recording consent."""
+        await self._seats.update_one({"_id": seat_id(meeting_id, user_id)}, {"$set": {"consent": consent}})
+
+    async def set_muted(self, meeting_id: str, user_id: str, kind: str) -> None:
+        """The host muted the user's `kind` (audio or video)."""
+        await self._seats.update_one({"_id": seat_id(meeting_id, user_id)}, {"$addToSet": {"muted": kind}})
+
+    async def set_sharing(self, meeting_id: str, user_id: str, sharing: bool) -> None:
+        """The user started or stopped sharing their screen."""
+        await self._seats.update_one({"_id": seat_id(meeting_id, user_id)}, {"$set": {"sharing": sharing}})
+
+    async def add_sample(self, meeting_id: str, user_id: str, sample: dict[str, Any]) -> None:
+        """Keep a stats sample in the seat's rolling window."""
+        await self._seats.update_one({"_id": seat_id(meeting_id, user_id)},
+                                     {"$push": {"samples": {"$each": [sample], "$slice": -SAMPLES}}})
+
+    async def close_meeting(self, meeting_id: str) -> None:
+        """The meeting is over: nobody is in, waiting or awaited any more."""
+        for seat in await self.of_meeting(meeting_id):
+            if seat.state == "admitted":
+                await self._mirror.revoke(meeting_id, seat.version + 1, seat.user_id)
+        await self._seats.update_many({"meetingId": meeting_id}, {"$set": {"state": "left"}, "$inc": {"version": 1},
+                                                                  "$unset": {"awaySince": ""}})
