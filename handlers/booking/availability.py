@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clock import Clock
+from errors import NotFound
 from handlers.auth import User
 from handlers.booking.deltas import OpenSlots, SlotsChanged
 from handlers.booking.slots import Busy, Rules, bookable, grid
@@ -69,6 +70,13 @@ class AvailabilityHandler:
         days = max(values["max_days_ahead"], before.rules.max_days_ahead if before else 0)
         await self.announce(user.id, now, now + timedelta(days=days + 1))
         return current
+
+    async def settings(self, user: User) -> Availability:
+        """availability:settings: the calling therapist's whole availability as stored (to fill an edit form)."""
+        stored = await self.store.get(user.id)
+        if stored is None:
+            raise NotFound("No availability set yet")
+        return stored
 
     async def rules(self, therapist_id: str) -> tuple[Rules, dict[str, Any]] | None:
         """A therapist's slot rules and policy, or None when they have set no availability."""

@@ -15,7 +15,7 @@ from handlers.booking.availability import NAMESPACE, AvailabilityHandler
 from handlers.booking.deltas import ShownBooking
 from handlers.booking.reminders import ReminderScheduler
 from handlers.booking.slots import fits, refund_percent, units
-from handlers.events import BookingChange, BookingChanged, EventBus
+from handlers.events import BookingChange, BookingChanged, BookingPaymentChanged, EventBus
 from handlers.page import Page
 from handlers.publisher import Publisher
 from stores.booking.bookings import ACTIVE, CAS_ATTEMPTS, BookingFilter, BookingRecord, BookingStore, NewBooking
@@ -25,6 +25,10 @@ from stores.mongo import new_id
 SETTLE_AFTER = timedelta(minutes=2)  # claims in doubt longer than this belong to a crashed request
 Span = tuple[datetime, datetime, int]
 Transition = Callable[[], Awaitable["BookingRecord | None"]]
+PAYMENT_MOVES = {  # payment status -> the statuses it may follow (a late, older update is dropped)
+    "pending": ("none", "failed"), "failed": ("none", "pending"), "paid": ("none", "pending", "failed"),
+    "partially_refunded": ("paid", "partially_refunded"), "refunded": ("paid", "partially_refunded"),
+}
 
 
 @dataclass(frozen=True)
@@ -233,6 +237,14 @@ class BookingHandler:
                                for party in {record.client_id, record.therapist_id}))
         await self.bus.publish(BookingChanged(change, record, actor))
         return shown
+
+    async def payment_changed(self, event: BookingPaymentChanged) -> None:
+        """Billing moved the booking's payment: store it (never backwards) and tell both parties."""
+        updated = await self.store.set_payment_status(event.booking_id, event.payment_status,
+                                                      PAYMENT_MOVES[event.payment_status], event.refund_amount,
+                                                      self.clock())
+        if updated is not None:
+            await self._changed(updated, "payment", None, [])
 
     # -- background ------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from handlers.booking.availability import AvailabilityHandler
 from handlers.booking.bookings import BookingHandler, Collaborators
 from handlers.booking.reminders import ReminderScheduler
+from handlers.events import BookingPaymentChanged
 from handlers.feature import Built, Shared
 from handlers.jobs import Periodic
 from stores.booking.availability import AvailabilityStore
@@ -34,5 +35,6 @@ async def build(shared: Shared) -> Built[BookingFeature]:
                                   timedelta(seconds=config.booking_lease_seconds), shared.clock)
     bookings = BookingHandler(booking_store, Collaborators(availability, reminders, shared.publisher, shared.bus,
                                                            shared.cipher, shared.clock))
+    shared.bus.subscribe(BookingPaymentChanged, bookings.payment_changed)
     scheduler = Periodic("booking-scheduler", config.booking_tick_seconds, bookings.tick)
     return Built(BookingFeature(availability, bookings), jobs=(scheduler,))
