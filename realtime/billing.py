@@ -43,7 +43,7 @@ class BillingNamespace(BaseNamespace[BillingFeature]):
     async def answer(self, event: str, spec: RequestSpec | None, sid: str, user: User, args: tuple[Any, ...]) -> Any:
         """Billing requests need Stripe configured."""
         if spec is not None and spec.event not in LOCAL and not self.handler.enabled:
-            raise Unavailable("Billing is not configured on this server")
+            raise Unavailable("Billing is not available on this server")
         return await super().answer(event, spec, sid, user, args)
 
     @request("plan:list", Empty, ack=PlanListOut, rate=(20, 2.0))
@@ -104,7 +104,7 @@ class BillingNamespace(BaseNamespace[BillingFeature]):
     @request("invoice:pay", PayInvoice, ack=InvoiceOut, rate=(10, 1.0))
     async def pay_invoice(self, sid: str, user: User, payload: Payload) -> Any:
         """Retry an open invoice."""
-        return await self.handler.parts.invoices.pay(user, **payload)
+        return await self.handler.parts.subscriptions.pay_invoice(user, **payload)
 
     @request("booking:pay", PayBooking, ack=PayAnswerOut, rate=(10, 1.0), roles=("client",))
     async def pay_booking(self, sid: str, user: User, payload: Payload) -> Any:

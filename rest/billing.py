@@ -13,7 +13,7 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     """400 for a bad or missing signature (nothing stored), 503 without Stripe configured, else 200."""
     feature = request.app[BILLING]
     if not feature.enabled:
-        raise Unavailable("Billing is not configured on this server")
+        raise Unavailable("Billing is not available on this server")
     body = await request.read()
     created = await feature.parts.webhooks.receive(body, request.headers.get("Stripe-Signature"))
     return web.json_response({"received": True, "duplicate": not created})

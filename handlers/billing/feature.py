@@ -57,7 +57,7 @@ class BillingFeature:
     def parts(self) -> Parts:
         """The handlers, or `unavailable` without Stripe."""
         if self._parts is None:
-            raise Unavailable("Billing is not configured on this server")
+            raise Unavailable("Billing is not available on this server")
         return self._parts
 
 

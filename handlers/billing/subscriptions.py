@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,7 +15,7 @@ from handlers.billing.invoices import Invoices
 from handlers.publisher import Publisher
 from stores.billing.requests import RequestStore
 from stores.billing.stripe_api import StripeGateway
-from stores.billing.subscriptions import SubscriptionRecord, SubscriptionStore
+from stores.billing.subscriptions import InvoiceRecord, SubscriptionRecord, SubscriptionStore
 
 NAMESPACE = "/billing"
 Obj = dict[str, Any]
@@ -120,7 +121,7 @@ class Subscriptions:
         else:
             await self.gateway.update_subscription(record.id, {"metadata": metadata})
             obj = await self.gateway.cancel_subscription(record.id)
-        return await self.sync(obj, user.id)
+        return await self.sync(obj, user.id, reason)
 
     async def reactivate(self, user: User) -> SubscriptionRecord:
         """subscription:reactivate: undo a pending cancel-at-period-end (only then)."""
@@ -138,19 +139,32 @@ class Subscriptions:
         fresh = await self.gateway.subscription(record.id)
         return await self.sync(fresh, user.id)
 
-    async def sync(self, obj: Obj, user_id: str | None = None) -> SubscriptionRecord:
-        """Store Stripe's current state of a subscription, its latest invoice too, and push both if changed."""
+    async def sync(self, obj: Obj, user_id: str | None = None, reason: str | None = None) -> SubscriptionRecord:
+        """Store Stripe's current state of a subscription, its latest invoice too, and push both if changed.
+
+        The cancel reason is careline's own when Stripe does not keep the metadata (localstripe).
+        """
         user_id = user_id or (obj.get("metadata") or {}).get("careline_user") or \
             await self.customers.store.user_of(str(obj.get("customer")))
         if not user_id:
             raise NotFound("A subscription of no careline user")
         record = subscription_record(obj, user_id)
         before = await self.store.get(record.id)
+        cancelling = record.cancel_at_period_end or record.status == "canceled"
+        kept = reason or record.cancel_reason or (before.cancel_reason if before else None)
+        record = replace(record, cancel_reason=kept if cancelling else None)
         await self.store.save(record)
         if before != record:
             await self.publisher.to_user(NAMESPACE, user_id, "subscription:updated", record)
         if record.latest_invoice_id:
             await self.invoices.sync(await self.gateway.invoice(record.latest_invoice_id), user_id)
+        return record
+
+    async def pay_invoice(self, user: User, invoice_id: str, payment_method_id: str | None) -> InvoiceRecord:
+        """invoice:pay, then the invoice's subscription re-read (paying its first invoice activates it)."""
+        record = await self.invoices.pay(user, invoice_id, payment_method_id)
+        if record.subscription_id:
+            await self.sync(await self.gateway.subscription(record.subscription_id), user.id)
         return record
 
     async def refresh(self, subscription_id: str) -> None:

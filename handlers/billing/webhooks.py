@@ -126,6 +126,9 @@ class StripeWebhooks:
 
     async def _invoice(self, event: InboxEvent) -> None:
         await self.invoices.refresh(str(event.object_id))
+        subscription_id = event.facts.get("subscription")
+        if subscription_id:  # an invoice paid or failed moves its subscription (localstripe sends no update)
+            await self.subscriptions.refresh(subscription_id)
 
     async def _subscription(self, event: InboxEvent) -> None:
         await self.subscriptions.refresh(str(event.object_id))
