@@ -21,6 +21,7 @@ from aiohttp import web
 from clock import utcnow
 from config import Config
 from handlers.auth import mint_token
+from handlers.billing.feature import BillingFeature
 from handlers.booking.feature import BookingFeature
 from handlers.chat.feature import ChatFeature
 from handlers.feature import Shared
@@ -171,6 +172,11 @@ class RunningServer:
     def booking(self) -> BookingFeature:
         """The booking feature's handlers."""
         return self.app[HANDLERS]["/booking"]  # type: ignore[return-value]
+
+    @property
+    def billing(self) -> BillingFeature:
+        """The billing feature's handlers."""
+        return self.app[HANDLERS]["/billing"]  # type: ignore[return-value]
 
     @property
     def notifications(self) -> NotificationsFeature:

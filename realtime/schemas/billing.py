@@ -162,7 +162,7 @@ class PayAnswerOut(OutputSchema):
     payment_intent_id = fields.String(allow_none=True, required=True)
     status = fields.String(required=True)
     payment_status = fields.String(required=True)
-    client_secret = fields.String(allow_none=True)
+    client_secret = fields.String(allow_none=True, required=True)
 
 
 class PaymentOut(OutputSchema):
