@@ -99,7 +99,8 @@ class AvailabilityHandler:
                 if len(self.grids) > GRID_CACHE_SIZE:
                     self.grids.popitem(last=False)
             slots = bookable(rules, found[1], self.clock())
-        return OpenSlots(therapist_id, slots)
+        policy = stored.policy if stored is not None else {}
+        return OpenSlots(therapist_id, slots, policy.get("price"), bool(policy.get("require_payment")))
 
     async def _busy(self, therapist_id: str, version: int, from_: datetime, to: datetime) -> list[Busy]:
         """Busy times from the cache, else from one indexed query (widened so later ranges hit too).
