@@ -51,17 +51,11 @@ class WebhookInbox:
             return False
         return True
 
-    async def lease(self, event_id: str, now: datetime, hold: timedelta) -> InboxEvent | None:
-        """Take an unapplied event for `hold` unless someone else holds it; None when not ours to apply."""
+    async def lease(self, event_id: str, now: datetime, hold: timedelta) -> bool:
+        """Take an unapplied event for `hold` unless someone else holds it; False when not ours to apply."""
         result = await self._events.update_one(
             {"_id": event_id, "applied": False, "leaseUntil": {"$lte": now}}, {"$set": {"leaseUntil": now + hold}})
-        if result.matched_count != 1:
-            return None
-        doc = await self._events.find_one({"_id": event_id})
-        if doc is None:
-            return None
-        return InboxEvent(doc["_id"], doc["type"], doc.get("objectId"), int(doc.get("created") or 0),
-                          doc.get("facts") or {}, int(doc.get("attempts") or 0))
+        return result.matched_count == 1
 
     async def applied(self, event_id: str, now: datetime) -> None:
         """The event took effect."""
@@ -74,7 +68,8 @@ class WebhookInbox:
                                                                    "lastError": error[:200]},
                                                           "$inc": {"attempts": 1}})
 
-    async def due(self, now: datetime, limit: int = 100) -> list[str]:
-        """Ids of unapplied events due for a (re)try."""
-        cursor = self._events.find({"applied": False, "nextAt": {"$lte": now}}, {"_id": 1}).limit(limit)
-        return [doc["_id"] async for doc in cursor]
+    async def due(self, now: datetime, limit: int = 100) -> list[InboxEvent]:
+        """Unapplied events due for a (re)try."""
+        cursor = self._events.find({"applied": False, "nextAt": {"$lte": now}}).limit(limit)
+        return [InboxEvent(doc["_id"], doc["type"], doc.get("objectId"), int(doc.get("created") or 0),
+                           doc.get("facts") or {}, int(doc.get("attempts") or 0)) async for doc in cursor]
