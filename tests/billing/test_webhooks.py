@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from errors import Unavailable
 from rest.app_keys import MONGO_DB
 from tests.billing.helpers import (
     NOWHERE,
@@ -131,3 +132,29 @@ async def test_a_dispute_flags_the_payment_and_tells_the_admins(start_server: St
     assert (await admin.expect("notification:created"))["body"] == "Dispute status: lost"
     await admin.absent("notification:created", within=0.5)
     await billing.expect("payment:updated", lambda p: p["dispute"] == "lost")
+
+
+async def test_an_event_that_fails_to_apply_is_retried_with_backoff(start_server: StartServer,
+                                                                   peer: StripePeer) -> None:
+    server = await billing_server(start_server, peer)
+    billing, booking, intent_id = await pending_3ds_payment(server, peer)
+    gateway = server.billing.parts.webhooks.gateway
+    real, calls = gateway.payment_intent, []
+
+    async def down_once(intent: str) -> dict[str, Any]:   # Stripe unreachable for the first attempt
+        calls.append(intent)
+        if len(calls) == 1:
+            raise Unavailable("The payment provider is unavailable", {"dependency": "stripe"})
+        return await real(intent)
+
+    gateway.payment_intent = down_once  # type: ignore[method-assign]
+    body, header = signed(intent_event("payment_intent.succeeded", intent_id, booking["id"], "succeeded",
+                                       int(time.time())))
+    assert (await post_event(server, body, header))[0] == 200
+    db = server.app[MONGO_DB]
+    failed = await eventually(lambda: db["billing_webhook_events"].find_one({"attempts": 1}))
+    assert failed["applied"] is False and failed["nextAt"] > failed["receivedAt"]
+    await eventually(lambda: _all_applied(db, 1))
+    assert len(calls) == 2
+    await billing.expect("payment:updated", lambda p: p["status"] == "paid")
+    assert await db["billing_ledger"].count_documents({}) == 1
