@@ -257,9 +257,10 @@ class SessionPayments:
 
     async def retry_refunds(self) -> None:
         """Finish refunds claimed by a process that died before Stripe confirmed them (periodic)."""
-        for key, booking_id, service, tip in await self.claims.unfinished(self.clock() - RETRY_CLAIMS_AFTER):
+        now = self.clock()
+        for key, booking_id, service, tip, taken_at in await self.claims.unfinished(now - RETRY_CLAIMS_AFTER):
             record = await self.payments.get(booking_id)
-            if record is not None:
+            if record is not None and await self.claims.take_over(key, taken_at, now):
                 await self._make_refund(record, key, service, tip)
 
     # -- disputes ----------------------------------------------------------------------------------

@@ -97,7 +97,12 @@ class RefundClaimStore:
         """The refund exists at Stripe."""
         await self._claims.update_one({"_id": key}, {"$set": {"refundId": refund_id}})
 
-    async def unfinished(self, before: datetime, limit: int = 50) -> list[tuple[str, str, int, int]]:
-        """(key, booking id, amount, tip) of claims whose refund was not confirmed (a process died meanwhile)."""
+    async def unfinished(self, before: datetime, limit: int = 50) -> list[tuple[str, str, int, int, datetime]]:
+        """(key, booking id, amount, tip, taken at) of claims whose refund was not confirmed (a process died)."""
         cursor = self._claims.find({"refundId": None, "at": {"$lt": before}}).limit(limit)
-        return [(doc["_id"], doc["bookingId"], doc["amount"], doc["tip"]) async for doc in cursor]
+        return [(doc["_id"], doc["bookingId"], doc["amount"], doc["tip"], doc["at"]) async for doc in cursor]
+
+    async def take_over(self, key: str, taken_at: datetime, now: datetime) -> bool:
+        """Take an abandoned claim (compare-and-set on its time): one process finishes it."""
+        result = await self._claims.update_one({"_id": key, "refundId": None, "at": taken_at}, {"$set": {"at": now}})
+        return result.matched_count == 1

@@ -148,3 +148,22 @@ async def test_an_admin_refunds_any_amount_up_to_what_is_left(start_server: Star
     await billing.expect("payment:updated", lambda p: p["status"] == "refunded" and p["refunded"] == 10500)
     entries = await server.app[MONGO_DB]["billing_ledger"].find({"kind": "refund"}).sort("at", 1).to_list()
     assert sorted((e["amount"], e["tip"], e["commission"]) for e in entries) == [(2500, 0, 250), (7500, 500, 750)]
+
+
+async def test_a_refund_claimed_by_a_process_that_died_is_finished_once(start_server: StartServer,
+                                                                        peer: StripePeer) -> None:
+    server = await billing_server(start_server, peer, redis=True)
+    other = await billing_server(start_server, peer, hook="careline-2", redis=True)
+    await peer.register("careline-2", "http://127.0.0.1:9/")
+    _t, _client, billing, booking, intent_id = await paid_booking(server, peer)
+    fix_clock(other, now=NOW)
+    claims = server.billing.parts.payments.claims
+    assert await claims.claim(f"{booking['id']}|cancelled", booking["id"], 7500, TIP, NOW - timedelta(minutes=5))
+    sweeps = [each.billing.parts.payments.retry_refunds() for each in (server, other) for _ in range(3)]
+    await asyncio.gather(*sweeps)
+    refunds = (await peer.v1.refunds.list_async({"payment_intent": intent_id})).data
+    assert [(r.amount, r.metadata["careline_key"]) for r in refunds] == [(7500 + TIP, f"{booking['id']}|cancelled")]
+    await billing.expect("payment:updated", lambda p: p["refunded"] == 7500 + TIP)
+    assert await server.app[MONGO_DB]["billing_ledger"].count_documents({"kind": "refund"}) == 1
+    await server.billing.parts.payments.retry_refunds()   # finished: nothing left to do
+    assert len((await peer.v1.refunds.list_async({"payment_intent": intent_id})).data) == 1
