@@ -152,12 +152,10 @@ async def main(rate: float, seconds: float, duplicates: float) -> int:
                 await healthy(url)
             latencies, unique = await load(urls, rate, seconds, duplicates)
             db = client[database]
-            deadline = time.monotonic() + 60
-            while await db["billing_webhook_events"].count_documents({"applied": True}) < unique:
-                if time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.5)
+            drained = time.perf_counter()
+            await until_applied(db, unique)
             report(latencies, unique, rate, seconds, duplicates)
+            print(f"  every event applied {time.perf_counter() - drained:.1f} s after the last answer")
             return await check(db, unique)
         finally:
             for process in processes:
@@ -167,6 +165,17 @@ async def main(rate: float, seconds: float, duplicates: float) -> int:
             mongo.stop()
             if redis_process is not None:
                 redis_process.terminate()
+
+
+async def until_applied(db: Any, unique: int) -> None:
+    """Wait until every unique event is applied, or nothing moved for 20 s."""
+    last, still = -1, time.monotonic()
+    while (applied := await db["billing_webhook_events"].count_documents({"applied": True})) < unique:
+        if applied != last:
+            last, still = applied, time.monotonic()
+        elif time.monotonic() - still > 20:
+            return
+        await asyncio.sleep(0.5)
 
 
 def report(latencies: dict[int, list[float]], unique: int, rate: float, seconds: float, duplicates: float) -> None:

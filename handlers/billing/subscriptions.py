@@ -144,8 +144,7 @@ class Subscriptions:
 
         The cancel reason is careline's own when Stripe does not keep the metadata (localstripe).
         """
-        user_id = user_id or (obj.get("metadata") or {}).get("careline_user") or \
-            await self.customers.store.user_of(str(obj.get("customer")))
+        user_id = user_id or await self.customers.store.user_of(str(obj.get("customer")))  # never metadata
         if not user_id:
             raise NotFound("A subscription of no careline user")
         record = subscription_record(obj, user_id)

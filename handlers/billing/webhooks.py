@@ -66,20 +66,24 @@ class StripeWebhooks:
         if not self.secret:
             raise Unavailable("Stripe webhooks are not configured")
         event = inbox_event(verify_event(body, signature, self.secret))
-        created = await self.inbox.store(event, utcnow())
-        if created:
+        created = await self.inbox.store(event, utcnow(), LEASE)
+        if created:  # stored first here: this process holds its lease already
             await self._spawn(event)
         return created
 
     async def _spawn(self, event: InboxEvent) -> None:
         if self.scheduler is None:  # made on first use: it belongs to the running loop
             self.scheduler = aiojobs.Scheduler(limit=APPLIERS, pending_limit=100_000)
-        await self.scheduler.spawn(self.apply(event))
+        await self.scheduler.spawn(self._apply_leased(event))
 
     async def apply(self, event: InboxEvent) -> bool:
-        """Apply one stored event if it is ours to apply now; a failure is retried later with backoff."""
+        """Apply one stored event if its lease is free (a retry, or one a stopped process left)."""
         if not await self.inbox.lease(event.id, utcnow(), LEASE):
             return False
+        return await self._apply_leased(event)
+
+    async def _apply_leased(self, event: InboxEvent) -> bool:
+        """Apply an event this process holds the lease of; a failure is retried later with backoff."""
         try:
             await self._apply(event)
         except Exception as exc:

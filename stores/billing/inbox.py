@@ -1,7 +1,8 @@
 """`billing_webhook_events`: every verified Stripe event once (keyed by its id) and whether it took effect.
 
-An event is applied by whoever holds its lease (a compare-and-set on `leaseUntil`); a failure puts it
-back with a later `nextAt`. Only the id, type, object id and the few fields billing reads are kept,
+An event is applied by whoever holds its lease: the process that stored it first holds it from the
+start, any other takes an expired one with a compare-and-set on `leaseUntil`; a failure puts it back
+with a later `nextAt`. Only the id, type, object id and the few fields billing reads are kept,
 never the whole object (it may carry personal data); appliers read the object's current state from Stripe.
 """
 from __future__ import annotations
@@ -40,13 +41,13 @@ class WebhookInbox:
         """Unapplied events are found by when they are due."""
         await self._events.create_index([("applied", ASCENDING), ("nextAt", ASCENDING)])
 
-    async def store(self, event: InboxEvent, now: datetime) -> bool:
-        """Keep a verified event; False when its id was stored before (a redelivery)."""
+    async def store(self, event: InboxEvent, now: datetime, hold: timedelta) -> bool:
+        """Keep a verified event, leased for `hold` to the caller; False when its id was stored before."""
         try:
             await self._events.insert_one({"_id": event.id, "type": event.type, "objectId": event.object_id,
                                            "created": event.created, "facts": event.facts, "attempts": 0,
                                            "applied": False, "receivedAt": now, "nextAt": now,
-                                           "leaseUntil": EPOCH})
+                                           "leaseUntil": now + hold})
         except DuplicateKeyError:
             return False
         return True
@@ -69,7 +70,8 @@ class WebhookInbox:
                                                           "$inc": {"attempts": 1}})
 
     async def due(self, now: datetime, limit: int = 100) -> list[InboxEvent]:
-        """Unapplied events due for a (re)try."""
-        cursor = self._events.find({"applied": False, "nextAt": {"$lte": now}}).limit(limit)
+        """Unapplied events due for a (re)try whose lease is free."""
+        query = {"applied": False, "nextAt": {"$lte": now}, "leaseUntil": {"$lte": now}}
+        cursor = self._events.find(query).limit(limit)
         return [InboxEvent(doc["_id"], doc["type"], doc.get("objectId"), int(doc.get("created") or 0),
                            doc.get("facts") or {}, int(doc.get("attempts") or 0)) async for doc in cursor]

@@ -72,12 +72,13 @@ class StripePeer:
 
 
 async def billing_server(start_server: StartServer, peer: StripePeer, hook: str = "careline-1",
-                         redis: bool = False, **overrides: Any) -> RunningServer:
-    """A careline server with Stripe configured against localstripe, its webhook URL registered there."""
+                         redis: bool = False, deliveries: bool = True, **overrides: Any) -> RunningServer:
+    """A careline server with Stripe configured against localstripe, its webhook URL registered there
+    (with deliveries=False, localstripe's events go nowhere: the test delivers events itself)."""
     settings = {"stripe_api_key": API_KEY, "stripe_api_base": peer.url, "stripe_webhook_secret": WEBHOOK_SECRET,
                 "stripe_plan_cache_seconds": 0, "billing_webhook_retry_seconds": 0.2, **overrides}
     server = await start_server(redis=redis, **settings)
-    await peer.register(hook, server.url + "/webhooks/stripe")
+    await peer.register(hook, server.url + "/webhooks/stripe" if deliveries else NOWHERE)
     return server
 
 

@@ -11,7 +11,6 @@ import aiohttp
 from errors import Unavailable
 from rest.app_keys import MONGO_DB
 from tests.billing.helpers import (
-    NOWHERE,
     THREE_D_SECURE_CARD,
     StripePeer,
     billing_server,
@@ -28,7 +27,6 @@ async def pending_3ds_payment(server: RunningServer, peer: StripePeer) -> tuple[
     """A booking whose payment waits for 3-D Secure; then authenticated at Stripe (no event reaches careline).
 
     Returns (the client's /billing socket, the booking, the PaymentIntent id)."""
-    await peer.register("careline-1", NOWHERE)   # this test delivers the events itself
     _t, _client, billing, booking = await priced_booking(server)
     await billing.ok("payment-method:setup", {})
     customer = (await server.app[MONGO_DB]["billing_customers"].find_one({"_id": "c1"}))["customerId"]
@@ -53,7 +51,7 @@ def intent_event(kind: str, intent_id: str, booking_id: str, status: str, create
 
 
 async def test_bad_signatures_are_refused_and_nothing_is_stored(start_server: StartServer, peer: StripePeer) -> None:
-    server = await billing_server(start_server, peer)
+    server = await billing_server(start_server, peer, deliveries=False)
     event = event_of("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"})
     body, header = signed(event, secret="whsec_forged")
     assert (await post_event(server, body, header))[0] == 400
@@ -76,9 +74,8 @@ async def test_bad_signatures_are_refused_and_nothing_is_stored(start_server: St
 
 async def test_one_event_five_times_to_two_processes_takes_effect_once(start_server: StartServer,
                                                                        peer: StripePeer) -> None:
-    first = await billing_server(start_server, peer, redis=True)
-    second = await billing_server(start_server, peer, hook="careline-2", redis=True)
-    await peer.register("careline-2", NOWHERE)
+    first = await billing_server(start_server, peer, redis=True, deliveries=False)
+    second = await billing_server(start_server, peer, hook="careline-2", redis=True, deliveries=False)
     billing, booking, intent_id = await pending_3ds_payment(first, peer)
     body, header = signed(intent_event("payment_intent.succeeded", intent_id, booking["id"], "succeeded",
                                        int(time.time())))
@@ -96,7 +93,7 @@ async def test_one_event_five_times_to_two_processes_takes_effect_once(start_ser
 
 async def test_succeeded_before_created_and_processing_ends_paid(start_server: StartServer,
                                                                  peer: StripePeer) -> None:
-    server = await billing_server(start_server, peer)
+    server = await billing_server(start_server, peer, deliveries=False)
     _billing, booking, intent_id = await pending_3ds_payment(server, peer)
     now = int(time.time())
     for kind, status, created in (("payment_intent.succeeded", "succeeded", now),
@@ -116,7 +113,7 @@ async def _all_applied(db: Any, count: int) -> bool:
 
 
 async def test_a_dispute_flags_the_payment_and_tells_the_admins(start_server: StartServer, peer: StripePeer) -> None:
-    server = await billing_server(start_server, peer)
+    server = await billing_server(start_server, peer, deliveries=False)
     admin = await server.client("a1", "admin", "/notifications")
     billing, booking, intent_id = await pending_3ds_payment(server, peer)
     await server.billing.parts.payments.settle(await server.billing.parts.webhooks.gateway.payment_intent(intent_id))
@@ -136,7 +133,7 @@ async def test_a_dispute_flags_the_payment_and_tells_the_admins(start_server: St
 
 async def test_an_event_that_fails_to_apply_is_retried_with_backoff(start_server: StartServer,
                                                                    peer: StripePeer) -> None:
-    server = await billing_server(start_server, peer)
+    server = await billing_server(start_server, peer, deliveries=False)
     billing, booking, intent_id = await pending_3ds_payment(server, peer)
     gateway = server.billing.parts.webhooks.gateway
     real, calls = gateway.payment_intent, []
