@@ -269,9 +269,9 @@ class SessionPayments:
         """Flag the payment with the dispute's status (a later event wins) and tell the admins."""
         intent_id = _id(dispute.get("payment_intent"))
         record = await self.payments.by_intent(intent_id) if intent_id else None
-        if record is None or created < record.dispute_at:
-            return
         status = str(dispute.get("status") or "needs_response")
+        if record is None or created < record.dispute_at or (created, status) == (record.dispute_at, record.dispute):
+            return  # an older event, or this one applied before
         moved = await self.payments.move(record, (record.status,), {"dispute": status, "dispute_at": created,
                                                                     "updated_at": self.clock()})
         if moved is None or record.dispute == status:

@@ -22,6 +22,7 @@ from handlers.billing.payments import SessionPayments
 from handlers.billing.subscriptions import Subscriptions
 from stores.billing.inbox import InboxEvent, WebhookInbox
 from stores.billing.stripe_api import StripeGateway, verify_event
+from stores.group_commit import Backlogged
 
 log = logging.getLogger("careline.billing.webhooks")
 Obj = dict[str, Any]
@@ -66,7 +67,10 @@ class StripeWebhooks:
         if not self.secret:
             raise Unavailable("Stripe webhooks are not configured")
         event = inbox_event(verify_event(body, signature, self.secret))
-        created = await self.inbox.store(event, utcnow(), LEASE)
+        try:
+            created = await self.inbox.store(event, utcnow(), LEASE)
+        except Backlogged:
+            raise Unavailable("Too many webhook events are waiting to be stored; send again later") from None
         if created:  # stored first here: this process holds its lease already
             await self._spawn(event)
         return created

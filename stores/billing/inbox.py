@@ -14,6 +14,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from stores.group_commit import GroupInsert
 from stores.mongo import Database
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -36,18 +37,22 @@ class WebhookInbox:
 
     def __init__(self, db: Database) -> None:
         self._events = db["billing_webhook_events"]
+        self._inserts = GroupInsert(self._events)  # deliveries arriving together: one insert command
 
     async def ensure_indexes(self) -> None:
         """Unapplied events are found by when they are due."""
         await self._events.create_index([("applied", ASCENDING), ("nextAt", ASCENDING)])
 
     async def store(self, event: InboxEvent, now: datetime, hold: timedelta) -> bool:
-        """Keep a verified event, leased for `hold` to the caller; False when its id was stored before."""
+        """Keep a verified event, leased for `hold` to the caller; False when its id was stored before.
+
+        `Backlogged` when the database is far behind (the delivery is refused; Stripe sends it again).
+        """
         try:
-            await self._events.insert_one({"_id": event.id, "type": event.type, "objectId": event.object_id,
-                                           "created": event.created, "facts": event.facts, "attempts": 0,
-                                           "applied": False, "receivedAt": now, "nextAt": now,
-                                           "leaseUntil": now + hold})
+            await self._inserts.insert({"_id": event.id, "type": event.type, "objectId": event.object_id,
+                                        "created": event.created, "facts": event.facts, "attempts": 0,
+                                        "applied": False, "receivedAt": now, "nextAt": now,
+                                        "leaseUntil": now + hold})
         except DuplicateKeyError:
             return False
         return True
