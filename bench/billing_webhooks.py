@@ -80,6 +80,16 @@ async def healthy(url: str) -> None:
     raise TimeoutError(url)
 
 
+async def database_probe(db: Any) -> tuple[float, float]:
+    """p50 and p99 of 200 single inserts (journaled, majority), to judge how busy the machine is."""
+    samples = []
+    for index in range(200):
+        started = time.perf_counter()
+        await db["probe"].insert_one({"_id": index})
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), percentile(samples, 99)
+
+
 async def seed(db: Any, count: int) -> None:
     """One paid session payment per unique event."""
     now = datetime.now(timezone.utc)
@@ -142,8 +152,9 @@ async def main(rate: float, seconds: float, duplicates: float) -> int:
     redis, redis_process = redis_url()
     uri = mongo.uri + "&retryWrites=false"
     database = f"bench_billing_{secrets.token_hex(3)}"
-    client: AsyncMongoClient[Any] = AsyncMongoClient(uri, tz_aware=True)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(uri, tz_aware=True, w="majority", journal=True)
     total_unique = int(rate * seconds) + 10
+    probe = await database_probe(client[database])
     await seed(client[database], total_unique)
     with tempfile.TemporaryDirectory() as data_dir:
         processes, urls = servers(uri, database, redis, data_dir)
@@ -155,6 +166,8 @@ async def main(rate: float, seconds: float, duplicates: float) -> int:
             drained = time.perf_counter()
             await until_applied(db, unique)
             report(latencies, unique, rate, seconds, duplicates)
+            print(f"  machine state: load average {os.getloadavg()[0]:.1f}; one insert into the database before "
+                  f"the run took p50 {probe[0]:.2f} ms, p99 {probe[1]:.2f} ms (unloaded machine: ~0.4 ms)")
             print(f"  every event applied {time.perf_counter() - drained:.1f} s after the last answer")
             return await check(db, unique)
         finally:
