@@ -67,14 +67,21 @@ class SessionPayments:
         if booking.status not in ACTIVE:
             raise PreconditionFailed(f"A {booking.status} booking cannot be paid")
         customer, _card = await self.customers.owned_method(user.id, payment_method_id)
-        record = await self._attempt(booking, price, request_id, tip_amount)
-        if record.request_id == request_id and record.intent_id is not None:
-            return await self._answer(record)
-        return await self._charge(record, customer, payment_method_id)
+        record, mine = await self._attempt(booking, price, request_id, tip_amount)
+        if mine:
+            return await self._charge(record, customer, payment_method_id)
+        if record.intent_id is None:
+            raise Conflict("This request is still being handled; try again shortly")
+        return await self._answer(record)
 
     async def _attempt(self, booking: BookingRecord, price: dict[str, Any], request_id: str,
-                       tip: int) -> BookingPayment:
-        """The payment this request works on: a new one, the same request's, or a retry after a failure."""
+                       tip: int) -> tuple[BookingPayment, bool]:
+        """(the payment this request is about, True when this call is the one to charge it).
+
+        Only the caller whose insert or compare-and-set wins charges: a new payment, or a retry after a
+        failure (by another requestId, or by this one when it failed before a PaymentIntent existed).
+        A repeat of a request answers what that request started.
+        """
         now = self.clock()
         new = BookingPayment(id=booking.id, client_id=booking.client_id, therapist_id=booking.therapist_id,
                              request_id=request_id, status="pending", amount=int(price["amount"]), tip=tip,
@@ -83,11 +90,12 @@ class SessionPayments:
         record, created = await self.payments.start(new)
         if created:
             await self._tell(record)
-            return record
-        if record.request_id == request_id:
-            if record.tip != tip:
-                raise Conflict("This requestId was used with another payload")
-            return record
+            return record, True
+        same = record.request_id == request_id
+        if same and record.tip != tip:
+            raise Conflict("This requestId was used with another payload")
+        if same and (record.status != "failed" or record.intent_id is not None):
+            return record, False
         if record.status != "failed":
             raise PreconditionFailed("This booking is paid" if record.status in SETTLED
                                      else "A payment of this booking is in progress")
@@ -96,7 +104,7 @@ class SessionPayments:
         if retried is None:
             raise PreconditionFailed("A payment of this booking is in progress")
         await self._tell(retried)
-        return retried
+        return retried, True
 
     async def _charge(self, record: BookingPayment, customer: str, method_id: str) -> PayAnswer:
         """Create and confirm the PaymentIntent of an attempt (its id stored before it is confirmed)."""

@@ -166,3 +166,21 @@ async def test_a_refund_claimed_by_a_process_that_died_is_finished_once(start_se
     assert await server.app[MONGO_DB]["billing_ledger"].count_documents({"kind": "refund"}) == 1
     await server.billing.parts.payments.retry_refunds()   # finished: nothing left to do
     assert len((await peer.v1.refunds.list_async({"payment_intent": intent_id})).data) == 1
+
+
+async def test_a_double_submitted_payment_charges_once(start_server: StartServer, peer: StripePeer) -> None:
+    server = await billing_server(start_server, peer)
+    _t, _client, billing, booking = await priced_booking(server)
+    card = await add_card(billing, peer)
+    pay = {"bookingId": booking["id"], "paymentMethodId": card, "requestId": "p1", "tipAmount": TIP}
+    other = {**pay, "requestId": "p2"}
+    payloads = (pay, pay, other, pay)
+    answers = await asyncio.gather(*(billing.call("booking:pay", each) for each in payloads))
+    charged = {answer["data"]["paymentIntentId"] for answer in answers if answer["ok"]}
+    assert len(charged) == 1 and None not in charged
+    assert {answer["error"]["code"] for answer in answers if not answer["ok"]} <= {"conflict", "precondition_failed"}
+    intent_id = charged.pop()
+    winner = next(each for each, answer in zip(payloads, answers, strict=True) if answer["ok"])
+    assert (await billing.ok("booking:pay", winner))["paymentIntentId"] == intent_id
+    ledger = await server.app[MONGO_DB]["billing_ledger"].find({}).to_list()
+    assert [(e["kind"], e["intentId"]) for e in ledger] == [("payment", intent_id)]
