@@ -203,8 +203,10 @@ class SessionPayments:
         record = await self.payments.get(booking.id)
         if record is None or record.status not in SETTLED or booking.refund is None:
             return
-        service = percent_of(record.amount, int(booking.refund["percent"]))
-        await self._refund_once(record, f"{booking.id}|cancelled", service, record.tip)
+        left = record.total - record.refunded  # an admin may have refunded part already
+        tip = min(record.tip - record.refunded_tip, left)
+        service = min(percent_of(record.amount, int(booking.refund["percent"])), left - tip)
+        await self._refund_once(record, f"{booking.id}|cancelled", service, tip)
 
     async def refund(self, user: User, payment_intent_id: str, amount: int | None) -> RefundDone:
         """payment:refund (admin): any amount up to what is left (service first, then the tip)."""
