@@ -46,7 +46,7 @@ def subscription_record(obj: Obj, user_id: str) -> SubscriptionRecord:
         current_period_start=when(period["current_period_start"]),
         current_period_end=when(period["current_period_end"]), canceled_at=when(obj.get("canceled_at")),
         latest_invoice_id=invoice.get("id") if isinstance(invoice, dict) else invoice,
-        created_at=when(obj.get("created") or obj.get("start_date")) or datetime.now(timezone.utc),
+        created_at=datetime.fromtimestamp(int(obj.get("created") or obj.get("start_date") or 0), timezone.utc),
         metered=plan.get("usage_type") == "metered")
 
 
