@@ -12,6 +12,7 @@ from tests.billing.helpers import (
     billing_server,
     eventually,
 )
+from tests.clients import JsDriver
 from tests.conftest import RunningServer, StartServer
 
 
@@ -110,3 +111,19 @@ async def _active(client) -> dict | None:  # type: ignore[no-untyped-def]
         await client.sio.sleep(0.2)
         return None
     return found  # type: ignore[no-any-return]
+
+
+async def test_the_official_client_subscribes_and_hears_the_update(start_server: StartServer, peer: StripePeer,
+                                                                   js: JsDriver) -> None:
+    product, (basic,) = await peer.plans(900)
+    server = await billing_server(start_server, peer, stripe_product=product)
+    reply = await js.connect("c", server.url, NS, auth={"token": server.token("c1")})
+    assert reply["ok"] is True
+    plans = await js.emit("c", "plan:list", {})
+    assert plans == {"ok": True, "data": {"items": [{"id": basic, "name": "900", "amount": 900, "currency": "usd",
+                                                     "interval": "month", "metered": False}]}}
+    secret = (await js.emit("c", "payment-method:setup", {}))["data"]["clientSecret"]
+    card = await peer.confirm_setup(secret)
+    created = await js.emit("c", "subscription:create", {"planId": basic, "paymentMethodId": card, "requestId": "r"})
+    assert created["ok"] is True and created["data"]["status"] == "active"
+    assert (await js.expect("c:subscription:updated"))["id"] == created["data"]["id"]
