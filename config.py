@@ -284,6 +284,9 @@ class Config:
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
+    stripe_product: str | None = None
+    stripe_plan_cache_seconds: float = 60.0
+    billing_webhook_retry_seconds: float = 5.0
     platform_commission_rate: float = 0.10
     ice_servers: tuple[str, ...] = ("stun:stun.l.google.com:19302",)
     jitsi_domain: str | None = None
@@ -449,13 +452,22 @@ SETTINGS: tuple[Setting, ...] = (
        "how often pushes held for quiet hours are checked", bounds=_POSITIVE),
     _S("PUSH_RETRY_BASE_SECONDS", "push_retry_base", NUMBER,
        "first Web Push retry delay (doubles per try, 5 tries; `Retry-After` wins)", bounds=_POSITIVE),
-    _S("STRIPE_API_KEY", "stripe_api_key", TEXT, "Stripe secret key for billing", status=NOT_YET_READ),
-    _S("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret", TEXT, "Stripe webhook signing secret",
-       status=NOT_YET_READ),
+    _S("STRIPE_API_KEY", "stripe_api_key", TEXT,
+       "Stripe secret key; unset, every /billing request answers `unavailable` and the webhook route 503"),
+    _S("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret", TEXT,
+       "Stripe webhook signing secret (`whsec_...`); unset, the webhook route answers 503"),
     _S("STRIPE_API_BASE", "stripe_api_base", TEXT, "another Stripe API base (localstripe in tests)",
-       shown="Stripe's API", status=NOT_YET_READ),
-    _S("PLATFORM_COMMISSION_RATE", "platform_commission_rate", NUMBER, "platform share of session payments",
-       bounds=Bounds(at_least=0, below=1), status=NOT_YET_READ),
+       shown="Stripe's API"),
+    _S("STRIPE_PRODUCT", "stripe_product", TEXT, "the Stripe product whose active plans `plan:list` offers",
+       shown="every active plan"),
+    _S("STRIPE_PLAN_CACHE_SECONDS", "stripe_plan_cache_seconds", NUMBER, "how long `plan:list` reuses Stripe's answer",
+       bounds=Bounds(at_least=0)),
+    _S("BILLING_WEBHOOK_RETRY_SECONDS", "billing_webhook_retry_seconds", NUMBER,
+       "how often stored webhook events that failed to apply are retried (each waits twice as long, up to 10 min)",
+       bounds=_POSITIVE),
+    _S("PLATFORM_COMMISSION_RATE", "platform_commission_rate", NUMBER,
+       "platform share of a session's price (tips excluded), rounded half-up to the minor unit",
+       bounds=Bounds(at_least=0, below=1)),
     _S("ICE_SERVERS", "ice_servers", LIST, "STUN/TURN URLs for meetings (`turn:`/`turns:` ones get "
        "short-lived credentials when `TURN_SECRET` is set)", shown="a public STUN server"),
     _S("TURN_SECRET", "turn_secret", TEXT, "coturn `static-auth-secret`: signs TURN credentials "

@@ -23,9 +23,11 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 
 import logsetup
+import rest.billing
 from clock import Clock, utcnow
 from config import Config, ConfigError
 from handlers.auth import Authenticator, mint_token
+from handlers.billing import feature as billing
 from handlers.booking import feature as booking
 from handlers.chat import feature as chat
 from handlers.events import EventBus
@@ -37,6 +39,7 @@ from handlers.notifications import feature as notifications
 from handlers.publisher import Publisher
 from handlers.relations import Relations
 from realtime.base import BaseNamespace
+from realtime.billing import BillingNamespace
 from realtime.booking import BookingNamespace
 from realtime.chat import ChatNamespace
 from realtime.engine.server import CarelineServer
@@ -44,10 +47,10 @@ from realtime.meetings import MeetingsNamespace
 from realtime.notifications import NotificationsNamespace
 from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, shutdown
-from realtime.unavailable import BillingNamespace, UnavailableNamespace, WorksheetsNamespace
+from realtime.unavailable import UnavailableNamespace, WorksheetsNamespace
 from realtime.wire import WireFormat
 from rest import ops, push, uploads
-from rest.app_keys import CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
+from rest.app_keys import BILLING, CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
 from rest.middleware import cors_middleware, error_middleware
 from stores.crypto import Cipher
 from stores.database import Connections, open_connections
@@ -93,7 +96,7 @@ FEATURES: tuple[Slice[Any], ...] = (
     Slice(BookingNamespace, booking.build),
     Slice(MeetingsNamespace, meetings.build),
     not_built(WorksheetsNamespace),
-    not_built(BillingNamespace),
+    Slice(BillingNamespace, billing.build, rest.billing.setup, BILLING),
 )
 
 

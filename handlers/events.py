@@ -106,6 +106,34 @@ class MeetingNotice:
     user_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class BookingPaymentChanged:
+    """Billing moved a booking's payment (`payment_status`), and, after a refund, the total refunded."""
+
+    booking_id: str
+    payment_status: str
+    refund_amount: int | None = None
+
+
+@dataclass(frozen=True)
+class InvoicePaymentFailed:
+    """Collecting an invoice of `user_id` failed (`attempt` counts Stripe's tries)."""
+
+    user_id: str
+    invoice_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class PaymentDisputed:
+    """A session payment's dispute opened or changed status; `admin_ids` are told."""
+
+    booking_id: str
+    dispute_id: str
+    status: str
+    admin_ids: tuple[str, ...]
+
+
 class EventBus:
     """In-process publish/subscribe between features, keyed by event class."""
 

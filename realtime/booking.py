@@ -22,6 +22,7 @@ from realtime.schemas.booking import (
     TherapistRef,
     WithReason,
 )
+from realtime.schemas.common import Empty
 
 THERAPIST = ("therapist", "admin")
 Payload = dict[str, Any]
@@ -38,6 +39,11 @@ class BookingNamespace(BaseNamespace[BookingFeature]):
     async def set_availability(self, sid: str, user: User, payload: Payload) -> Any:
         """Replace the calling therapist's availability."""
         return await self.handler.availability.replace(user, **payload)
+
+    @request("availability:settings", Empty, ack=AvailabilityOut, roles=("therapist",))
+    async def availability_settings(self, sid: str, user: User, payload: Payload) -> Any:
+        """The calling therapist's whole availability (hours, overrides, session shape, policy)."""
+        return await self.handler.availability.settings(user)
 
     @request("availability:get", GetAvailability, ack=OpenSlotsOut, rate=(30, 10.0))
     async def get_availability(self, sid: str, user: User, payload: Payload) -> Any:

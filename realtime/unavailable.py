@@ -29,13 +29,3 @@ class WorksheetsNamespace(UnavailableNamespace):
     contract_events = ("worksheet:create", "worksheet:list", "worksheet:assign", "assignment:list", "assignment:open",
                        "doc:update", "doc:sync", "awareness:update", "draft:save", "assignment:submit",
                        "assignment:feedback", "assignment:clarify")
-
-
-class BillingNamespace(UnavailableNamespace):
-    """Billing with Stripe (CONTRACT §7): not built yet."""
-
-    path, feature = "/billing", "Billing"
-    contract_events = ("plan:list", "payment-method:setup", "payment-method:list", "payment-method:set-default",
-                       "payment-method:remove", "subscription:get", "subscription:create", "subscription:change",
-                       "subscription:cancel", "subscription:reactivate", "invoice:list", "invoice:pay",
-                       "booking:pay", "payment:refund")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from config import Config
+from handlers.billing.feature import BillingFeature
 from handlers.chat.feature import ChatFeature
 from handlers.feature import Shared
 from handlers.jobs import Periodic
@@ -21,3 +22,4 @@ JOBS = web.AppKey("jobs", list[Periodic])  # every feature's periodic jobs (run 
 HANDLERS = web.AppKey("handlers", dict[str, object])  # each feature's handler by namespace (tests, tools)
 CHAT = web.AppKey("chat", ChatFeature)
 NOTIFICATIONS = web.AppKey("notifications", NotificationsFeature)
+BILLING = web.AppKey("billing", BillingFeature)

@@ -21,6 +21,7 @@ from aiohttp import web
 from clock import utcnow
 from config import Config
 from handlers.auth import mint_token
+from handlers.billing.feature import BillingFeature
 from handlers.booking.feature import BookingFeature
 from handlers.chat.feature import ChatFeature
 from handlers.feature import Shared
@@ -177,6 +178,11 @@ class RunningServer:
     def meetings(self) -> MeetingsFeature:
         """The meetings feature's handlers."""
         return self.app[HANDLERS]["/meetings"]  # type: ignore[return-value]
+
+    @property
+    def billing(self) -> BillingFeature:
+        """The billing feature's handlers."""
+        return self.app[HANDLERS]["/billing"]  # type: ignore[return-value]
 
     @property
     def notifications(self) -> NotificationsFeature:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clock import Clock
+from errors import NotFound
 from handlers.auth import User
 from handlers.booking.deltas import OpenSlots, SlotsChanged
 from handlers.booking.slots import Busy, Rules, bookable, grid
@@ -70,6 +71,13 @@ class AvailabilityHandler:
         await self.announce(user.id, now, now + timedelta(days=days + 1))
         return current
 
+    async def settings(self, user: User) -> Availability:
+        """availability:settings: the calling therapist's whole availability as stored (to fill an edit form)."""
+        stored = await self.store.get(user.id)
+        if stored is None:
+            raise NotFound("No availability set yet")
+        return stored
+
     async def rules(self, therapist_id: str) -> tuple[Rules, dict[str, Any]] | None:
         """A therapist's slot rules and policy, or None when they have set no availability."""
         stored = await self.store.get(therapist_id)
@@ -91,7 +99,8 @@ class AvailabilityHandler:
                 if len(self.grids) > GRID_CACHE_SIZE:
                     self.grids.popitem(last=False)
             slots = bookable(rules, found[1], self.clock())
-        return OpenSlots(therapist_id, slots)
+        policy = stored.policy if stored is not None else {}
+        return OpenSlots(therapist_id, slots, policy.get("price"), bool(policy.get("require_payment")))
 
     async def _busy(self, therapist_id: str, version: int, from_: datetime, to: datetime) -> list[Busy]:
         """Busy times from the cache, else from one indexed query (widened so later ranges hit too).

@@ -15,7 +15,14 @@ from handlers.booking.availability import NAMESPACE, AvailabilityHandler
 from handlers.booking.deltas import ShownBooking
 from handlers.booking.reminders import ReminderScheduler
 from handlers.booking.slots import fits, refund_percent, units
-from handlers.events import BookingChange, BookingChanged, EventBus, MeetingScheduled, SessionEnded
+from handlers.events import (
+    BookingChange,
+    BookingChanged,
+    BookingPaymentChanged,
+    EventBus,
+    MeetingScheduled,
+    SessionEnded,
+)
 from handlers.page import Page
 from handlers.publisher import Publisher
 from stores.booking.bookings import ACTIVE, CAS_ATTEMPTS, BookingFilter, BookingRecord, BookingStore, NewBooking
@@ -25,6 +32,10 @@ from stores.mongo import new_id
 SETTLE_AFTER = timedelta(minutes=2)  # claims in doubt longer than this belong to a crashed request
 Span = tuple[datetime, datetime, int]
 Transition = Callable[[], Awaitable["BookingRecord | None"]]
+PAYMENT_MOVES = {  # payment status -> the statuses it may follow (a late, older update is dropped)
+    "pending": ("none", "failed"), "failed": ("none", "pending"), "paid": ("none", "pending", "failed"),
+    "partially_refunded": ("paid", "partially_refunded"), "refunded": ("paid", "partially_refunded"),
+}
 
 
 @dataclass(frozen=True)
@@ -268,6 +279,14 @@ class BookingHandler:
         now = self.clock()
         return await self._end(booking_id, "cancelled", None, lambda: self.store.cancel_if_active(
             record, "therapist", "host_absent", 100, now))
+
+    async def payment_changed(self, event: BookingPaymentChanged) -> None:
+        """Billing moved the booking's payment: store it (never backwards) and tell both parties."""
+        updated = await self.store.set_payment_status(event.booking_id, event.payment_status,
+                                                      PAYMENT_MOVES[event.payment_status], event.refund_amount,
+                                                      self.clock())
+        if updated is not None:
+            await self._changed(updated, "payment", None, [])
 
     # -- background ------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from stores.booking.bookings import BookingRecord
 
@@ -21,6 +22,8 @@ class OpenSlots:
 
     therapist_id: str
     slots: list[tuple[datetime, datetime]]
+    price: dict[str, Any] | None = None  # the session price in force ({amount, currency}), when set
+    require_payment: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from handlers.booking.availability import AvailabilityHandler
 from handlers.booking.bookings import BookingHandler, Collaborators
 from handlers.booking.reminders import ReminderScheduler
-from handlers.events import MeetingScheduled, SessionEnded
+from handlers.events import BookingPaymentChanged, MeetingScheduled, SessionEnded
 from handlers.feature import Built, Shared
 from handlers.jobs import Periodic
 from stores.booking.availability import AvailabilityStore
@@ -38,5 +38,6 @@ async def build(shared: Shared) -> Built[BookingFeature]:
                                                            shared.cipher, shared.clock))
     shared.bus.subscribe(MeetingScheduled, bookings.attach_meeting)
     shared.bus.subscribe(SessionEnded, bookings.take_outcome)
+    shared.bus.subscribe(BookingPaymentChanged, bookings.payment_changed)
     scheduler = Periodic("booking-scheduler", config.booking_tick_seconds, bookings.tick)
     return Built(BookingFeature(availability, bookings), jobs=(scheduler,))

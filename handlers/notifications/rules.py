@@ -6,7 +6,7 @@ from datetime import datetime
 
 from clock import iso
 from handlers.events import BookingChanged, ConversationRead, EventBus, MessageCreated, SessionReminderDue
-from handlers.notifications import meeting_rules
+from handlers.notifications import billing_rules, meeting_rules
 from handlers.notifications.handler import NotificationHandler
 
 BOOKING_TITLES = {
@@ -102,4 +102,5 @@ def subscribe(bus: EventBus, notifications: NotificationHandler) -> Notification
     bus.subscribe(BookingChanged, rules.booking_changed)
     bus.subscribe(SessionReminderDue, rules.session_reminder)
     meeting_rules.subscribe(bus, notifications)
+    billing_rules.subscribe(bus, notifications)
     return rules

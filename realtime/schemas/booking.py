@@ -299,10 +299,12 @@ class SlotListField(fields.Field):
 
 
 class OpenSlotsOut(OutputSchema):
-    """The ack of `availability:get`: `{therapistId, slots: [{start, end}]}`."""
+    """The ack of `availability:get`: `{therapistId, slots: [{start, end}], price, requirePayment}`."""
 
     therapist_id = fields.String(required=True)
     slots = SlotListField(required=True)
+    price = fields.Nested(PriceOut, allow_none=True, required=True)
+    require_payment = fields.Boolean(required=True)
 
 
 class SlotsChangedOut(OutputSchema):

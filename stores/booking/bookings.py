@@ -224,6 +224,19 @@ class BookingStore:
         return await self._update(record.id, ACTIVE, changes, {"end": {"$gt": now}}, unset=("expires_at",),
                                   current=record)
 
+    async def set_payment_status(self, booking_id: str, status: str, after: tuple[str, ...],
+                                 refund_amount: int | None, now: datetime) -> BookingRecord | None:
+        """Set `paymentStatus` (and the refunded amount) while the current one is in `after`; None otherwise."""
+        record = await self.get(booking_id)
+        if record is None:
+            return None
+        changes: dict[str, Any] = {"payment_status": status, "updated_at": now}
+        if refund_amount is not None and record.refund is not None:
+            changes["refund"] = {**record.refund, "amount": refund_amount}
+        every = (*ACTIVE, "declined", "cancelled", "completed", "no_show")
+        return await self._update(booking_id, every, changes, {"paymentStatus": {"$in": list(after)}},
+                                  current=record)
+
     async def move_if_unmoved(self, record: BookingRecord, start: datetime, end: datetime,
                               expires_at: datetime | None, now: datetime) -> BookingRecord | None:
         """Move an active booking to [start, end) unless another change moved it since `record` was read."""

@@ -40,7 +40,7 @@ def test_every_config_field_has_exactly_one_setting() -> None:
 
 def test_settings_nothing_reads_yet_are_marked() -> None:
     later = {s.env for s in SETTINGS if s.status == NOT_YET_READ}
-    assert later == {"STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "PLATFORM_COMMISSION_RATE"}
+    assert later == set()
 
 
 def test_config_is_a_bottom_module() -> None:
@@ -184,4 +184,6 @@ def test_markdown_command_prints_the_tables() -> None:
                             text=True, timeout=30, check=True)
     assert result.stdout == config.markdown()
     assert "| `PORT` | `8080` | integer, between 0 and 65535 |" in result.stdout
-    assert result.stdout.index("STRIPE_API_KEY") > result.stdout.index("Settings of features not yet built")
+    later = [s.env for s in SETTINGS if s.status == NOT_YET_READ]
+    if later:
+        assert result.stdout.index(f"`{later[0]}`") > result.stdout.index("Settings of features not yet built")
