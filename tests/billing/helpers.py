@@ -2,15 +2,23 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import stripe
 
+from stores.embedded import free_port
 from tests.clients import SioClient
 from tests.conftest import RunningServer, StartServer
 
@@ -21,6 +29,59 @@ GOOD_CARD = "4242424242424242"
 DECLINING_CARD = "4000000000000341"
 THREE_D_SECURE_CARD = "4000002500003155"
 NOWHERE = "http://127.0.0.1:9/"  # where unregistered webhooks point (connection refused at once)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/v1/balance", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answers (unauthenticated)
+    except OSError:
+        return False
+
+
+class LocalStripe:
+    """The one localstripe of this test process (it keeps state in one fixed file: never two at once).
+
+    Started from scratch on a free port on first use, by the `localstripe_url` session fixture or by a
+    test outside tests/billing/ that needs a Stripe peer (the authorization matrix); stopped by its
+    process id when the session ends (the fixture's teardown, else at exit).
+    """
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._url = ""
+        atexit.register(self.stop)
+
+    def url(self) -> str:
+        """The running localstripe's base URL (started now if it is not running)."""
+        if self._process is not None and self._process.poll() is None:
+            return self._url
+        port = free_port()
+        executable = Path(sys.executable).with_name("localstripe")
+        process = subprocess.Popen([str(executable), "--port", str(port), "--from-scratch"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while not _answers(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait(10)
+                raise RuntimeError("localstripe did not start")
+            time.sleep(0.1)
+        self._process, self._url = process, url
+        return url
+
+    def stop(self) -> None:
+        """Stop it (if this process started it and it still runs)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait(10)
+
+
+LOCALSTRIPE = LocalStripe()
 
 
 class StripePeer:
@@ -71,13 +132,17 @@ class StripePeer:
         return method_id
 
 
+def stripe_settings(stripe_url: str, **overrides: Any) -> dict[str, Any]:
+    """Server settings for Stripe at `stripe_url` (localstripe): keys, webhook secret, no plan cache."""
+    return {"stripe_api_key": API_KEY, "stripe_api_base": stripe_url, "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_plan_cache_seconds": 0, "billing_webhook_retry_seconds": 0.2, **overrides}
+
+
 async def billing_server(start_server: StartServer, peer: StripePeer, hook: str = "careline-1",
                          redis: bool = False, deliveries: bool = True, **overrides: Any) -> RunningServer:
     """A careline server with Stripe configured against localstripe, its webhook URL registered there
     (with deliveries=False, localstripe's events go nowhere: the test delivers events itself)."""
-    settings = {"stripe_api_key": API_KEY, "stripe_api_base": peer.url, "stripe_webhook_secret": WEBHOOK_SECRET,
-                "stripe_plan_cache_seconds": 0, "billing_webhook_retry_seconds": 0.2, **overrides}
-    server = await start_server(redis=redis, **settings)
+    server = await start_server(redis=redis, **stripe_settings(peer.url, **overrides))
     await peer.register(hook, server.url + "/webhooks/stripe" if deliveries else NOWHERE)
     return server
 

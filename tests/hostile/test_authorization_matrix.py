@@ -14,12 +14,28 @@ import pytest
 
 from realtime.base import BaseNamespace
 from server import FEATURES
-from tests.conftest import RunningServer
-from tests.hostile.matrix import OK, RELATIONS, Maker, Row, World, booking, build_world, chat, codes, notifications, row
+from tests.conftest import StartServer
+from tests.hostile.matrix import (
+    OK,
+    RELATIONS,
+    Maker,
+    Row,
+    World,
+    billing,
+    booking,
+    build_world,
+    chat,
+    codes,
+    notifications,
+    row,
+)
 
-FEATURE_TABLES = (chat, booking, notifications)
+FEATURE_TABLES = (chat, booking, notifications, billing)
 MATRIX: dict[tuple[str, str], Row] = {key: value for table in FEATURE_TABLES for key, value in table.ROWS.items()}
 MAKERS: dict[str, Maker] = {kind: make for table in FEATURE_TABLES for kind, make in table.MAKERS.items()}
+#: a table's optional `SERVER()`: the settings its namespace's cells start the server with (e.g. a Stripe peer)
+SERVER_SETTINGS: dict[str, Any] = {path: table.SERVER for table in FEATURE_TABLES if hasattr(table, "SERVER")
+                                   for path, _event in table.ROWS}
 
 
 async def lookup_names_only_related(w: World, relation: str, answer: dict[str, Any]) -> None:
@@ -57,7 +73,8 @@ def test_every_request_that_takes_an_id_has_a_row() -> None:
 
 
 @pytest.mark.parametrize(("path", "event", "relation"), CELLS, ids=lambda value: str(value))
-async def test_authorization(server: RunningServer, path: str, event: str, relation: str) -> None:
+async def test_authorization(start_server: StartServer, path: str, event: str, relation: str) -> None:
+    server = await start_server(**(SERVER_SETTINGS[path]() if path in SERVER_SETTINGS else {}))
     cell = row_of(path, event)
     world = await build_world(server, cell.needs, MAKERS)
     reply = await (await world.client(relation, path)).call(event, cell.payload(world))
