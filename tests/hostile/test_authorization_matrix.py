@@ -26,11 +26,13 @@ from tests.hostile.matrix import (
     build_world,
     chat,
     codes,
+    meetings,
     notifications,
     row,
+    worksheets,
 )
 
-FEATURE_TABLES = (chat, booking, notifications, billing)
+FEATURE_TABLES = (chat, booking, notifications, meetings, worksheets, billing)
 MATRIX: dict[tuple[str, str], Row] = {key: value for table in FEATURE_TABLES for key, value in table.ROWS.items()}
 MAKERS: dict[str, Maker] = {kind: make for table in FEATURE_TABLES for kind, make in table.MAKERS.items()}
 #: a table's optional `SERVER()`: the settings its namespace's cells start the server with (e.g. a Stripe peer)
