@@ -9,7 +9,7 @@ from typing import Any
 
 from clock import Clock
 from config import Config
-from errors import NotFound
+from errors import Forbidden, NotFound
 from handlers.auth import User
 from handlers.events import EventBus
 from handlers.meetings.access import MeetingAccess
@@ -82,11 +82,20 @@ class MeetingContext:
             raise NotFound("No such meeting")
         return record
 
+    async def member(self, user: User, meeting_id: str) -> MeetingRecord:
+        """A meeting the caller is the host of or invited to; `not_found` for strangers, `forbidden` for admins
+        (they may read a meeting, not be in it)."""
+        record = await self.visible(user, meeting_id)
+        if not record.invited(user.id):
+            raise Forbidden("Only the host and invited users may do this")
+        return record
+
     async def hosted(self, user: User, meeting_id: str) -> MeetingRecord:
-        """A meeting the caller hosts; `not_found` for everyone else (admins included: they are not in it)."""
-        record = await self.stores.meetings.get(meeting_id)
-        if record is None or record.host_id != user.id:
-            raise NotFound("No such meeting")
+        """A meeting the caller hosts; `not_found` for strangers, `forbidden` for those who may see it (its
+        invited participants, admins) but are not its host."""
+        record = await self.visible(user, meeting_id)
+        if record.host_id != user.id:
+            raise Forbidden("Only the host may do this")
         return record
 
     async def log(self, meeting_id: str, actor_id: str | None, action: str, target_id: str | None = None) -> None:

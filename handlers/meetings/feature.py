@@ -35,6 +35,7 @@ async def build(shared: Shared) -> Built[MeetingsFeature]:
                     RecordingStore(shared.db), BookingStore(shared.db))
     for store in (stores.meetings, stores.seats, stores.audit, stores.recordings):
         await store.ensure_indexes()
+    shared.relations.add(stores.meetings.related)
     ctx = MeetingContext(stores, shared.publisher, shared.bus, shared.clock, shared.config, shared.cipher,
                          shared.users)
     meetings, recording, closer = MeetingHandler(ctx), RecordingHandler(ctx), MeetingCloser(ctx)

@@ -20,7 +20,7 @@ class RecordingHandler:
 
     async def consent(self, user: User, meeting_id: str, consent: bool) -> None:
         """recording:consent: the caller's consent; withdrawing it stops a running recording."""
-        meeting = await self.ctx.visible(user, meeting_id)
+        meeting = await self.ctx.member(user, meeting_id)
         seats = self.ctx.stores.seats
         if await seats.get(meeting_id, user.id) is None:
             raise PreconditionFailed("Join the meeting first")

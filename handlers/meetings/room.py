@@ -36,9 +36,7 @@ class RoomHandler:
 
     async def join(self, user: User, sid: str, meeting_id: str) -> JoinAnswer:
         """meeting:join: every rule checked, then straight in (host, returning, auto-admitted) or the lobby."""
-        meeting = await self.ctx.visible(user, meeting_id)
-        if not meeting.invited(user.id):
-            raise Forbidden("Only invited users may join this meeting")
+        meeting = await self.ctx.member(user, meeting_id)
         now = self.ctx.clock()
         self._in_window(meeting, now)
         if user.id != meeting.host_id:
@@ -144,7 +142,7 @@ class RoomHandler:
 
     async def leave(self, user: User, sid: str, meeting_id: str) -> None:
         """meeting:leave: the caller's seat is given up."""
-        await self.ctx.visible(user, meeting_id)
+        await self.ctx.member(user, meeting_id)
         seat = await self.seats.get(meeting_id, user.id)
         if seat is None or seat.state not in SEATED or not await self.seats.move(meeting_id, user.id, seat, "left"):
             raise PreconditionFailed("You are not in this meeting")
@@ -201,7 +199,7 @@ class RoomHandler:
         """The database's word on a signal the mirror could not vouch for (and the mirror warmed with it)."""
         sender, recipient = await self.seats.pair(meeting_id, user.id, to)
         if sender is None:
-            await self.ctx.visible(user, meeting_id)
+            await self.ctx.member(user, meeting_id)
             raise PreconditionFailed("Join the meeting first")
         if sender.state != "admitted":
             raise Forbidden("You are not admitted to this meeting")
@@ -214,7 +212,7 @@ class RoomHandler:
         """The caller's seat, which must be admitted."""
         seat = await self.seats.get(meeting_id, user.id)
         if seat is None:
-            await self.ctx.visible(user, meeting_id)
+            await self.ctx.member(user, meeting_id)
             raise PreconditionFailed("Join the meeting first")
         if seat.state != "admitted":
             raise Forbidden("You are not admitted to this meeting")

@@ -125,6 +125,13 @@ class MeetingStore:
         doc = await self._meetings.find_one({"key": key})
         return _record(doc) if doc else None
 
+    async def related(self, user_id: str, candidates: frozenset[str]) -> set[str]:
+        """Which of `candidates` share a meeting (as host or invited, any status) with the user (a `Relations`
+        source): the user's meetings through the `members` index, their members only. A second condition on
+        `members` (`$and`, `$all`) or on `hostId`/`participantIds` would make SecantusDB scan the collection."""
+        cursor = self._meetings.find({"members": user_id}, {"members": 1})
+        return {member async for doc in cursor for member in doc["members"] if member in candidates}
+
     async def page(self, member: str | None, status: str | None, start_from: datetime | None,
                    start_to: datetime | None, after: tuple[datetime, str] | None, limit: int) -> list[MeetingRecord]:
         """Meetings of a member (all when None) by start then id, after a cursor position."""

@@ -94,7 +94,7 @@ async def test_denied_guest_is_told_and_cannot_signal(server: RunningServer) -> 
     await g.ok("meeting:join", {"meetingId": session.meeting_id})
     await g.error("signal", {"meetingId": session.meeting_id, "to": "t1", "type": "offer", "payload": "v=0"},
                   "forbidden")
-    await g.error("lobby:admit", {"meetingId": session.meeting_id, "userId": "c1"}, "not_found")
+    await g.error("lobby:admit", {"meetingId": session.meeting_id, "userId": "c1"}, "forbidden")
     await h.ok("lobby:deny", {"meetingId": session.meeting_id, "userId": "c1"})
     await g.expect("lobby:denied", lambda d: d == {"meetingId": session.meeting_id})
     await h.error("lobby:deny", {"meetingId": session.meeting_id, "userId": "c1"}, "not_found")
@@ -167,14 +167,14 @@ async def test_host_mutes_and_ends_everyone_leaves(server: RunningServer) -> Non
     session = await booked_meeting(server)
     h, g = await in_room(server, session)
     await g.error("participant:mute", {"meetingId": session.meeting_id, "userId": "t1", "kind": "audio"},
-                  "not_found")
+                  "forbidden")
     await h.ok("participant:mute", {"meetingId": session.meeting_id, "userId": "c1", "kind": "audio"})
     muted = await g.expect("participant:muted")
     assert muted == {"meetingId": session.meeting_id, "userId": "c1", "kind": "audio"}
     await g.ok("participant:screen", {"meetingId": session.meeting_id, "sharing": True})
     assert (await h.expect("participant:screen"))["sharing"] is True
     session.move(START + timedelta(minutes=40))
-    await g.error("meeting:end", {"meetingId": session.meeting_id}, "not_found")
+    await g.error("meeting:end", {"meetingId": session.meeting_id}, "forbidden")
     ended = await h.ok("meeting:end", {"meetingId": session.meeting_id})
     assert ended["status"] == "ended" and ended["durationSeconds"] == 40 * 60
     assert ended["endedAt"] == "2030-03-04T10:40:00.000Z"

@@ -20,7 +20,7 @@ async def test_recording_needs_every_consent_and_stops_when_one_is_missing(start
     mid = {"meetingId": session.meeting_id}
     error = await h.error("recording:start", mid, "precondition_failed")
     assert sorted(error["details"]["missing"]) == ["c1", "t1"]
-    await g.error("recording:start", mid, "not_found")
+    await g.error("recording:start", mid, "forbidden")
     await h.ok("recording:consent", {**mid, "consent": True})
     error = await h.error("recording:start", mid, "precondition_failed")
     assert error["details"]["missing"] == ["c1"]
