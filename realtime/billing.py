@@ -31,9 +31,6 @@ from realtime.schemas.billing import (
 from realtime.schemas.common import Empty
 
 Payload = dict[str, Any]
-LOCAL = ("session:refresh",)
-
-
 class BillingNamespace(BaseNamespace[BillingFeature]):
     """Thin transport over the billing handlers; every request answers `unavailable` without Stripe."""
 
@@ -42,7 +39,7 @@ class BillingNamespace(BaseNamespace[BillingFeature]):
 
     async def answer(self, event: str, spec: RequestSpec | None, sid: str, user: User, args: tuple[Any, ...]) -> Any:
         """Billing requests need Stripe configured."""
-        if spec is not None and spec.event not in LOCAL and not self.handler.enabled:
+        if spec is not None and spec.event not in BaseNamespace.requests and not self.handler.enabled:
             raise Unavailable("Billing is not available on this server")
         return await super().answer(event, spec, sid, user, args)
 
