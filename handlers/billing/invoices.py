@@ -4,12 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from clock import iso, parse_iso
-from errors import InvalidPayload, NotFound, PreconditionFailed
+from errors import NotFound, PreconditionFailed
 from handlers.auth import User
 from handlers.billing.customers import Customers, customer_of
 from handlers.events import EventBus, InvoicePaymentFailed
-from handlers.page import Page
+from handlers.page import Page, read_time_cursor, time_cursor
 from handlers.publisher import Publisher
 from stores.billing.stripe_api import CardDeclined, StripeGateway, StripeRefused
 from stores.billing.subscriptions import InvoiceRecord, InvoiceStore
@@ -52,10 +51,10 @@ class Invoices:
 
     async def page(self, user: User, limit: int, cursor: str | None) -> Page[InvoiceRecord]:
         """invoice:list: the caller's invoices, newest first."""
-        records = await self.store.page(user.id, _decode(cursor), limit + 1)
+        records = await self.store.page(user.id, read_time_cursor(cursor), limit + 1)
         more = len(records) > limit
         records = records[:limit]
-        return Page(records, f"{iso(records[-1].created_at)}|{records[-1].id}" if more else None)
+        return Page(records, time_cursor(records[-1].created_at, records[-1].id) if more else None)
 
     async def pay(self, user: User, invoice_id: str, payment_method_id: str | None) -> InvoiceRecord:
         """invoice:pay: try an open invoice again, from another of the caller's cards if given."""
@@ -93,12 +92,3 @@ class Invoices:
         """Re-read an invoice from Stripe (a webhook said it changed)."""
         await self.sync(await self.gateway.invoice(invoice_id))
 
-
-def _decode(cursor: str | None) -> tuple[datetime, str] | None:
-    if not cursor:
-        return None
-    created, _, invoice_id = cursor.partition("|")
-    try:
-        return parse_iso(created), invoice_id
-    except ValueError:
-        raise InvalidPayload("Bad cursor", {"cursor": ["Not a cursor from this list."]}) from None

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from clock import Clock, iso, parse_iso
-from errors import Conflict, InvalidPayload, NotFound, PreconditionFailed
+from clock import Clock
+from errors import Conflict, NotFound, PreconditionFailed
 from handlers.auth import User
 from handlers.booking.availability import NAMESPACE, AvailabilityHandler
 from handlers.booking.deltas import ShownBooking
@@ -23,7 +23,7 @@ from handlers.events import (
     MeetingScheduled,
     SessionEnded,
 )
-from handlers.page import Page
+from handlers.page import Page, read_time_cursor, time_cursor
 from handlers.publisher import Publisher
 from stores.booking.bookings import ACTIVE, CAS_ATTEMPTS, BookingFilter, BookingRecord, BookingStore, NewBooking
 from stores.crypto import Cipher
@@ -84,11 +84,11 @@ class BookingHandler:
                    limit: int, cursor: str | None) -> Page[ShownBooking]:
         """booking:list: the caller's own bookings (all for admins), by start time."""
         party = None if user.is_admin else ("therapist" if user.is_therapist else "client")
-        records = await self.store.page(party, user.id, BookingFilter(status, from_, to), _decode_cursor(cursor),
+        records = await self.store.page(party, user.id, BookingFilter(status, from_, to), read_time_cursor(cursor),
                                         limit + 1)
         more = len(records) > limit
         records = records[:limit]
-        next_cursor = f"{iso(records[-1].start)}|{records[-1].id}" if more else None
+        next_cursor = time_cursor(records[-1].start, records[-1].id) if more else None
         return Page([self.shown(r) for r in records], next_cursor)
 
     # -- creating ----------------------------------------------------------------------------------
@@ -331,12 +331,3 @@ def _refuse(problem: str | None) -> None:
     if problem is not None:
         raise PreconditionFailed(problem)
 
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if not cursor:
-        return None
-    start, _, booking_id = cursor.partition("|")
-    try:
-        return parse_iso(start), booking_id
-    except ValueError:
-        raise InvalidPayload("Bad cursor", {"cursor": ["Not a cursor from this list."]}) from None

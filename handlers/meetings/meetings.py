@@ -4,13 +4,12 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from clock import iso, parse_iso
 from errors import Conflict, Forbidden, InvalidPayload
 from handlers.auth import User
 from handlers.events import BookingChanged, MeetingScheduled
 from handlers.meetings.context import NAMESPACE, MeetingContext
 from handlers.meetings.deltas import ShownMeeting
-from handlers.page import Page
+from handlers.page import Page, read_time_cursor, time_cursor
 from stores.booking.bookings import BookingRecord
 from stores.meetings.log import AuditEntry, Recording
 from stores.meetings.meetings import MeetingRecord, NewMeeting, ms
@@ -64,11 +63,11 @@ class MeetingHandler:
     async def page(self, user: User, status: str | None, from_: datetime | None, to: datetime | None, limit: int,
                    cursor: str | None) -> Page[ShownMeeting]:
         """meeting:list: the caller's meetings (all for admins) by start time."""
-        after = _decode_cursor(cursor)
+        after = read_time_cursor(cursor)
         records = await self.store.page(None if user.is_admin else user.id, status, from_, to, after, limit + 1)
         more = len(records) > limit
         records = records[:limit]
-        next_cursor = f"{iso(records[-1].start)}|{records[-1].id}" if more else None
+        next_cursor = time_cursor(records[-1].start, records[-1].id) if more else None
         return Page([self.ctx.shown(r) for r in records], next_cursor)
 
     async def audit(self, user: User, meeting_id: str) -> Page[AuditEntry]:
@@ -131,12 +130,3 @@ class MeetingHandler:
             await self._announce(self.ctx.shown(record))
         return record
 
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if not cursor:
-        return None
-    start, _, meeting_id = cursor.partition("|")
-    try:
-        return parse_iso(start), meeting_id
-    except ValueError:
-        raise InvalidPayload("Bad cursor", {"cursor": ["Not a cursor from this list."]}) from None
