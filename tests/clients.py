@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import socketio
+from aiohttp import web
 
 JS_DIR = Path(__file__).parent / "js"
 DEFAULT_TIMEOUT = 5.0
@@ -167,3 +168,34 @@ class JsDriver(EventLog):
             await self._proc.wait()
         if self._reader:
             self._reader.cancel()
+
+
+class StaticPages:
+    """Test pages served from their own origin (a free loopback port), with the official client bundle."""
+
+    bundle = JS_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+
+    def __init__(self) -> None:
+        self._runners: list[web.AppRunner] = []
+
+    async def serve(self, page: Path) -> str:
+        """Serve `page` at `/` and the client at `/socket.io.min.js`; returns the origin."""
+        async def index(_request: web.Request) -> web.FileResponse:
+            return web.FileResponse(page)
+
+        async def client(_request: web.Request) -> web.FileResponse:
+            return web.FileResponse(self.bundle)
+
+        app = web.Application()
+        app.router.add_get("/", index)
+        app.router.add_get("/socket.io.min.js", client)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self._runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    async def close(self) -> None:
+        """Stop every page server."""
+        for runner in self._runners:
+            await runner.cleanup()

@@ -29,7 +29,7 @@ from handlers.meetings.feature import MeetingsFeature
 from handlers.notifications.feature import NotificationsFeature
 from rest.app_keys import CONFIG, HANDLERS, SHARED
 from stores.embedded import EmbeddedMongo, free_port
-from tests.clients import JS_DIR, JsDriver, SioClient
+from tests.clients import JS_DIR, JsDriver, SioClient, StaticPages
 
 ROOT = Path(__file__).resolve().parent.parent
 JWT_SECRET = "test-secret-" + "x" * 32
@@ -114,6 +114,14 @@ def redis_url() -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(5)
+
+
+@pytest.fixture
+async def static_pages(js_ready: None) -> AsyncIterator[StaticPages]:
+    """Test pages on their own origins (see StaticPages), stopped after the test."""
+    pages = StaticPages()
+    yield pages
+    await pages.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,48 +7,18 @@ import asyncio
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp import web
 
 from rest.app_keys import MONGO_DB
-from tests.clients import JS_DIR
+from tests.clients import JS_DIR, StaticPages
 from tests.conftest import RunningServer, StartServer
 
 pytestmark = [pytest.mark.js]
 PAGE = Path(__file__).parent / "pages" / "cookie_session.html"
-CLIENT_BUNDLE = JS_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
-PageServer = Callable[[], Awaitable[str]]
-
-
-@pytest.fixture
-async def page_servers(js_ready: None) -> AsyncIterator[PageServer]:
-    """Factory: the test page and the official client bundle, each call on its own port (its own origin)."""
-    runners: list[web.AppRunner] = []
-
-    async def page(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(PAGE)
-
-    async def bundle(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(CLIENT_BUNDLE)
-
-    async def start() -> str:
-        app = web.Application()
-        app.router.add_get("/", page)
-        app.router.add_get("/socket.io.min.js", bundle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
 
 
 async def open_page(page: str, server: RunningServer, cookies: list[dict[str, Any]]) -> dict[str, Any]:
@@ -62,8 +32,8 @@ async def open_page(page: str, server: RunningServer, cookies: list[dict[str, An
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-async def test_a_browser_session_in_an_httponly_cookie(start_server: StartServer, page_servers: PageServer) -> None:
-    allowed, other = await page_servers(), await page_servers()
+async def test_a_browser_session_in_an_httponly_cookie(start_server: StartServer, static_pages: StaticPages) -> None:
+    allowed, other = await static_pages.serve(PAGE), await static_pages.serve(PAGE)
     server = await start_server(auth_cookie_name="careline_session", cors_origins=allowed)
     cookies = [{"name": "careline_session", "value": server.token("ann"), "url": server.url, "httpOnly": True},
                {"name": "careline_csrf", "value": "csrf-7f3a", "url": server.url}]

@@ -5,49 +5,27 @@ import asyncio
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp import web
 
 from rest.app_keys import MONGO_DB
-from tests.clients import JS_DIR
+from tests.clients import JS_DIR, StaticPages
 from tests.conftest import StartServer
 from tests.meetings.helpers import NS, START, booked_meeting, until
 from tests.meetings.peers import Peer, rtc_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.js]
 PAGE = Path(__file__).parent / "browser" / "therapist.html"
-CLIENT_BUNDLE = JS_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
-
-
-@pytest.fixture
-async def page_server(js_ready: None) -> AsyncIterator[str]:
-    """The test page and the official socket.io-client bundle, served by the test's own aiohttp app."""
-    async def page(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(PAGE)
-
-    async def bundle(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(CLIENT_BUNDLE)
-
-    app = web.Application()
-    app.router.add_get("/", page)
-    app.router.add_get("/socket.io.min.js", bundle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
 
 
 async def test_chromium_therapist_connects_to_an_aiortc_client_through_careline(
-        start_server: StartServer, page_server: str, turn_port: int) -> None:
+        start_server: StartServer, static_pages: StaticPages, turn_port: int) -> None:
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("Chromium is required: scripts/test installs it (apt-get install chromium)")
+    page_server = await static_pages.serve(PAGE)
     server = await start_server(ice_servers=f"stun:127.0.0.1:{turn_port}")
     session = await booked_meeting(server)
     session.move(START)
