@@ -281,6 +281,14 @@ class Config:
     push_concurrency: int = 20
     push_release_interval: float = 30.0
     push_retry_base: float = 1.0
+    smtp_url: str | None = None
+    email_from: str = "careline <no-reply@careline.invalid>"
+    public_url: str = "http://localhost:8080"
+    app_url: str = "http://localhost:3000"
+    email_digest_minutes: float = 15.0
+    email_max_tries: int = 5
+    email_retry_base_seconds: float = 30.0
+    email_tick_seconds: float = 5.0
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
@@ -452,6 +460,17 @@ SETTINGS: tuple[Setting, ...] = (
        "how often pushes held for quiet hours are checked", bounds=_POSITIVE),
     _S("PUSH_RETRY_BASE_SECONDS", "push_retry_base", NUMBER,
        "first Web Push retry delay (doubles per try, 5 tries; `Retry-After` wins)", bounds=_POSITIVE),
+    _S("SMTP_URL", "smtp_url", TEXT, "`smtp://user:pass@host:port` for email notifications (STARTTLS when the "
+       "server offers it); unset, no email is sent"),
+    _S("EMAIL_FROM", "email_from", TEXT, "the From of notification emails"),
+    _S("PUBLIC_URL", "public_url", TEXT, "where this server is reached from outside (unsubscribe links)"),
+    _S("APP_URL", "app_url", TEXT, "the platform's web app (the link in every email)"),
+    _S("EMAIL_DIGEST_MINUTES", "email_digest_minutes", NUMBER,
+       "at most one email per user and category this often; what arrives meanwhile is combined", bounds=_POSITIVE),
+    _S("EMAIL_MAX_TRIES", "email_max_tries", INTEGER, "SMTP attempts before an email is given up", bounds=_COUNT),
+    _S("EMAIL_RETRY_BASE_SECONDS", "email_retry_base_seconds", NUMBER,
+       "first retry delay of an email the SMTP server refused for now (doubles per try)", bounds=_POSITIVE),
+    _S("EMAIL_TICK_SECONDS", "email_tick_seconds", NUMBER, "how often the email queue is worked", bounds=_POSITIVE),
     _S("STRIPE_API_KEY", "stripe_api_key", TEXT,
        "Stripe secret key; unset, every /billing request answers `unavailable` and the webhook route 503"),
     _S("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret", TEXT,

@@ -24,6 +24,7 @@ from aiohttp import web
 
 import logsetup
 import rest.billing
+import rest.notifications
 from clock import Clock, utcnow
 from config import Config, ConfigError
 from handlers.auth import Authenticator, mint_token
@@ -49,7 +50,7 @@ from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, shutdown
 from realtime.unavailable import UnavailableNamespace, WorksheetsNamespace
 from realtime.wire import WireFormat
-from rest import ops, push, uploads
+from rest import ops, uploads
 from rest.app_keys import BILLING, CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
 from rest.middleware import cors_middleware, error_middleware
 from stores.crypto import Cipher
@@ -91,7 +92,7 @@ def not_built(namespace: type[UnavailableNamespace]) -> Slice[None]:
 
 
 FEATURES: tuple[Slice[Any], ...] = (
-    Slice(NotificationsNamespace, notifications.build, push.setup, NOTIFICATIONS),
+    Slice(NotificationsNamespace, notifications.build, rest.notifications.setup, NOTIFICATIONS),
     Slice(ChatNamespace, chat.build, uploads.setup, CHAT),
     Slice(BookingNamespace, booking.build),
     Slice(MeetingsNamespace, meetings.build),

@@ -1,6 +1,7 @@
 """JWT verification (and minting, for development tokens)."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from config import Config
 from errors import TokenExpired, Unauthorized
 
 ROLES = ("client", "therapist", "admin")
+EMAIL = re.compile(r"[^@\s<>\"',;]{1,64}@[^@\s<>\"',;]{1,190}\.[A-Za-z]{2,24}")
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class User:
     id: str
     role: str
     name: str | None = None
+    email: str | None = None  # the token's `email` claim: where email notifications go
 
     @property
     def is_admin(self) -> bool:
@@ -94,10 +97,14 @@ def _user_from(claims: dict[str, Any]) -> User:
         raise Unauthorized("The token's role is not valid")
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         raise Unauthorized("The token's name is not valid")
-    return User(id=sub, role=role, name=name)
+    email = claims.get("email")
+    if email is not None and not (isinstance(email, str) and EMAIL.fullmatch(email)):
+        email = None  # a claim careline cannot use is ignored, not refused: email is optional
+    return User(id=sub, role=role, name=name, email=email)
 
 
-def mint_token(config: Config, sub: str, role: str, name: str | None = None, ttl: int = 3600) -> str:
+def mint_token(config: Config, sub: str, role: str, name: str | None = None, ttl: int = 3600,
+               email: str | None = None) -> str:
     """Sign a token with the configured key (HS256 secret, or JWT_PRIVATE_KEY for RS256)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -105,6 +112,8 @@ def mint_token(config: Config, sub: str, role: str, name: str | None = None, ttl
     claims: dict[str, Any] = {"sub": sub, "role": role, "iat": now, "exp": now + ttl}
     if name:
         claims["name"] = name
+    if email:
+        claims["email"] = email
     if config.jwt_audience:
         claims["aud"] = config.jwt_audience
     if config.jwt_issuer:

@@ -214,7 +214,7 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         await self._safely(self.shared.publisher.join(self.namespace, sid, user_room(user.id), user.id))
         self.metrics.connected.labels(self.namespace).inc()
         log.info("connect", extra={"namespace": self.namespace, "user": user.id, "sid": sid})
-        await self._safely(self.shared.users.upsert_seen(user.id, user.role, user.name))
+        await self._safely(self.shared.users.upsert_seen(user.id, user.role, user.name, user.email))
         await self._safely(self.on_user_connected(sid, user))
 
     def _token(self, environ: dict[str, Any], auth: Any) -> object:

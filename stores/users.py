@@ -35,26 +35,33 @@ class UserStore:
         self._users = db["users"]
         # user id -> (role, name, when this process last recorded them): reconnect storms and the
         # six namespaces of one client cost one write a minute, not one per socket.
-        self._recorded: dict[str, tuple[str, str | None, float]] = {}
+        self._recorded: dict[str, tuple[str, str | None, str | None, float]] = {}
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
         await self._users.create_index([("role", ASCENDING), ("_id", ASCENDING)])
 
-    async def upsert_seen(self, user_id: str, role: str, name: str | None) -> None:
-        """Record a connection: role and name from the token, lastSeenAt now (at most once a minute)."""
+    async def upsert_seen(self, user_id: str, role: str, name: str | None, email: str | None = None) -> None:
+        """Record a connection: role, name and email from the token, lastSeenAt now (at most once a minute)."""
         recorded = self._recorded.get(user_id)
         moment = time.monotonic()
-        if recorded and recorded[:2] == (role, name) and moment - recorded[2] < RECORD_INTERVAL_SECONDS:
+        if recorded and recorded[:3] == (role, name, email) and moment - recorded[3] < RECORD_INTERVAL_SECONDS:
             return
         now = utcnow()
         update: Doc = {"$set": {"role": role, "lastSeenAt": now}, "$setOnInsert": {"createdAt": now}}
         if name:
             update["$set"]["name"] = name
+        if email:
+            update["$set"]["email"] = email
         await self._users.update_one({"_id": user_id}, update, upsert=True)
         if len(self._recorded) >= RECORDED_MAX:
             self._recorded.clear()
-        self._recorded[user_id] = (role, name, moment)
+        self._recorded[user_id] = (role, name, email, moment)
+
+    async def email_of(self, user_id: str) -> str | None:
+        """Where the user's email notifications go (from their token's `email` claim), if known."""
+        doc = await self._users.find_one({"_id": user_id}, {"email": 1})
+        return doc.get("email") if doc else None
 
     async def touch(self, user_id: str) -> None:
         """Move lastSeenAt to now."""

@@ -197,15 +197,16 @@ class RunningServer:
         """The notifications feature's handlers."""
         return self.app[HANDLERS]["/notifications"]  # type: ignore[return-value]
 
-    def token(self, sub: str, role: str = "client", name: str | None = None, ttl: int = 3600) -> str:
+    def token(self, sub: str, role: str = "client", name: str | None = None, ttl: int = 3600,
+              email: str | None = None) -> str:
         """A valid token for this server."""
-        return mint_token(self.config, sub, role, name or sub.title(), ttl)
+        return mint_token(self.config, sub, role, name or sub.title(), ttl, email)
 
     async def client(self, sub: str, role: str = "client", namespace: str = "/chat", *, name: str | None = None,
-                     transports: list[str] | None = None, ttl: int = 3600) -> SioClient:
+                     transports: list[str] | None = None, ttl: int = 3600, email: str | None = None) -> SioClient:
         """A connected python-socketio client for user `sub`."""
         client = SioClient(self.url, namespace)
-        await client.connect(auth={"token": self.token(sub, role, name, ttl)}, transports=transports)
+        await client.connect(auth={"token": self.token(sub, role, name, ttl, email)}, transports=transports)
         self.clients.append(client)
         return client
 

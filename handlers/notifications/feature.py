@@ -4,21 +4,26 @@ from __future__ import annotations
 from handlers.feature import Built, Shared
 from handlers.jobs import Periodic
 from handlers.notifications import rules
+from handlers.notifications.email import EmailChannel
 from handlers.notifications.handler import NotificationHandler
 from handlers.notifications.preferences import PreferenceHandler
 from handlers.notifications.push import PushHandler
+from stores.notifications.email import EmailQueue
 from stores.notifications.preferences import PreferenceStore
 from stores.notifications.push import PushStore
+from stores.notifications.smtp import SmtpSender
 from stores.notifications.store import NotificationStore
 
 
 class NotificationsFeature:
     """The handlers behind /notifications and `GET /api/push/vapid-public-key`."""
 
-    def __init__(self, notifications: NotificationHandler, preferences: PreferenceHandler, push: PushHandler) -> None:
+    def __init__(self, notifications: NotificationHandler, preferences: PreferenceHandler, push: PushHandler,
+                 email: EmailChannel | None = None) -> None:
         self.notifications = notifications
         self.preferences = preferences
         self.push = push
+        self.email = email
 
 
 async def build(shared: Shared) -> Built[NotificationsFeature]:
@@ -31,5 +36,14 @@ async def build(shared: Shared) -> Built[NotificationsFeature]:
     preferences = PreferenceHandler(prefs)
     notifications = NotificationHandler(store, preferences, shared, push)
     rules.subscribe(shared.bus, notifications)
-    release = Periodic("notifications-held-pushes", config.push_release_interval, notifications.release_held_pushes)
-    return Built(NotificationsFeature(notifications, preferences, push), jobs=(release,), close=push.close)
+    jobs = [Periodic("notifications-held-pushes", config.push_release_interval, notifications.release_held_pushes)]
+    email = None
+    if config.smtp_url:
+        queue = EmailQueue(shared.db)
+        await queue.ensure_indexes()
+        email = EmailChannel(queue, SmtpSender(config.smtp_url, config.email_from), shared.users, config,
+                             shared.clock)
+        notifications.email = email
+        jobs.append(Periodic("notifications-email", config.email_tick_seconds, email.tick))
+    feature = NotificationsFeature(notifications, preferences, push, email)
+    return Built(feature, jobs=tuple(jobs), close=push.close)

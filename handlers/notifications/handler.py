@@ -37,6 +37,13 @@ class PushDispatch(Protocol):
         """Per category: pushed and failed deliveries."""
 
 
+class EmailQueueing(Protocol):
+    """What the handler needs from the email channel (handlers/notifications/email.py)."""
+
+    async def enqueue(self, notification: Notification, not_before: datetime | None = None) -> None:
+        """Queue the notification for email, held until `not_before` when given."""
+
+
 @dataclass(frozen=True)
 class UnreadCount:
     """`{unreadCount}`: how many of the user's notifications are unread."""
@@ -87,6 +94,7 @@ class NotificationHandler:
                  push: PushDispatch | None = None) -> None:
         self._store, self._prefs, self._publisher = store, prefs, shared.publisher
         self._sockets, self._users, self.push = shared.sockets, shared.users, push
+        self.email: EmailQueueing | None = None  # set by the feature when SMTP_URL is configured
         self.clock = shared.clock  # the time quiet hours are judged by
 
     async def notify(self, user_id: str, *, category: str, title: str, body: str,
@@ -114,6 +122,8 @@ class NotificationHandler:
             await self._store.hold_push(notification.id, plan.push_after)
         elif plan.push:
             await self._dispatch(notification)
+        if plan.email and self.email is not None:
+            await self.email.enqueue(notification, plan.email_after)
         return notification
 
     async def _dispatch(self, notification: Notification) -> None:

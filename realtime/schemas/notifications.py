@@ -52,10 +52,11 @@ class PushSwitch(fields.Field):
 
 
 class CategoryPreference(RequestSchema):
-    """`{inApp?, push?}`."""
+    """`{inApp?, push?, email?}`."""
 
     in_app = Flag()
     push = PushSwitch()
+    email = Flag()
 
 
 def _zone(name: str) -> None:
@@ -166,10 +167,11 @@ class UnreadCountOut(OutputSchema):
 
 
 class SwitchesOut(OutputSchema):
-    """`{inApp, push}`: `push` is true, false or "always"."""
+    """`{inApp, push, email}`: `push` is true, false or "always"; `email` (extension) is digested."""
 
     in_app = fields.Boolean(required=True)
     push = fields.Raw(required=True, metadata={"description": 'true, false or "always"'})
+    email = fields.Boolean(required=True)
 
 
 class QuietHoursOut(OutputSchema):

@@ -15,6 +15,7 @@ class CategoryChoice:
 
     in_app: bool | None = None
     push: PushSwitch | None = None
+    email: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,13 @@ class ChosenPreferences:
     quiet_hours: QuietHours | None = None
 
 
-_STORED_SWITCH = {"in_app": "inApp", "push": "push"}
+_STORED_SWITCH = {"in_app": "inApp", "push": "push", "email": "email"}
 
 
 def _chosen(doc: Doc | None) -> ChosenPreferences:
     if not doc:
         return ChosenPreferences()
-    categories = {name: CategoryChoice(in_app=values.get("inApp"), push=values.get("push"))
+    categories = {name: CategoryChoice(in_app=values.get("inApp"), push=values.get("push"), email=values.get("email"))
                   for name, values in (doc.get("categories") or {}).items()}
     quiet = doc.get("quietHours")
     return ChosenPreferences(categories, QuietHours(quiet["start"], quiet["end"], quiet["timezone"]) if quiet else None)

@@ -14,16 +14,20 @@ async def test_defaults_and_partial_updates(server: RunningServer) -> None:
     client = await server.client("u1", namespace=NS)
     prefs = await client.ok("preferences:get")
     assert prefs["quietHours"] is None
-    assert prefs["categories"]["message"] == {"inApp": True, "push": True}
+    assert prefs["categories"]["message"] == {"inApp": True, "push": True, "email": False}
+    assert prefs["categories"]["booking"]["email"] is True and prefs["categories"]["billing"]["email"] is True
     assert set(prefs["categories"]) == {"booking", "message", "worksheet", "billing", "meeting", "system"}
     quiet = {"start": "22:00", "end": "07:00", "timezone": "Europe/Berlin"}
     changed = await client.ok("preferences:set", {"categories": {"message": {"push": "always"}}, "quietHours": quiet})
-    assert changed["categories"]["message"] == {"inApp": True, "push": "always"} and changed["quietHours"] == quiet
-    changed = await client.ok("preferences:set", {"categories": {"message": {"inApp": False}}})
-    assert changed["categories"]["message"] == {"inApp": False, "push": "always"} and changed["quietHours"] == quiet
+    assert changed["categories"]["message"] == {"inApp": True, "push": "always", "email": False}
+    assert changed["quietHours"] == quiet
+    changed = await client.ok("preferences:set", {"categories": {"message": {"inApp": False, "email": True}}})
+    assert changed["categories"]["message"] == {"inApp": False, "push": "always", "email": True}
+    assert changed["quietHours"] == quiet
     assert (await client.ok("preferences:set", {"quietHours": None}))["quietHours"] is None
     other = await server.client("u2", namespace=NS)
-    assert (await other.ok("preferences:get"))["categories"]["message"] == {"inApp": True, "push": True}
+    assert (await other.ok("preferences:get"))["categories"]["message"] == {"inApp": True, "push": True,
+                                                                              "email": False}
 
 
 async def test_invalid_preferences_change_nothing(server: RunningServer) -> None:
