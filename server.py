@@ -31,6 +31,7 @@ from handlers.auth import Authenticator, mint_token
 from handlers.billing import feature as billing
 from handlers.booking import feature as booking
 from handlers.chat import feature as chat
+from handlers.documents import DocumentLinks
 from handlers.events import EventBus
 from handlers.feature import Built, Shared
 from handlers.jobs import Periodic, run_all, run_periodic
@@ -50,11 +51,12 @@ from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, shutdown
 from realtime.unavailable import UnavailableNamespace, WorksheetsNamespace
 from realtime.wire import WireFormat
-from rest import ops, uploads
+from rest import documents, ops, uploads
 from rest.app_keys import BILLING, CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
 from rest.middleware import cors_middleware, error_middleware
 from stores.crypto import Cipher
 from stores.database import Connections, open_connections
+from stores.documents import DocumentStore
 from stores.mongo import patient
 from stores.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from stores.request_keys import RequestKeyStore
@@ -111,11 +113,12 @@ def shared_resources(config: Config, connections: Connections, publisher: Publis
     """What every feature is built from."""
     redis = connections.redis
     limiter: RateLimiter = RedisRateLimiter(redis, config.redis_prefix) if redis is not None else MemoryRateLimiter()
-    users = UserStore(connections.db)
+    users, cipher = UserStore(connections.db), Cipher(config.message_keys)
     return Shared(config=config, db=connections.db, redis=redis, clock=clock, bus=EventBus(), publisher=publisher,
                   sockets=sockets, rate_limiter=limiter, auth=Authenticator(config),
-                  cipher=Cipher(config.message_keys), users=users, request_keys=RequestKeyStore(connections.db),
-                  relations=Relations(users))
+                  cipher=cipher, users=users, request_keys=RequestKeyStore(connections.db),
+                  relations=Relations(users),
+                  documents=DocumentLinks(DocumentStore(connections.db, cipher), config, clock))
 
 
 def socket_registry(config: Config, connections: Connections) -> SocketRegistry:
@@ -133,6 +136,7 @@ async def build_features(shared: Shared) -> list[tuple[Slice[Any], Built[Any]]]:
     with patient():
         await shared.users.ensure_indexes()
         await shared.request_keys.ensure_indexes()
+        await shared.documents.store.ensure_indexes()
         return [(feature, await feature.build(shared)) for feature in FEATURES]
 
 
@@ -202,6 +206,7 @@ def create_app(config: Config, clock: Clock = utcnow) -> web.Application:
     app.cleanup_ctx.extend([_connections_ctx, functools.partial(_features_ctx, clock=clock)])
     app.on_shutdown.extend([_stop_supervising, _close_sockets])
     ops.setup(app)
+    documents.setup(app)
     for feature in FEATURES:
         if feature.routes is not None:
             feature.routes(app)

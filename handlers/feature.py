@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 from clock import Clock
 from config import Config
 from handlers.auth import Authenticator
+from handlers.documents import DocumentLinks
 from handlers.events import EventBus
 from handlers.jobs import Periodic
 from handlers.publisher import Publisher
@@ -45,6 +46,7 @@ class Shared:
     users: UserStore
     request_keys: RequestKeyStore
     relations: Relations
+    documents: DocumentLinks
 
 
 async def _nothing() -> None:

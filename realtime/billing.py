@@ -28,7 +28,8 @@ from realtime.schemas.billing import (
     UsageOut,
     UsageQuery,
 )
-from realtime.schemas.common import Empty
+from realtime.schemas.booking import BookingRef
+from realtime.schemas.common import DocumentLinkOut, Empty
 
 Payload = dict[str, Any]
 class BillingNamespace(BaseNamespace[BillingFeature]):
@@ -107,6 +108,11 @@ class BillingNamespace(BaseNamespace[BillingFeature]):
     async def pay_booking(self, sid: str, user: User, payload: Payload) -> Any:
         """Pay for a booked session (price + tip)."""
         return await self.handler.parts.payments.pay(user, **payload)
+
+    @request("booking:receipt", BookingRef, ack=DocumentLinkOut, rate=(10, 1.0))
+    async def booking_receipt(self, sid: str, user: User, payload: Payload) -> Any:
+        """A PDF receipt of a paid session (its client or therapist), downloadable once within 5 minutes."""
+        return await self.handler.parts.receipts.receipt(user, payload["booking_id"])
 
     @request("payment:refund", RefundPayment, ack=RefundOut, rate=(10, 1.0), roles=("admin",))
     async def refund_payment(self, sid: str, user: User, payload: Payload) -> Any:

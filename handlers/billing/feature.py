@@ -11,6 +11,7 @@ from handlers.billing.customers import Customers
 from handlers.billing.invoices import Invoices
 from handlers.billing.methods import PaymentMethods
 from handlers.billing.payments import SessionPayments
+from handlers.billing.receipts import Receipts
 from handlers.billing.subscriptions import Subscriptions
 from handlers.billing.usage import Usage
 from handlers.billing.webhooks import StripeWebhooks
@@ -32,7 +33,7 @@ class Parts:
     """The billing handlers of an enabled feature."""
 
     def __init__(self, plans: PlanCatalog, methods: PaymentMethods, subscriptions: Subscriptions, invoices: Invoices,
-                 payments: SessionPayments, usage: Usage, webhooks: StripeWebhooks) -> None:
+                 payments: SessionPayments, usage: Usage, webhooks: StripeWebhooks, receipts: Receipts) -> None:
         self.plans = plans
         self.methods = methods
         self.subscriptions = subscriptions
@@ -40,6 +41,7 @@ class Parts:
         self.payments = payments
         self.usage = usage
         self.webhooks = webhooks
+        self.receipts = receipts
 
 
 class BillingFeature:
@@ -97,5 +99,7 @@ async def build(shared: Shared) -> Built[BillingFeature]:
         await gateway.close()
 
     job = Periodic("billing-sweep", config.billing_webhook_retry_seconds, sweep)
-    parts = Parts(plans, PaymentMethods(customers, gateway), subscriptions, invoices, payments, usage, webhooks)
+    receipts = Receipts(payment_store, BookingStore(shared.db), shared.users, shared.documents)
+    parts = Parts(plans, PaymentMethods(customers, gateway), subscriptions, invoices, payments, usage, webhooks,
+                  receipts)
     return Built(BillingFeature(parts), jobs=(job,), close=close)

@@ -22,3 +22,14 @@ def percent_of(amount: int, percent: int) -> int:
 def pro_rata(part: int, whole: int, value: int) -> int:
     """`value` scaled by part/whole (the commission given back with a partial refund)."""
     return half_up(Decimal(value) * part / whole) if whole else 0
+
+
+ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+                          "vuv", "xaf", "xof", "xpf"})
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """`90.00 EUR` from 9000 and "eur" (zero-decimal currencies as they are: `500 JPY`)."""
+    if currency in ZERO_DECIMAL:
+        return f"{amount} {currency.upper()}"
+    return f"{amount // 100}.{amount % 100:02d} {currency.upper()}"

@@ -117,6 +117,13 @@ class PeopleOut(OutputSchema):
     items = fields.List(fields.Nested(PersonOut), required=True)
 
 
+class DocumentLinkOut(OutputSchema):
+    """`{url, expiresAt}`: a generated document (a PDF), downloadable once from `url` until `expiresAt`."""
+
+    url = fields.String(required=True)
+    expires_at = UtcDateTime(required=True)
+
+
 class SessionExpired(OutputSchema):
     """`session:expired`: the token ran out and was not refreshed; the socket is disconnected next."""
 
