@@ -34,6 +34,7 @@ from handlers.jobs import Periodic, run_all, run_periodic
 from handlers.metrics import Metrics
 from handlers.notifications import feature as notifications
 from handlers.publisher import Publisher
+from handlers.worksheets import feature as worksheets
 from realtime.base import BaseNamespace
 from realtime.booking import BookingNamespace
 from realtime.chat import ChatNamespace
@@ -41,8 +42,9 @@ from realtime.engine.server import CarelineServer
 from realtime.notifications import NotificationsNamespace
 from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, shutdown
-from realtime.unavailable import BillingNamespace, MeetingsNamespace, UnavailableNamespace, WorksheetsNamespace
+from realtime.unavailable import BillingNamespace, MeetingsNamespace, UnavailableNamespace
 from realtime.wire import WireFormat
+from realtime.worksheets import WorksheetsNamespace
 from rest import ops, push, uploads
 from rest.app_keys import CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
 from rest.middleware import cors_middleware, error_middleware
@@ -88,7 +90,7 @@ FEATURES: tuple[Slice[Any], ...] = (
     Slice(ChatNamespace, chat.build, uploads.setup, CHAT),
     Slice(BookingNamespace, booking.build),
     not_built(MeetingsNamespace),
-    not_built(WorksheetsNamespace),
+    Slice(WorksheetsNamespace, worksheets.build),
     not_built(BillingNamespace),
 )
 

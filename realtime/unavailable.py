@@ -31,15 +31,6 @@ class MeetingsNamespace(UnavailableNamespace):
                        "recording:start", "recording:stop", "meeting:stats")
 
 
-class WorksheetsNamespace(UnavailableNamespace):
-    """Worksheets and assignments (CONTRACT §5): not built yet."""
-
-    path, feature = "/worksheets", "Worksheets"
-    contract_events = ("worksheet:create", "worksheet:list", "worksheet:assign", "assignment:list", "assignment:open",
-                       "doc:update", "doc:sync", "awareness:update", "draft:save", "assignment:submit",
-                       "assignment:feedback", "assignment:clarify")
-
-
 class BillingNamespace(UnavailableNamespace):
     """Billing with Stripe (CONTRACT §7): not built yet."""
 

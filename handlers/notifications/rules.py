@@ -6,6 +6,7 @@ from datetime import datetime
 
 from clock import iso
 from handlers.events import BookingChanged, ConversationRead, EventBus, MessageCreated, SessionReminderDue
+from handlers.notifications import worksheets_rules
 from handlers.notifications.handler import NotificationHandler
 
 BOOKING_TITLES = {
@@ -100,4 +101,5 @@ def subscribe(bus: EventBus, notifications: NotificationHandler) -> Notification
     bus.subscribe(ConversationRead, rules.conversation_read)
     bus.subscribe(BookingChanged, rules.booking_changed)
     bus.subscribe(SessionReminderDue, rules.session_reminder)
+    worksheets_rules.subscribe(bus, notifications)
     return rules

@@ -179,6 +179,11 @@ class ConversationStore:
                                                  {"_id": 1})
         return doc is not None
 
+    async def shared_by(self, a: str, b: str) -> bool:
+        """Whether two users are members of at least one conversation together."""
+        doc = await self._conversations.find_one({"memberIds": {"$all": [a, b]}}, {"_id": 1})
+        return doc is not None
+
     async def ids_for_member(self, user_id: str) -> list[str]:
         """Ids of the user's conversations (at most MEMBER_IDS_SCAN)."""
         cursor = self._conversations.find({"memberIds": user_id}, {"_id": 1}).limit(MEMBER_IDS_SCAN)

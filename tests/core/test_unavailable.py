@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.unavailable import BillingNamespace, MeetingsNamespace, UnavailableNamespace, WorksheetsNamespace
+from realtime.unavailable import BillingNamespace, MeetingsNamespace, UnavailableNamespace
 from rest.app_keys import MONGO_DB
 from tests.clients import JsDriver
 from tests.conftest import RunningServer
 
-UNBUILT: tuple[type[UnavailableNamespace], ...] = (MeetingsNamespace, WorksheetsNamespace, BillingNamespace)
+UNBUILT: tuple[type[UnavailableNamespace], ...] = (MeetingsNamespace, BillingNamespace)
 
 
 @pytest.mark.parametrize("namespace", UNBUILT, ids=lambda cls: cls.path)

@@ -1,0 +1,140 @@
+"""Yjs documents in memory (pycrdt): one per assignment, loaded from the store and kept convergent.
+
+A document holds one root map, `responses`, keyed by field id. Text fields start as a shared Y.Text so that
+concurrent editors type into the same text instead of replacing each other's.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text
+
+from handlers.worksheets.responses import SharedText, Unsupported
+from stores.worksheets.worksheets import Field
+
+log = logging.getLogger("careline.worksheets")
+
+ROOT = "responses"
+
+
+class BadUpdate(Exception):
+    """Not a Yjs update, or one that touches more than the `responses` map."""
+
+
+def _value(item: Any) -> Any:
+    if isinstance(item, Text):
+        return SharedText(str(item))
+    if isinstance(item, Array):
+        return [_value(each) for each in item]
+    if isinstance(item, Map):
+        return Unsupported()
+    return item
+
+
+def new_document(fields: Iterable[Field]) -> Doc:
+    """A fresh document: the responses map with an empty shared text per text field."""
+    doc: Doc = Doc()
+    responses = doc.get(ROOT, type=Map)
+    with doc.transaction():
+        for field in fields:
+            if field.type == "text":
+                responses[field.id] = Text()
+    return doc
+
+
+def responses_of(doc: Doc) -> dict[str, Any]:
+    """The answers in a document (shared texts as SharedText, nested maps Unsupported); BadUpdate if the
+    document has another root than `responses` or that root is not a map."""
+    if set(doc.keys()) - {ROOT}:
+        raise BadUpdate("Only the responses map may be written.")
+    try:
+        responses = doc.get(ROOT, type=Map)
+        return {key: _value(value) for key, value in responses.items()}
+    except Exception as error:
+        raise BadUpdate("The responses root must be a map.") from error
+
+
+def copy_of(doc: Doc) -> Doc:
+    """An independent copy (to try an update on)."""
+    copy: Doc = Doc()
+    copy.apply_update(doc.get_update())
+    return copy
+
+
+def apply(doc: Doc, update: bytes) -> None:
+    """Apply a Yjs update; BadUpdate when it cannot be decoded."""
+    try:
+        doc.apply_update(update)
+    except Exception as error:
+        raise BadUpdate("Not a valid Yjs update.") from error
+
+
+def set_answers(doc: Doc, fields: dict[str, Field], answers: dict[str, Any]) -> None:
+    """Write plain values into the responses map in one transaction (text replaced inside its shared text)."""
+    responses = doc.get(ROOT, type=Map)
+    with doc.transaction():
+        for field_id, value in answers.items():
+            field = fields.get(field_id)
+            current = responses.get(field_id) if field_id in responses else None
+            if value is None:
+                if field_id in responses:
+                    del responses[field_id]
+            elif field is not None and field.type == "text" and isinstance(value, str):
+                if isinstance(current, Text):
+                    if str(current) != value:
+                        current.clear()
+                        current += value
+                else:
+                    responses[field_id] = Text(value)
+            else:
+                responses[field_id] = value
+
+
+class LiveDocument:
+    """One assignment's document in this process; `ready` is set once the stored state is merged in."""
+
+    def __init__(self, assignment_id: str) -> None:
+        self.assignment_id = assignment_id
+        self.doc: Doc = Doc()
+        self.ready = asyncio.Event()
+        self.lock = asyncio.Lock()  # one local write at a time: validated against what it will apply to
+        self.appended = 0  # updates this process appended since the last compaction it started
+
+    def apply_stored(self, updates: Iterable[bytes]) -> None:
+        """Merge stored state (repeats are no-ops)."""
+        for update in updates:
+            try:
+                self.doc.apply_update(update)
+            except Exception:
+                log.warning("a stored update of %s could not be applied", self.assignment_id)
+
+
+class DocumentCache:
+    """The documents this process holds, least recently used dropped first (they reload from the store)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._docs: OrderedDict[str, LiveDocument] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, assignment_id: str) -> LiveDocument | None:
+        """The held document, if any."""
+        live = self._docs.get(assignment_id)
+        if live is not None:
+            self._docs.move_to_end(assignment_id)
+        return live
+
+    def add(self, assignment_id: str) -> LiveDocument:
+        """Hold a new (empty, not yet ready) document."""
+        live = LiveDocument(assignment_id)
+        self._docs[assignment_id] = live
+        while len(self._docs) > self._capacity:
+            self._docs.popitem(last=False)
+        return live
+
+    def drop(self, assignment_id: str) -> None:
+        """Forget a document (it reloads on next use)."""
+        self._docs.pop(assignment_id, None)
