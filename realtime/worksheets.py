@@ -49,7 +49,7 @@ class WorksheetsNamespace(BaseNamespace[WorksheetsFeature]):
         opened = [room[len(DOC_PREFIX):] for room in self.rooms(sid) if room.startswith(DOC_PREFIX)]
         await self.handler.live.left(user, opened)
 
-    @request("worksheet:create", CreateWorksheet, ack=WorksheetOut, rate=(10, 1.0), roles=THERAPIST)
+    @request("worksheet:create", CreateWorksheet, ack=WorksheetOut, rate=(30, 2.0), roles=THERAPIST)
     async def create_worksheet(self, sid: str, user: User, payload: Payload) -> Any:
         """Create a worksheet (fields, or a built-in instrument)."""
         return await self.handler.worksheets.create(user, payload["title"], payload["description"],

@@ -25,6 +25,7 @@ from handlers.booking.feature import BookingFeature
 from handlers.chat.feature import ChatFeature
 from handlers.feature import Shared
 from handlers.notifications.feature import NotificationsFeature
+from handlers.worksheets.feature import WorksheetsFeature
 from rest.app_keys import CONFIG, HANDLERS, SHARED
 from stores.embedded import EmbeddedMongo, free_port
 from tests.clients import JS_DIR, JsDriver, SioClient
@@ -176,6 +177,11 @@ class RunningServer:
     def notifications(self) -> NotificationsFeature:
         """The notifications feature's handlers."""
         return self.app[HANDLERS]["/notifications"]  # type: ignore[return-value]
+
+    @property
+    def worksheets(self) -> WorksheetsFeature:
+        """The worksheets feature's handlers."""
+        return self.app[HANDLERS]["/worksheets"]  # type: ignore[return-value]
 
     def token(self, sub: str, role: str = "client", name: str | None = None, ttl: int = 3600) -> str:
         """A valid token for this server."""
