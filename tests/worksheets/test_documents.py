@@ -126,7 +126,8 @@ async def test_offline_edits_merge_through_sync(server: RunningServer) -> None:
     assert (await therapist.edit(lambda r: r.__setitem__("mood", "low")))["ok"]
     socket = await server.client("c1", "client", NS)
     client.socket = socket
-    missing = await socket.ok("doc:sync", {"assignmentId": pair.assignment_id, "stateVector": b64(client.doc.get_state())})
+    missing = await socket.ok("doc:sync", {"assignmentId": pair.assignment_id,
+                                           "stateVector": b64(client.doc.get_state())})
     client.doc.apply_update(base64.b64decode(missing["update"]))
     opened = await socket.ok("assignment:open", {"assignmentId": pair.assignment_id})
     assert (await client.send(client.doc.get_update(base64.b64decode(opened["stateVector"]))))["ok"]

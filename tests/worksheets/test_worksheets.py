@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from clock import iso
 from rest.app_keys import MONGO_DB
-from tests.booking.helpers import book, fix_clock, therapist as bookable_therapist
+from tests.booking.helpers import book, fix_clock
+from tests.booking.helpers import therapist as bookable_therapist
 from tests.conftest import RunningServer
 from tests.conftest import test_now as now_
 from tests.worksheets.helpers import FIELDS, NS, acquaint, assigned, create_worksheet, rid
