@@ -99,3 +99,36 @@ async def test_the_scheduler_compacts_idle_documents(start_server: StartServer) 
     doc = Doc()
     doc.apply_update(base64.b64decode(opened["update"]))
     assert doc.get("responses", type=Map).to_py() == {"story": "", "mood": "good"}
+
+
+async def test_compaction_every_n_updates_and_a_half_finished_one_lose_nothing(start_server: StartServer) -> None:
+    server = await start_server(run_worker_in_web=False, worksheet_compact_every=5)
+    await acquaint(server)
+    t = await server.client("t1", "therapist", NS)
+    c = await server.client("c1", "client", NS)
+    sheet = await create_worksheet(t)
+    assignment = await t.ok("worksheet:assign", {"worksheetId": sheet["id"], "clientId": "c1", "requestId": rid()})
+    words = [f"w{n}" for n in range(12)]
+    for n in range(len(words)):
+        await c.ok("draft:save", {"assignmentId": assignment["id"], "responses": {"story": " ".join(words[:n + 1])}})
+    live = server.worksheets.live
+    await live.drain()
+    documents = live.deps.documents
+    assert await documents.log_length(assignment["id"]) < 5  # folded in twice by now
+    # A compaction that stored its snapshot and died before deleting the entries it folded in:
+    # the entries are read again on load, and Yjs applies them as no-ops.
+    stored = await documents.load(assignment["id"])
+    merged = Doc()
+    for update in [stored.snapshot, *stored.updates]:
+        assert update is not None
+        merged.apply_update(update)
+    assert await documents.replace_snapshot(assignment["id"], merged.get_update(), stored.rev, (), NOW)
+    assert await documents.log_length(assignment["id"]) == len(stored.updates)
+    reader = await server.client("t1", "therapist", NS)
+    opened = await reader.ok("assignment:open", {"assignmentId": assignment["id"]})
+    doc = Doc()
+    doc.apply_update(base64.b64decode(opened["update"]))
+    assert doc.get("responses", type=Map).to_py() == {"story": " ".join(words)}
+    live.cache.drop(assignment["id"])  # and a process loading it from the store alone
+    assert await live.current_responses(await live.deps.assignments.get(assignment["id"])) == {  # type: ignore[arg-type]
+        "story": " ".join(words)}
