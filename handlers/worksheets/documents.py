@@ -95,22 +95,37 @@ def set_answers(doc: Doc, fields: dict[str, Field], answers: dict[str, Any]) -> 
 
 
 class LiveDocument:
-    """One assignment's document in this process; `ready` is set once the stored state is merged in."""
+    """One assignment's document in this process; `ready` is set once the stored state is merged in.
+
+    A write is tried on `shadow`, a second copy kept equal to `doc`: applying it there and reading the answers
+    costs what the update costs, not what the whole document does. An accepted write is then applied to `doc`
+    too; a refused one leaves `shadow` ahead of `doc`, and `reject` rebuilds it (refusals are rare).
+    """
 
     def __init__(self, assignment_id: str) -> None:
         self.assignment_id = assignment_id
         self.doc: Doc = Doc()
+        self.shadow: Doc = Doc()
         self.ready = asyncio.Event()
-        self.lock = asyncio.Lock()  # one local write at a time: validated against what it will apply to
+        self.lock = asyncio.Lock()  # one local write at a time: tried on the shadow, then applied to the doc
         self.appended = 0  # updates this process appended since the last compaction it started
 
     def apply_stored(self, updates: Iterable[bytes]) -> None:
-        """Merge stored state (repeats are no-ops)."""
+        """Merge stored or relayed state into both copies (repeats are no-ops)."""
         for update in updates:
             try:
                 self.doc.apply_update(update)
+                self.shadow.apply_update(update)
             except Exception:
                 log.warning("a stored update of %s could not be applied", self.assignment_id)
+
+    def accept(self, update: bytes) -> None:
+        """The tried write was stored: the document takes it too."""
+        apply(self.doc, update)
+
+    def reject(self) -> None:
+        """The tried write was refused (or not stored): the shadow goes back to the document."""
+        self.shadow = copy_of(self.doc)
 
 
 class DocumentCache:

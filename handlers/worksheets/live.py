@@ -1,8 +1,9 @@
 """Live documents: open, update, sync, awareness and draft saves on an assignment's Yjs document.
 
-Every write is tried on a copy of the document first (it must still fit the worksheet), then appended to the
-update log (acknowledged only once durable), applied, relayed to the document room on every process and
-to the other processes' copies of the document. Compaction folds the log into a snapshot in the background.
+Every write is tried on a copy of the document first (the shadow copy, see documents.LiveDocument): the
+answers must still fit the worksheet. Then it is appended to the update log (acknowledged only once durable),
+applied, relayed to the document room on every process and to the other processes' copies of the document.
+Compaction folds the log into a snapshot in the background.
 """
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from handlers.worksheets.documents import (
     DocumentCache,
     LiveDocument,
     apply,
-    copy_of,
     new_document,
     responses_of,
     set_answers,
@@ -187,18 +187,21 @@ class LiveHandler:
             raise InvalidPayload("Not a Yjs state vector", {"stateVector": ["Not a Yjs state vector."]}) from None
 
     async def update(self, user: User, sid: str, assignment_id: str, update: str) -> None:
-        """doc:update: validated on a copy, durably appended, applied and relayed."""
+        """doc:update: tried on the shadow copy, durably appended, applied and relayed."""
         raw = unb64(update, "update")
         assignment = await self._writable(user, assignment_id)
         live = await self._live(assignment)
         async with live.lock:
-            trial = copy_of(live.doc)
             try:
-                apply(trial, raw)
-            except BadUpdate as error:
-                raise InvalidPayload(str(error), {"update": [str(error)]}) from None
-            responses = await self._checked(assignment, trial)
-            await self._commit(live, assignment, raw, sid)
+                try:
+                    apply(live.shadow, raw)
+                except BadUpdate as error:
+                    raise InvalidPayload(str(error), {"update": [str(error)]}) from None
+                responses = await self._checked(assignment, live.shadow)
+                await self._commit(live, assignment, raw, sid)
+            except BaseException:
+                live.reject()
+                raise
         await self._after_edit(assignment, responses)
 
     async def draft(self, user: User, sid: str, assignment_id: str, responses: dict[str, Any]) -> DraftSaved:
@@ -207,16 +210,18 @@ class LiveHandler:
         live = await self._live(assignment)
         fields = {field.id: field for field in await self.deps.worksheets.fields_of(assignment.worksheet_id)}
         async with live.lock:
-            trial = copy_of(live.doc)
-            before = trial.get_state()
             try:
-                set_answers(trial, fields, responses)
-            except Exception:
-                raise InvalidPayload("The responses do not fit the worksheet",
-                                     {"responses": ["Not a supported value."]}) from None
-            answers = await self._checked(assignment, trial, field="responses")
-            raw = trial.get_update(before)
-            await self._commit(live, assignment, raw, sid)
+                before = live.shadow.get_state()
+                try:
+                    set_answers(live.shadow, fields, responses)
+                except Exception:
+                    raise InvalidPayload("The responses do not fit the worksheet",
+                                         {"responses": ["Not a supported value."]}) from None
+                answers = await self._checked(assignment, live.shadow, field="responses")
+                await self._commit(live, assignment, live.shadow.get_update(before), sid)
+            except BaseException:
+                live.reject()
+                raise
         now = self.deps.clock()
         return DraftSaved(now, await self._after_edit(assignment, answers, announce_progress=True))
 
@@ -253,7 +258,7 @@ class LiveHandler:
             await self.deps.documents.append(assignment.id, raw, self.deps.clock())
         except Backlogged:
             raise Unavailable("The document store is busy, try again") from None
-        apply(live.doc, raw)
+        live.accept(raw)
         await self.deps.publisher.to_room(NAMESPACE, doc_room(assignment.id), "doc:updated",
                                           DocUpdated(assignment.id, b64(raw)), skip_sid=sid)
         await self.deps.relay.publish(assignment.id, "update", raw)
