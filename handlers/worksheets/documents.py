@@ -97,9 +97,10 @@ def set_answers(doc: Doc, fields: dict[str, Field], answers: dict[str, Any]) -> 
 class LiveDocument:
     """One assignment's document in this process; `ready` is set once the stored state is merged in.
 
-    A write is tried on `shadow`, a second copy kept equal to `doc`: applying it there and reading the answers
-    costs what the update costs, not what the whole document does. An accepted write is then applied to `doc`
-    too; a refused one leaves `shadow` ahead of `doc`, and `reject` rebuilds it (refusals are rare).
+    A write is tried on `shadow`, a second copy that holds the document plus the writes still being stored:
+    applying it there and reading the answers costs what the update costs, not what the whole document does,
+    and needs no lock (trying is synchronous). A stored write is applied to `doc`; a refused or unstored one
+    leaves `shadow` ahead, and `reject` rebuilds it from `doc` and the writes still in flight (refusals are rare).
     """
 
     def __init__(self, assignment_id: str) -> None:
@@ -107,7 +108,8 @@ class LiveDocument:
         self.doc: Doc = Doc()
         self.shadow: Doc = Doc()
         self.ready = asyncio.Event()
-        self.lock = asyncio.Lock()  # one local write at a time: tried on the shadow, then applied to the doc
+        self.in_flight: dict[int, bytes] = {}  # tried and being stored
+        self._next = 0
         self.appended = 0  # updates this process appended since the last compaction it started
 
     def apply_stored(self, updates: Iterable[bytes]) -> None:
@@ -119,13 +121,24 @@ class LiveDocument:
             except Exception:
                 log.warning("a stored update of %s could not be applied", self.assignment_id)
 
-    def accept(self, update: bytes) -> None:
-        """The tried write was stored: the document takes it too."""
-        apply(self.doc, update)
+    def storing(self, update: bytes) -> int:
+        """A tried write goes to the store; its ticket."""
+        self._next += 1
+        self.in_flight[self._next] = update
+        return self._next
 
-    def reject(self) -> None:
-        """The tried write was refused (or not stored): the shadow goes back to the document."""
+    def stored(self, ticket: int) -> None:
+        """The write is durable: the document takes it too."""
+        apply(self.doc, self.in_flight.pop(ticket))
+
+    def reject(self, ticket: int | None = None) -> None:
+        """The tried write was refused (or could not be stored): the shadow goes back to the document plus the
+        other writes still being stored."""
+        if ticket is not None:
+            self.in_flight.pop(ticket, None)
         self.shadow = copy_of(self.doc)
+        for update in self.in_flight.values():
+            self.shadow.apply_update(update)
 
 
 class DocumentCache:

@@ -39,6 +39,7 @@ from stores.sockets import SocketRegistry
 from stores.worksheets.assignments import Assignment, AssignmentStore
 from stores.worksheets.documents import DocumentStore
 from stores.worksheets.relay import DocRelay
+from stores.worksheets.worksheets import Field
 
 log = logging.getLogger("careline.worksheets")
 
@@ -49,6 +50,18 @@ IDLE_BATCH = 50  # documents one idle sweep compacts at most
 def doc_room(assignment_id: str) -> str:
     """The room of an assignment's document (sockets that opened it)."""
     return f"doc:{assignment_id}"
+
+
+def _checked(fields: tuple[Field, ...], trial: Doc, name: str) -> dict[str, Any]:
+    """The responses of a tried document; `invalid_payload` (details under `name`) when they do not fit."""
+    try:
+        responses = responses_of(trial)
+    except BadUpdate as error:
+        raise InvalidPayload(str(error), {name: [str(error)]}) from None
+    found = problems(fields, responses)
+    if found:
+        raise InvalidPayload("The responses do not fit the worksheet", {name: found})
+    return responses
 
 
 def b64(data: bytes) -> str:
@@ -191,37 +204,34 @@ class LiveHandler:
         raw = unb64(update, "update")
         assignment = await self._writable(user, assignment_id)
         live = await self._live(assignment)
-        async with live.lock:
-            try:
-                try:
-                    apply(live.shadow, raw)
-                except BadUpdate as error:
-                    raise InvalidPayload(str(error), {"update": [str(error)]}) from None
-                responses = await self._checked(assignment, live.shadow)
-                await self._commit(live, assignment, raw, sid)
-            except BaseException:
-                live.reject()
+        fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+        try:
+            apply(live.shadow, raw)
+            responses = _checked(fields, live.shadow, "update")
+        except (BadUpdate, InvalidPayload) as error:
+            live.reject()
+            if isinstance(error, InvalidPayload):
                 raise
+            raise InvalidPayload(str(error), {"update": [str(error)]}) from None
+        await self._commit(live, assignment, raw, sid)
         await self._after_edit(assignment, responses)
 
     async def draft(self, user: User, sid: str, assignment_id: str, responses: dict[str, Any]) -> DraftSaved:
         """draft:save: plain values written into the same document (Yjs editors receive them as an update)."""
         assignment = await self._writable(user, assignment_id)
         live = await self._live(assignment)
-        fields = {field.id: field for field in await self.deps.worksheets.fields_of(assignment.worksheet_id)}
-        async with live.lock:
-            try:
-                before = live.shadow.get_state()
-                try:
-                    set_answers(live.shadow, fields, responses)
-                except Exception:
-                    raise InvalidPayload("The responses do not fit the worksheet",
-                                         {"responses": ["Not a supported value."]}) from None
-                answers = await self._checked(assignment, live.shadow, field="responses")
-                await self._commit(live, assignment, live.shadow.get_update(before), sid)
-            except BaseException:
-                live.reject()
+        fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+        before = live.shadow.get_state()
+        try:
+            set_answers(live.shadow, {field.id: field for field in fields}, responses)
+            answers = _checked(fields, live.shadow, "responses")
+        except Exception as error:
+            live.reject()
+            if isinstance(error, InvalidPayload):
                 raise
+            raise InvalidPayload("The responses do not fit the worksheet",
+                                 {"responses": ["Not a supported value."]}) from None
+        await self._commit(live, assignment, live.shadow.get_update(before), sid)
         now = self.deps.clock()
         return DraftSaved(now, await self._after_edit(assignment, answers, announce_progress=True))
 
@@ -241,24 +251,19 @@ class LiveHandler:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    async def _checked(self, assignment: Assignment, trial: Doc, field: str = "update") -> dict[str, Any]:
-        """The responses of a tried document; `invalid_payload` when they do not fit the worksheet."""
-        try:
-            responses = responses_of(trial)
-        except BadUpdate as error:
-            raise InvalidPayload(str(error), {field: [str(error)]}) from None
-        found = problems(await self.deps.worksheets.fields_of(assignment.worksheet_id), responses)
-        if found:
-            raise InvalidPayload("The responses do not fit the worksheet", {field: found})
-        return responses
-
     async def _commit(self, live: LiveDocument, assignment: Assignment, raw: bytes, sid: str) -> None:
-        """Append durably, apply, relay (to the room's sockets and to the other processes' documents)."""
+        """Append durably, apply, relay (to the room's sockets and to the other processes' documents).
+
+        Writes of one document are stored concurrently (group-committed); Yjs merges them in any order."""
+        ticket = live.storing(raw)
         try:
             await self.deps.documents.append(assignment.id, raw, self.deps.clock())
-        except Backlogged:
-            raise Unavailable("The document store is busy, try again") from None
-        live.accept(raw)
+        except BaseException as error:
+            live.reject(ticket)
+            if isinstance(error, Backlogged):
+                raise Unavailable("The document store is busy, try again") from None
+            raise
+        live.stored(ticket)
         await self.deps.publisher.to_room(NAMESPACE, doc_room(assignment.id), "doc:updated",
                                           DocUpdated(assignment.id, b64(raw)), skip_sid=sid)
         await self.deps.relay.publish(assignment.id, "update", raw)

@@ -43,10 +43,15 @@ doc.on("update", (update, origin) => {
   if (origin !== "remote" && origin !== "server") outgoing.push(update);
 });
 
-async function send(update) {
-  const ack = await socket.timeout(10000).emitWithAck("doc:update", { assignmentId: args.assignmentId,
-                                                                    update: b64(update) });
-  return ack.ok === true;
+async function send(update) {  // sent again while the answer is `unavailable` (a stored repeat is a no-op)
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const ack = await socket.timeout(10000).emitWithAck("doc:update", { assignmentId: args.assignmentId,
+                                                                      update: b64(update) });
+    if (ack.ok) return true;
+    if (ack.error.code !== "unavailable") return false;
+    await sleep(200);
+  }
+  return false;
 }
 
 function randomEdit() {

@@ -86,6 +86,7 @@ async def test_phq9_item_9_alerts_the_therapist_critically_even_in_quiet_hours(s
     assert alert["category"] == "worksheet" and alert["data"] == {"assignmentId": done["id"]}
     for text in (alert["title"], alert["body"]):
         assert "1" not in text and "PHQ" not in text and "dead" not in text.lower()
+    await server.shared.bus.drain()
     stored = await notifications_of(server, "t1")
     critical = [n for n in stored if n["critical"]]
     assert len(critical) == 1 and critical[0]["readAt"] is None
