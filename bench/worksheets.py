@@ -166,7 +166,8 @@ async def main() -> None:
         uncompacted, compacted, left = await long_document(urls, env, args.updates)
         print(f"cores: {os.cpu_count()} (shared machine: figures are noisy; servers, database and Node load share them)")
         print(f"editing: {args.assignments} assignments x 3 Yjs editors x {args.rate:g} updates/s, 2 processes, "
-              f"{load['seconds']} s measured: {load['acks']} acks, {load['relays']} relays, {load['refused']} refused")
+              f"{load['seconds']} s measured: {load['acks']} acks, {load['relays']} relays, {load['refused']} refused "
+              f"{load['codes'] or ''} (of {load['sent']} sent, warm-up included)")
         print(f"  doc:update ack   p50 {load['ackP50']:.1f} ms, p99 {load['ackP99']:.1f} ms, max {load['ackMax']:.1f} ms"
               f" (target p99 <= 25 ms)")
         print(f"  doc:updated relay p50 {load['relayP50']:.1f} ms, p99 {load['relayP99']:.1f} ms, "

@@ -15,6 +15,7 @@ const config = JSON.parse(process.argv[2]);
 const sent = new Map();  // base64 update -> send time
 const acks = [], relays = [];
 let measuring = false, refused = 0, sentCount = 0;
+const codes = {};  // refusal code -> count
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function percentile(values, p) {
@@ -53,9 +54,9 @@ async function type(one, until) {
     sentCount++;
     one.socket.timeout(30000).emitWithAck("doc:update", { assignmentId: one.spec.assignmentId, update })
       .then((ack) => {
-        if (!ack.ok) refused++;
+        if (!ack.ok) { refused++; codes[ack.error.code] = (codes[ack.error.code] || 0) + 1; }
         else if (measuring) acks.push(performance.now() - began);
-      }, () => refused++);
+      }, () => { refused++; codes.timeout = (codes.timeout || 0) + 1; });
   }
 }
 
@@ -73,7 +74,7 @@ async function main() {
   const report = { editors: editors.length, sent: sentCount, refused, acks: acks.length, relays: relays.length,
                    ackP50: percentile(acks, 50), ackP99: percentile(acks, 99), ackMax: percentile(acks, 100),
                    relayP50: percentile(relays, 50), relayP99: percentile(relays, 99),
-                   relayMax: percentile(relays, 100), seconds: config.seconds };
+                   relayMax: percentile(relays, 100), seconds: config.seconds, codes };
   process.stdout.write(JSON.stringify(report) + "\n");
   for (const one of editors) one.socket.disconnect();
   process.exit(0);
