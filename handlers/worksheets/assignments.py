@@ -106,8 +106,11 @@ class AssignmentHandler:
             raise NotFound("No such worksheet")
         responses = await self.deps.live.current_responses(assignment)
         absent = missing(worksheet.fields, responses)
-        if absent or problems(worksheet.fields, responses):
+        if absent:
             raise PreconditionFailed("Some required answers are missing", {"missing": absent})
+        unfit = problems(worksheet.fields, responses)
+        if unfit:  # concurrent edits on two processes, each fine alone
+            raise PreconditionFailed("Some answers do not fit the worksheet", {"fields": unfit})
         instrument = INSTRUMENTS.get(worksheet.instrument or "")
         score = instrument.score(responses) if instrument else None
         now = self.deps.clock()
