@@ -30,6 +30,7 @@ from pycrdt import Doc, Map, Text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import cpu_seconds  # noqa: E402
 from clock import utcnow  # noqa: E402
 from config import Config  # noqa: E402
 from handlers.auth import mint_token  # noqa: E402
@@ -162,7 +163,11 @@ async def main() -> None:
     try:
         await asyncio.gather(*(wait_healthy(url, process) for url, process in servers))
         urls = [url for url, _ in servers]
+        pids = [process.pid for _, process in servers] + [mongo.pid() or 0]
+        cpu_before, wall_before = [cpu_seconds(pid) for pid in pids], time.monotonic()
         load = await editing_load(urls, args.assignments, args.rate, args.seconds)
+        wall = time.monotonic() - wall_before
+        busy = [100 * (cpu_seconds(pid) - before) / wall for pid, before in zip(pids, cpu_before)]
         uncompacted, compacted, left = await long_document(urls, env, args.updates)
         print(f"cores: {os.cpu_count()} (shared machine: figures are noisy; servers, database and Node load share them)")
         print(f"editing: {args.assignments} assignments x 3 Yjs editors x {args.rate:g} updates/s, 2 processes, "
@@ -172,6 +177,8 @@ async def main() -> None:
               f" (target p99 <= 25 ms)")
         print(f"  doc:updated relay p50 {load['relayP50']:.1f} ms, p99 {load['relayP99']:.1f} ms, "
               f"max {load['relayMax']:.1f} ms (target p99 <= 25 ms)")
+        print(f"  cpu over seeding + load ({wall:.0f} s): servers {busy[0]:.0f}% and {busy[1]:.0f}%, "
+              f"database {busy[2]:.0f}% of one core")
         print(f"open, {args.updates} stored updates, not compacted: p50 {statistics.median(uncompacted):.1f} ms")
         print(f"open after compaction ({left} left in the log): p50 {statistics.median(compacted):.1f} ms, "
               f"p99 {p99(compacted):.1f} ms (target <= 50 ms)")
