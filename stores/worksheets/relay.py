@@ -50,7 +50,11 @@ class LocalRelay:
 
 
 class RedisRelay:
-    """Pub/sub on one channel per deployment prefix; a process ignores its own messages."""
+    """Pub/sub on one channel per deployment prefix; a process ignores its own messages.
+
+    Changes are published in batches by one writer task (whatever queued up while the previous publish was
+    in flight), so a busy process sends one Redis command per batch, not one per update.
+    """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
@@ -58,15 +62,25 @@ class RedisRelay:
         self._origin = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._queue: list[dict[str, str]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def publish(self, assignment_id: str, kind: str, update: bytes = b"") -> None:
-        """Publish; a Redis outage is logged, not raised (the stored log stays the truth)."""
-        message = orjson.dumps({"o": self._origin, "a": assignment_id, "k": kind,
-                                "u": base64.b64encode(update).decode()})
+        """Queue a change for the other processes (published in the background)."""
+        self._queue.append({"a": assignment_id, "k": kind, "u": base64.b64encode(update).decode()})
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._publish_all())
+
+    async def _publish_all(self) -> None:
         try:
-            await self._redis.publish(self._channel, message)
-        except REDIS_DOWN as error:
-            log.warning("worksheet relay publish failed: %s", type(error).__name__)
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    await self._redis.publish(self._channel, orjson.dumps({"o": self._origin, "m": batch}))
+                except REDIS_DOWN as error:  # the stored log stays the truth; opening merges it
+                    log.warning("worksheet relay publish failed: %s", type(error).__name__)
+        finally:
+            self._writer = None
 
     def start(self, receiver: Receiver) -> None:
         """Listen in the background (reconnecting after an outage)."""
@@ -98,7 +112,8 @@ class RedisRelay:
                     continue
                 data = orjson.loads(message["data"])
                 if data["o"] != self._origin:
-                    await self._deliver(receiver, data)
+                    for change in data["m"]:
+                        await self._deliver(receiver, change)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
@@ -111,7 +126,9 @@ class RedisRelay:
             log.exception("applying a relayed worksheet change failed")
 
     async def close(self) -> None:
-        """Stop listening."""
+        """Publish what is queued, then stop listening."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
