@@ -150,6 +150,10 @@ async def long_document(urls: list[str], env: dict[str, str], updates: int) -> t
     return uncompacted, compacted, left
 
 
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
 
@@ -180,10 +184,10 @@ async def main() -> None:
         print(f"editing: {args.assignments} assignments x 3 Yjs editors x {args.rate:g} updates/s, 2 processes, "
               f"{load['seconds']} s measured: {load['acks']} acks, {load['relays']} relays, {load['refused']} refused "
               f"{load['codes'] or ''} (of {load['sent']} sent, warm-up included)")
-        print(f"  doc:update ack   p50 {load['ackP50']:.1f} ms, p99 {load['ackP99']:.1f} ms, max {load['ackMax']:.1f} ms"
+        print(f"  doc:update ack   p50 {ms(load['ackP50'])}, p99 {ms(load['ackP99'])}, max {ms(load['ackMax'])}"
               f" (target p99 <= 25 ms)")
-        print(f"  doc:updated relay p50 {load['relayP50']:.1f} ms, p99 {load['relayP99']:.1f} ms, "
-              f"max {load['relayMax']:.1f} ms (target p99 <= 25 ms)")
+        print(f"  doc:updated relay p50 {ms(load['relayP50'])}, p99 {ms(load['relayP99'])}, "
+              f"max {ms(load['relayMax'])} (target p99 <= 25 ms)")
         print(f"  cpu over seeding + load ({wall:.0f} s): servers {busy[0]:.0f}% and {busy[1]:.0f}%, "
               f"database {busy[2]:.0f}% of one core", flush=True)
         uncompacted, compacted, left = await long_document(urls, env, args.updates)

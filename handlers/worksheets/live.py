@@ -45,6 +45,7 @@ log = logging.getLogger("careline.worksheets")
 
 LOCKED = "This assignment was submitted: its answers can no longer change"
 IDLE_BATCH = 50  # documents one idle sweep compacts at most
+COMPACTIONS = 2  # background compactions one process runs at once (the rest wait: writes come first)
 
 
 def doc_room(assignment_id: str) -> str:
@@ -109,6 +110,8 @@ class LiveHandler:
         self.cache = DocumentCache(settings.documents_held)
         self._known: dict[str, Assignment] = {}  # assignments of held documents (parties never change)
         self._background: set[asyncio.Task[None]] = set()
+        self._compacting: set[str] = set()  # documents waiting for (or in) a background compaction
+        self._compactor = asyncio.Semaphore(COMPACTIONS)
 
     # -- access ----------------------------------------------------------------------------------
 
@@ -268,9 +271,10 @@ class LiveHandler:
                                           DocUpdated(assignment.id, b64(raw)), skip_sid=sid)
         await self.deps.relay.publish(assignment.id, "update", raw)
         live.appended += 1
-        if live.appended >= self.settings.compact_every:
+        if live.appended >= self.settings.compact_every and assignment.id not in self._compacting:
             live.appended = 0
-            self._spawn(self.compact(assignment.id))
+            self._compacting.add(assignment.id)
+            self._spawn(self._compact_soon(assignment.id))
 
     async def _after_edit(self, assignment: Assignment, responses: dict[str, Any],
                           announce_progress: bool = False) -> float:
@@ -322,6 +326,13 @@ class LiveHandler:
                 log.warning("a stored update of %s could not be applied", assignment_id)
         return await self.deps.documents.replace_snapshot(assignment_id, merged.get_update(), stored.rev,
                                                           stored.entry_ids, self.deps.clock())
+
+    async def _compact_soon(self, assignment_id: str) -> None:
+        try:
+            async with self._compactor:
+                await self.compact(assignment_id)
+        finally:
+            self._compacting.discard(assignment_id)
 
     async def compact_idle(self) -> int:
         """Compact documents whose oldest logged update is older than the idle time; returns how many."""
