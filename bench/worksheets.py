@@ -1,6 +1,6 @@
 """Worksheets benchmark (not a test): live editing load across two processes, and opening a long document.
 
-    python -m bench.worksheets            (needs Redis on 127.0.0.1:6379 and `npm ci` in bench/)
+    python -m bench.worksheets            (needs redis-server on the PATH and `npm ci` in bench/)
 
 1. 100 assignments, each with 3 Yjs editors (the client on two devices and the therapist; official `yjs` and
    `socket.io-client` in one Node process, bench/worksheets_load.mjs) typing 10 updates/s each, spread over two
@@ -167,8 +167,11 @@ async def main() -> None:
     args = parser.parse_args()
     mongo = EmbeddedMongo(":memory:")
     mongo.start()
+    redis_port = free_port()  # a Redis of its own: a shared one carries other people's load
+    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",  # noqa: ASYNC220
+                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
     env = {"MONGODB_URI": mongo.uri + "&retryWrites=false", "MONGODB_DB": "bench_" + uuid.uuid4().hex[:8],
-           "JWT_SECRET": SECRET, "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+           "JWT_SECRET": SECRET, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
            "LOG_LEVEL": "WARNING", "REDIS_PREFIX": "bench:" + uuid.uuid4().hex[:8] + ":", "MESSAGE_KEYS": KEYS,
            "DATA_DIR": tempfile.mkdtemp(prefix="careline-bench-worksheets-")}
     servers = [spawn(env) for _ in range(2)]
@@ -203,6 +206,8 @@ async def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
         mongo.stop()
+        redis.terminate()
+        redis.wait(10)
 
 
 if __name__ == "__main__":

@@ -257,7 +257,8 @@ class LiveHandler:
     async def _commit(self, live: LiveDocument, assignment: Assignment, raw: bytes, sid: str) -> None:
         """Append durably, apply, relay (to the room's sockets and to the other processes' documents).
 
-        Writes of one document are stored concurrently (group-committed); Yjs merges them in any order."""
+        Writes of one document are stored concurrently (group-committed); Yjs merges them in any order. The
+        relay to the room runs in the background: the ack waits for the durable write only."""
         ticket = live.storing(raw)
         try:
             await self.deps.documents.append(assignment.id, raw, self.deps.clock())
@@ -267,9 +268,9 @@ class LiveHandler:
                 raise Unavailable("The document store is busy, try again") from None
             raise
         live.stored(ticket)
-        await self.deps.publisher.to_room(NAMESPACE, doc_room(assignment.id), "doc:updated",
-                                          DocUpdated(assignment.id, b64(raw)), skip_sid=sid)
         await self.deps.relay.publish(assignment.id, "update", raw)
+        self._spawn(self.deps.publisher.to_room(NAMESPACE, doc_room(assignment.id), "doc:updated",
+                                                DocUpdated(assignment.id, b64(raw)), skip_sid=sid))
         live.appended += 1
         if live.appended >= self.settings.compact_every and assignment.id not in self._compacting:
             live.appended = 0
@@ -350,9 +351,9 @@ class LiveHandler:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("background compaction failed: %s", type(task.exception()).__name__)
+            log.warning("background work failed: %s", type(task.exception()).__name__)
 
     async def drain(self) -> None:
-        """Wait for background compactions (shutdown, tests)."""
+        """Wait for background relays and compactions (shutdown, tests)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
