@@ -279,17 +279,21 @@ class LiveHandler:
 
     async def _after_edit(self, assignment: Assignment, responses: dict[str, Any],
                           announce_progress: bool = False) -> float:
-        """First edit: assigned -> in_progress; a change of progress is stored and pushed to both parties."""
+        """First edit: assigned -> in_progress; a change of progress is stored and pushed to both parties.
+
+        What this process knows is updated before the writes, so the edits in flight alongside this one
+        (read before it) do not repeat them."""
         now = self.deps.clock()
         fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
         made = progress(fields, responses)
-        changed = False
-        if assignment.status == "assigned":
-            changed = await self.deps.assignments.start_if_assigned(assignment.id, now)
-            self.remember(replace(assignment, status="in_progress"))
-        if made != assignment.progress:
+        known = self._known.get(assignment.id, assignment)
+        start, moved = known.status == "assigned", made != known.progress
+        if not (start or moved or announce_progress):
+            return made
+        self.remember(replace(known, status="in_progress" if start else known.status, progress=made))
+        changed = start and await self.deps.assignments.start_if_assigned(assignment.id, now)
+        if moved:
             changed = await self.deps.assignments.set_progress(assignment.id, made, now) or changed
-            self.remember(replace(self._known.get(assignment.id, assignment), progress=made))
         if changed or announce_progress:
             fresh = await self.deps.announcer.changed(assignment.id)
             if fresh is not None:
