@@ -46,6 +46,7 @@ log = logging.getLogger("careline.worksheets")
 LOCKED = "This assignment was submitted: its answers can no longer change"
 IDLE_BATCH = 50  # documents one idle sweep compacts at most
 COMPACTIONS = 2  # background compactions one process runs at once (the rest wait: writes come first)
+RECORDERS = 8  # status and progress writes of Yjs edits one process runs at once
 
 
 def doc_room(assignment_id: str) -> str:
@@ -112,6 +113,7 @@ class LiveHandler:
         self._background: set[asyncio.Task[None]] = set()
         self._compacting: set[str] = set()  # documents waiting for (or in) a background compaction
         self._compactor = asyncio.Semaphore(COMPACTIONS)
+        self._recorders = asyncio.Semaphore(RECORDERS)
 
     # -- access ----------------------------------------------------------------------------------
 
@@ -217,7 +219,7 @@ class LiveHandler:
                 raise
             raise InvalidPayload(str(error), {"update": [str(error)]}) from None
         await self._commit(live, assignment, raw, sid)
-        await self._after_edit(assignment, responses)
+        await self._after_edit(assignment, fields, responses)
 
     async def draft(self, user: User, sid: str, assignment_id: str, responses: dict[str, Any]) -> DraftSaved:
         """draft:save: plain values written into the same document (Yjs editors receive them as an update)."""
@@ -236,7 +238,7 @@ class LiveHandler:
                                  {"responses": ["Not a supported value."]}) from None
         await self._commit(live, assignment, live.shadow.get_update(before), sid)
         now = self.deps.clock()
-        return DraftSaved(now, await self._after_edit(assignment, answers, announce_progress=True))
+        return DraftSaved(now, await self._after_edit(assignment, fields, answers, saved=True))
 
     async def awareness(self, user: User, sid: str, assignment_id: str, state: dict[str, Any]) -> None:
         """awareness:update: relayed to the document room, never stored."""
@@ -277,28 +279,36 @@ class LiveHandler:
             self._compacting.add(assignment.id)
             self._spawn(self._compact_soon(assignment.id))
 
-    async def _after_edit(self, assignment: Assignment, responses: dict[str, Any],
-                          announce_progress: bool = False) -> float:
+    async def _after_edit(self, assignment: Assignment, fields: tuple[Field, ...], responses: dict[str, Any],
+                          saved: bool = False) -> float:
         """First edit: assigned -> in_progress; a change of progress is stored and pushed to both parties.
 
-        What this process knows is updated before the writes, so the edits in flight alongside this one
-        (read before it) do not repeat them."""
-        now = self.deps.clock()
-        fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+        What this process knows is updated at once, so the edits in flight alongside this one do not repeat
+        the writes. A draft save (`saved`) waits for them and always announces its progress; a Yjs update leaves
+        them to the background (its ack waits for its durable write only), a few at a time."""
         made = progress(fields, responses)
         known = self._known.get(assignment.id, assignment)
         start, moved = known.status == "assigned", made != known.progress
-        if not (start or moved or announce_progress):
+        if not (start or moved or saved):
             return made
         self.remember(replace(known, status="in_progress" if start else known.status, progress=made))
-        changed = start and await self.deps.assignments.start_if_assigned(assignment.id, now)
-        if moved:
-            changed = await self.deps.assignments.set_progress(assignment.id, made, now) or changed
-        if changed or announce_progress:
-            fresh = await self.deps.announcer.changed(assignment.id)
-            if fresh is not None:
-                self.remember(fresh)
+        record = self._record_edit(assignment.id, start, made if moved else None, saved)
+        if saved:
+            await record
+        else:
+            self._spawn(record)
         return made
+
+    async def _record_edit(self, assignment_id: str, start: bool, made: float | None, announce: bool) -> None:
+        async with self._recorders:
+            now = self.deps.clock()
+            changed = start and await self.deps.assignments.start_if_assigned(assignment_id, now)
+            if made is not None:
+                changed = await self.deps.assignments.set_progress(assignment_id, made, now) or changed
+            if changed or announce:
+                fresh = await self.deps.announcer.changed(assignment_id)
+                if fresh is not None:
+                    self.remember(fresh)
 
     # -- other processes -------------------------------------------------------------------------
 
