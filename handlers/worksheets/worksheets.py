@@ -1,6 +1,7 @@
 """Worksheet templates: create (fields, or a built-in instrument), list, get, archive, and their analytics."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import statistics
 from typing import Any
@@ -32,7 +33,7 @@ class WorksheetHandler:
         self.store = store
         self.assignments = assignments
         self.clock = clock
-        self._fields: dict[str, tuple[Field, ...]] = {}
+        self._fields: dict[str, asyncio.Future[tuple[Field, ...]]] = {}
 
     async def create(self, user: User, title: str | None, description: str | None, fields: list[dict[str, Any]],
                      instrument: str | None, request_id: str) -> Worksheet:
@@ -71,16 +72,25 @@ class WorksheetHandler:
         return worksheet
 
     async def fields_of(self, worksheet_id: str) -> tuple[Field, ...]:
-        """The fields of a worksheet (cached: they never change)."""
-        cached = self._fields.get(worksheet_id)
-        if cached is None:
-            worksheet = await self.store.get(worksheet_id)
-            if worksheet is None:
-                raise NotFound("No such worksheet")
+        """The fields of a worksheet (cached: they never change). Concurrent first reads share one query, so
+        a burst of edits does not send one each."""
+        found = self._fields.get(worksheet_id)
+        if found is None:
             if len(self._fields) >= ID_CACHE:
                 self._fields.pop(next(iter(self._fields)))
-            cached = self._fields[worksheet_id] = worksheet.fields
-        return cached
+            found = self._fields[worksheet_id] = asyncio.ensure_future(self._read_fields(worksheet_id))
+        try:
+            return await asyncio.shield(found)
+        except BaseException:
+            if found.done() and self._fields.get(worksheet_id) is found:
+                del self._fields[worksheet_id]  # a failed read is tried again next time
+            raise
+
+    async def _read_fields(self, worksheet_id: str) -> tuple[Field, ...]:
+        worksheet = await self.store.get(worksheet_id)
+        if worksheet is None:
+            raise NotFound("No such worksheet")
+        return worksheet.fields
 
     async def page(self, user: User, limit: int, cursor: str | None, include_archived: bool) -> Page[Worksheet]:
         """worksheet:list: the caller's own worksheets, newest first."""
