@@ -192,6 +192,7 @@ class LiveHandler:
         """assignment:open: the whole document and its state vector; the socket joins the document room."""
         assignment = await self.assignment(user, assignment_id, fresh=True)
         live = await self._merged(assignment)
+        await self.deps.worksheets.fields_of(assignment.worksheet_id)  # known before the first edit arrives
         await self.deps.publisher.join(NAMESPACE, sid, doc_room(assignment_id), user.id)
         return OpenedDocument(assignment, b64(live.doc.get_update()), b64(live.doc.get_state()))
 

@@ -21,6 +21,8 @@ from stores.mongo import Database, Doc, new_id
 
 log = logging.getLogger("careline.worksheets")
 
+MAX_BATCH = 64  # updates per insert command: one command must stay well inside the database timeout
+MAX_QUEUED = 512  # updates waiting to be written before new ones are refused (`unavailable`, send again)
 DELETE_CHUNK = 50  # merged log entries deleted per command (a delete costs ~1-3 ms per entry on SecantusDB)
 
 
@@ -40,7 +42,8 @@ class DocumentStore:
     def __init__(self, db: Database, cipher: Cipher, batch_interval: float = 0.0) -> None:
         self._updates = db["worksheet_updates"]
         self._snapshots = db["worksheet_snapshots"]
-        self._inserts = GroupInsert(self._updates, min_interval=batch_interval)
+        self._inserts = GroupInsert(self._updates, max_batch=MAX_BATCH, max_queued=MAX_QUEUED,
+                                    min_interval=batch_interval)
         self._cipher = cipher
 
     async def ensure_indexes(self) -> None:
