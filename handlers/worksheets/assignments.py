@@ -79,9 +79,7 @@ class AssignmentHandler:
         if due_at is not None:
             await self.deps.reminders.schedule(stored.id, {"due_soon": max(now, due_at - DUE_SOON),
                                                            "overdue": due_at})
-        await self.deps.announcer.push(stored)
-        await self._announce("assigned", stored, user)
-        return stored
+        return await self._announce("assigned", stored, user)
 
     async def page(self, user: User, status: str | None, limit: int, cursor: str | None) -> Page[Assignment]:
         """assignment:list: as the client or as the therapist, newest first."""
@@ -117,13 +115,10 @@ class AssignmentHandler:
         made = progress(worksheet.fields, responses)
         if not await self.store.submit_if_open(assignment.id, responses, score, made, now):
             raise PreconditionFailed(LOCKED)
-        submitted = await self.store.get(assignment.id)
-        assert submitted is not None
+        submitted = await self._announce("submitted", assignment, user)
         await self.deps.live.locked(submitted)
-        await self.deps.announcer.push(submitted)
         if needs_safety_alert(worksheet.instrument, responses):
             await self.deps.bus.publish(WorksheetSafetyFlagged(submitted))
-        await self._announce("submitted", submitted, user)
         return submitted
 
     async def feedback(self, user: User, assignment_id: str, text: str, field_id: str | None) -> Assignment:
@@ -155,10 +150,8 @@ class AssignmentHandler:
         await self.store.append_note(assignment.id, thread, Note(new_id(), user.id, field_id, text, now), now)
 
     async def _announce(self, change: AssignmentChange, assignment: Assignment, user: User) -> Assignment:
-        """Push the stored assignment to both parties and raise the domain event; returns it."""
-        fresh = await self.deps.announcer.changed(assignment.id) if change in ("feedback", "clarification") \
-            else assignment
-        shown = fresh or assignment
+        """Push the assignment as stored now to both parties and raise the domain event; returns it."""
+        shown = await self.deps.announcer.changed(assignment.id) or assignment
         self.deps.live.remember(shown)
         await self.deps.bus.publish(AssignmentChanged(change, shown, user.id))
         return shown

@@ -108,6 +108,7 @@ class LiveDocument:
         self.doc: Doc = Doc()
         self.shadow: Doc = Doc()
         self.ready = asyncio.Event()
+        self.loaded = False  # ready, and the stored state was read (False after a failed load)
         self.in_flight: dict[int, bytes] = {}  # tried and being stored
         self._next = 0
         self.appended = 0  # updates this process appended since the last compaction it started

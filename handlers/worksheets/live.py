@@ -150,13 +150,15 @@ class LiveHandler:
             live = self.cache.add(assignment.id)
             try:
                 await self._load(live, assignment)
-            except BaseException:
-                self.cache.drop(assignment.id)
+                live.loaded = True
+            finally:
+                if not live.loaded:
+                    self.cache.drop(assignment.id)
                 live.ready.set()
-                raise
-            live.ready.set()
         else:
             await live.ready.wait()
+            if not live.loaded:  # the load this request waited for failed
+                raise Unavailable("The document could not be loaded, try again")
         return live
 
     async def _load(self, live: LiveDocument, assignment: Assignment) -> None:
@@ -171,9 +173,8 @@ class LiveHandler:
     async def _merged(self, assignment: Assignment) -> LiveDocument:
         """The held document with everything stored merged in (what other processes wrote meanwhile)."""
         live = self.cache.get(assignment.id)
-        if live is None:
-            return await self._live(assignment)
-        await live.ready.wait()
+        if live is None or not live.ready.is_set():
+            return await self._live(assignment)  # a load (this one, or one under way) reads everything stored
         stored = await self.deps.documents.load(assignment.id)
         live.apply_stored(([stored.snapshot] if stored.snapshot else []) + list(stored.updates))
         return live
