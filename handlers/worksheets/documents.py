@@ -81,7 +81,9 @@ def set_answers(doc: Doc, fields: dict[str, Field], answers: dict[str, Any]) -> 
             field = fields.get(field_id)
             current = responses.get(field_id) if field_id in responses else None
             if value is None:
-                if field_id in responses:
+                if isinstance(current, Text):
+                    current.clear()  # a text stays the same shared text: Yjs editors stay bound to it
+                elif field_id in responses:
                     del responses[field_id]
             elif field is not None and field.type == "text" and isinstance(value, str):
                 if isinstance(current, Text):

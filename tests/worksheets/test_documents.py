@@ -187,7 +187,7 @@ async def test_draft_save_writes_into_the_same_document(server: RunningServer) -
     await pair.therapist.expect("doc:updated", consume=False)
     therapist.receive()
     assert therapist.json() == {"story": "Hello", "mood": "ok", "energy": 3}
-    assert therapist.text("story") is story or str(therapist.text("story")) == "Hello"
+    assert str(story) == "Hello"  # written into the text the editor already held, not a new one
     pushed = await pair.therapist.expect("assignment:updated", lambda a: a["progress"] == 1.0)
     assert pushed["status"] == "in_progress"
     half = await pair.client.ok("draft:save", {"assignmentId": pair.assignment_id, "responses": {"story": None}})
@@ -195,7 +195,9 @@ async def test_draft_save_writes_into_the_same_document(server: RunningServer) -
     for bad in ({"mood": "great"}, {"nope": 1}, {"energy": 7}, {"done": {"a": 1}}, {"tags": "sleep"}):
         ack = await pair.client.call("draft:save", {"assignmentId": pair.assignment_id, "responses": bad})
         assert ack["error"]["code"] == "invalid_payload", bad
-    assert await stored_responses(server, pair.assignment_id) == {"mood": "ok", "energy": 3}
+    assert await stored_responses(server, pair.assignment_id) == {"story": "", "mood": "ok", "energy": 3}
+    therapist.receive()
+    assert str(story) == "" and str(therapist.text("story")) == ""  # cleared inside the same shared text
 
 
 async def test_everything_that_writes_is_refused_after_submission(server: RunningServer) -> None:
