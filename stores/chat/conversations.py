@@ -180,9 +180,10 @@ class ConversationStore:
         return doc is not None
 
     async def shared_by(self, a: str, b: str) -> bool:
-        """Whether two users are members of at least one conversation together."""
-        doc = await self._conversations.find_one({"memberIds": {"$all": [a, b]}}, {"_id": 1})
-        return doc is not None
+        """Whether two users are members of at least one conversation together (b's conversations are read
+        through the memberIds index; an `$all` filter would not be routed to it on SecantusDB)."""
+        cursor = self._conversations.find({"memberIds": b}, {"memberIds": 1}).limit(CONTACTS_SCAN)
+        return any([a in doc["memberIds"] async for doc in cursor])
 
     async def ids_for_member(self, user_id: str) -> list[str]:
         """Ids of the user's conversations (at most MEMBER_IDS_SCAN)."""
