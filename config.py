@@ -259,6 +259,12 @@ class Config:
     run_worker_in_web: bool = True
     booking_tick_seconds: float = 5.0
     booking_lease_seconds: float = 60.0
+    worksheet_tick_seconds: float = 10.0
+    worksheet_lease_seconds: float = 60.0
+    worksheet_compact_every: int = 200
+    worksheet_compact_idle_seconds: float = 30.0
+    worksheet_documents_held: int = 2000
+    worksheet_write_interval_ms: float = 2.0
     message_keys: tuple[tuple[str, bytes], ...] = ()
     chat_client_to_client: bool = True
     chat_edit_window_minutes: int = 15
@@ -422,6 +428,22 @@ SETTINGS: tuple[Setting, ...] = (
        "how often the booking scheduler runs (auto-decline, reminders, claim repair)", bounds=_POSITIVE),
     _S("BOOKING_LEASE_SECONDS", "booking_lease_seconds", NUMBER,
        "how long a scheduler loop holds a claimed reminder before another may take it", bounds=_POSITIVE),
+    _S("WORKSHEET_TICK_SECONDS", "worksheet_tick_seconds", NUMBER,
+       "how often the worksheet scheduler runs (due-soon and overdue reminders, idle compaction)",
+       bounds=_POSITIVE),
+    _S("WORKSHEET_LEASE_SECONDS", "worksheet_lease_seconds", NUMBER,
+       "how long a scheduler loop holds a claimed worksheet reminder before another may take it",
+       bounds=_POSITIVE),
+    _S("WORKSHEET_COMPACT_EVERY", "worksheet_compact_every", INTEGER,
+       "updates a process appends to a worksheet document's log before it compacts it into a snapshot",
+       bounds=_COUNT),
+    _S("WORKSHEET_COMPACT_IDLE_SECONDS", "worksheet_compact_idle_seconds", NUMBER,
+       "age of the oldest logged update of a document the scheduler compacts on idle", bounds=_POSITIVE),
+    _S("WORKSHEET_DOCUMENTS_HELD", "worksheet_documents_held", INTEGER,
+       "worksheet documents one process keeps in memory (least recently used reload from the store)",
+       bounds=_COUNT),
+    _S("WORKSHEET_WRITE_INTERVAL_MS", "worksheet_write_interval_ms", NUMBER,
+       "least time between two batched update-log inserts (as CHAT_WRITE_INTERVAL_MS)", bounds=Bounds(0, 100)),
     _S("MESSAGE_KEYS", "message_keys", KEYS, "AES-256 keys for text at rest, newest first",
        production=Required(generate=_new_message_key, what="message encryption key")),
     _S("CHAT_CLIENT_TO_CLIENT", "chat_client_to_client", FLAG, "allow client-client conversations"),

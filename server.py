@@ -40,6 +40,7 @@ from handlers.metrics import Metrics
 from handlers.notifications import feature as notifications
 from handlers.publisher import Publisher
 from handlers.relations import Relations
+from handlers.worksheets import feature as worksheets
 from realtime.base import BaseNamespace
 from realtime.billing import BillingNamespace
 from realtime.booking import BookingNamespace
@@ -49,8 +50,9 @@ from realtime.meetings import MeetingsNamespace
 from realtime.notifications import NotificationsNamespace
 from realtime.publisher import ManagerPublisher, SocketPublisher
 from realtime.server import create_sio, redis_manager, shutdown
-from realtime.unavailable import UnavailableNamespace, WorksheetsNamespace
+from realtime.unavailable import UnavailableNamespace
 from realtime.wire import WireFormat
+from realtime.worksheets import WorksheetsNamespace
 from rest import documents, ops, uploads
 from rest.app_keys import BILLING, CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
 from rest.middleware import cors_middleware, error_middleware
@@ -98,7 +100,7 @@ FEATURES: tuple[Slice[Any], ...] = (
     Slice(ChatNamespace, chat.build, uploads.setup, CHAT),
     Slice(BookingNamespace, booking.build),
     Slice(MeetingsNamespace, meetings.build),
-    not_built(WorksheetsNamespace),
+    Slice(WorksheetsNamespace, worksheets.build),
     Slice(BillingNamespace, billing.build, rest.billing.setup, BILLING),
 )
 

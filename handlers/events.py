@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from handlers.auth import User
 from stores.booking.bookings import BookingRecord
 from stores.chat.messages import Message
+from stores.worksheets.assignments import Assignment
 
 log = logging.getLogger("careline.events")
 
@@ -25,6 +26,7 @@ Subscriber = Callable[[E], Awaitable[None]]
 
 BookingChange = Literal["requested", "confirmed", "declined", "cancelled", "rescheduled", "completed", "no_show",
                         "payment"]
+AssignmentChange = Literal["assigned", "submitted", "feedback", "clarification"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,32 @@ class PaymentDisputed:
     dispute_id: str
     status: str
     admin_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AssignmentChanged:
+    """A worksheet assignment was assigned, submitted, given feedback or asked about, by `actor_id`."""
+
+    change: AssignmentChange
+    assignment: Assignment
+    actor_id: str
+
+
+@dataclass(frozen=True)
+class AssignmentReminderDue:
+    """An assignment is due within 24 hours (`kind` "due_soon") or past due ("overdue"); `reminder_id` makes
+    notifying it idempotent."""
+
+    assignment: Assignment
+    reminder_id: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class WorksheetSafetyFlagged:
+    """A submitted PHQ-9 answered item 9 (thoughts of self-harm) above "Not at all": the therapist must know."""
+
+    assignment: Assignment
 
 
 class EventBus:

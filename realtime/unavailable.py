@@ -22,10 +22,3 @@ class UnavailableNamespace(BaseNamespace[None]):
         return await super().answer(event, spec, sid, user, args)
 
 
-class WorksheetsNamespace(UnavailableNamespace):
-    """Worksheets and assignments (CONTRACT §5): not built yet."""
-
-    path, feature = "/worksheets", "Worksheets"
-    contract_events = ("worksheet:create", "worksheet:list", "worksheet:assign", "assignment:list", "assignment:open",
-                       "doc:update", "doc:sync", "awareness:update", "draft:save", "assignment:submit",
-                       "assignment:feedback", "assignment:clarify")

@@ -27,6 +27,7 @@ from handlers.chat.feature import ChatFeature
 from handlers.feature import Shared
 from handlers.meetings.feature import MeetingsFeature
 from handlers.notifications.feature import NotificationsFeature
+from handlers.worksheets.feature import WorksheetsFeature
 from rest.app_keys import CONFIG, HANDLERS, SHARED
 from stores.embedded import EmbeddedMongo, free_port
 from tests.clients import JS_DIR, JsDriver, SioClient, StaticPages
@@ -196,6 +197,11 @@ class RunningServer:
     def notifications(self) -> NotificationsFeature:
         """The notifications feature's handlers."""
         return self.app[HANDLERS]["/notifications"]  # type: ignore[return-value]
+
+    @property
+    def worksheets(self) -> WorksheetsFeature:
+        """The worksheets feature's handlers."""
+        return self.app[HANDLERS]["/worksheets"]  # type: ignore[return-value]
 
     def token(self, sub: str, role: str = "client", name: str | None = None, ttl: int = 3600,
               email: str | None = None) -> str:

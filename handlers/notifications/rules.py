@@ -6,7 +6,7 @@ from datetime import datetime
 
 from clock import iso
 from handlers.events import BookingChanged, ConversationRead, EventBus, MessageCreated, SessionReminderDue
-from handlers.notifications import billing_rules, meeting_rules
+from handlers.notifications import billing_rules, meeting_rules, worksheets_rules
 from handlers.notifications.handler import NotificationHandler
 
 BOOKING_TITLES = {
@@ -103,4 +103,5 @@ def subscribe(bus: EventBus, notifications: NotificationHandler) -> Notification
     bus.subscribe(SessionReminderDue, rules.session_reminder)
     meeting_rules.subscribe(bus, notifications)
     billing_rules.subscribe(bus, notifications)
+    worksheets_rules.subscribe(bus, notifications)
     return rules

@@ -194,6 +194,11 @@ class BookingStore:
         doc = await self._bookings.find_one({"clientId": client_id, "requestId": request_id})
         return _record(doc) if doc else None
 
+    async def any_between(self, therapist_id: str, client_id: str) -> bool:
+        """Whether the therapist and the client have (or had) a booking together, in any status."""
+        doc = await self._bookings.find_one({"clientId": client_id, "therapistId": therapist_id}, {"_id": 1})
+        return doc is not None
+
     async def holds(self, therapist_id: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime, int]]:
         """(start, end, bufferMinutes) of every pending or confirmed booking that can reach into [start, end)."""
         # Status is checked here, not in the query: a second operator field would keep SecantusDB from

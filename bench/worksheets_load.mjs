@@ -1,0 +1,83 @@
+// Worksheet editing load: Yjs editors (official yjs + socket.io-client) typing into assignments.
+//
+//   node bench/worksheets_load.mjs '{"editors": [{url, token, assignmentId}], "rate": 10, "seconds": 20,
+//                                    "warmup": 5}'
+//
+// Every editor opens its assignment, then sends `rate` doc:update per second (one typed character each),
+// paced against the clock. Measured after the warm-up: ack latency (emit -> ack) and relay latency (emit ->
+// `doc:updated` at each other editor of the same assignment; the relayed update is byte-identical, so it is
+// matched by its text). Prints one JSON line of percentiles.
+import * as Y from "yjs";
+import { io } from "socket.io-client";
+import { performance } from "node:perf_hooks";
+
+const config = JSON.parse(process.argv[2]);
+const sent = new Map();  // base64 update -> send time
+const acks = [], relays = [];
+let measuring = false, refused = 0, sentCount = 0;
+const codes = {};  // refusal code -> count
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function percentile(values, p) {
+  if (!values.length) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function editor(spec) {
+  const doc = new Y.Doc();
+  const socket = io(spec.url + "/worksheets", { auth: { token: spec.token }, transports: ["websocket"] });
+  await new Promise((resolve, reject) => { socket.once("connect", resolve); socket.once("connect_error", reject); });
+  socket.on("doc:updated", (data) => {
+    Y.applyUpdate(doc, Buffer.from(data.update, "base64"), "remote");
+    const at = sent.get(data.update);
+    if (at !== undefined && measuring) relays.push(performance.now() - at);
+  });
+  const opened = await socket.timeout(30000).emitWithAck("assignment:open", { assignmentId: spec.assignmentId });
+  if (!opened.ok) throw new Error(JSON.stringify(opened));
+  Y.applyUpdate(doc, Buffer.from(opened.data.update, "base64"), "remote");
+  return { doc, socket, spec };
+}
+
+async function type(one, until) {
+  const text = one.doc.getMap("responses").get("story");
+  const interval = 1000 / config.rate;
+  let next = performance.now() + Math.random() * interval;
+  while (performance.now() < until) {
+    await sleep(Math.max(0, next - performance.now()));
+    next += interval;
+    const before = Y.encodeStateVector(one.doc);
+    if (text.length > 400) text.delete(0, 50); else text.insert(Math.floor(Math.random() * (text.length + 1)), "a");
+    const update = Buffer.from(Y.encodeStateAsUpdate(one.doc, before)).toString("base64");
+    const began = performance.now();
+    sent.set(update, began);
+    sentCount++;
+    one.socket.timeout(30000).emitWithAck("doc:update", { assignmentId: one.spec.assignmentId, update })
+      .then((ack) => {
+        if (!ack.ok) { refused++; codes[ack.error.code] = (codes[ack.error.code] || 0) + 1; }
+        else if (measuring) acks.push(performance.now() - began);
+      }, () => { refused++; codes.timeout = (codes.timeout || 0) + 1; });
+  }
+}
+
+async function main() {
+  const editors = [];
+  for (const spec of config.editors) editors.push(await editor(spec));
+  const start = performance.now();
+  const until = start + (config.warmup + config.seconds) * 1000;
+  setTimeout(() => { measuring = true; }, config.warmup * 1000);
+  const stop = setTimeout(() => { measuring = false; }, (config.warmup + config.seconds) * 1000);
+  await Promise.all(editors.map((one) => type(one, until)));
+  clearTimeout(stop);
+  measuring = false;
+  await sleep(2000);
+  const report = { editors: editors.length, sent: sentCount, refused, acks: acks.length, relays: relays.length,
+                   ackP50: percentile(acks, 50), ackP99: percentile(acks, 99), ackMax: percentile(acks, 100),
+                   relayP50: percentile(relays, 50), relayP99: percentile(relays, 99),
+                   relayMax: percentile(relays, 100), seconds: config.seconds, codes };
+  process.stdout.write(JSON.stringify(report) + "\n");
+  for (const one of editors) one.socket.disconnect();
+  process.exit(0);
+}
+
+main().catch((error) => { process.stderr.write(String(error) + "\n"); process.exit(1); });

@@ -1,0 +1,1 @@
+"""Worksheets: templates and instruments, assignments, live Yjs documents, scoring, reminders, analytics."""

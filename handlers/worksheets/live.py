@@ -1,0 +1,375 @@
+"""Live documents: open, update, sync, awareness and draft saves on an assignment's Yjs document.
+
+Every write is tried on a copy of the document first (the shadow copy, see documents.LiveDocument): the
+answers must still fit the worksheet. Then it is appended to the update log (acknowledged only once durable),
+applied, relayed to the document room on every process and to the other processes' copies of the document.
+Compaction folds the log into a snapshot in the background.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from pycrdt import Doc
+
+from clock import Clock
+from errors import InvalidPayload, NotFound, PreconditionFailed, Unavailable
+from handlers.auth import User
+from handlers.publisher import Publisher, room_group
+from handlers.worksheets.announce import NAMESPACE, Announcer
+from handlers.worksheets.deltas import AwarenessUpdated, DocUpdated, DraftSaved, MissingUpdate, OpenedDocument
+from handlers.worksheets.documents import (
+    BadUpdate,
+    DocumentCache,
+    LiveDocument,
+    apply,
+    new_document,
+    responses_of,
+    set_answers,
+)
+from handlers.worksheets.responses import plain, problems, progress
+from handlers.worksheets.worksheets import WorksheetHandler
+from stores.group_commit import Backlogged
+from stores.sockets import SocketRegistry
+from stores.worksheets.assignments import Assignment, AssignmentStore
+from stores.worksheets.documents import DocumentStore
+from stores.worksheets.relay import DocRelay
+from stores.worksheets.worksheets import Field
+
+log = logging.getLogger("careline.worksheets")
+
+LOCKED = "This assignment was submitted: its answers can no longer change"
+IDLE_BATCH = 50  # documents one idle sweep compacts at most
+COMPACTIONS = 2  # background compactions one process runs at once (the rest wait: writes come first)
+RECORDERS = 8  # status and progress writes of Yjs edits one process runs at once
+
+
+def doc_room(assignment_id: str) -> str:
+    """The room of an assignment's document (sockets that opened it)."""
+    return f"doc:{assignment_id}"
+
+
+def _checked(fields: tuple[Field, ...], trial: Doc, name: str) -> dict[str, Any]:
+    """The responses of a tried document; `invalid_payload` (details under `name`) when they do not fit."""
+    try:
+        responses = responses_of(trial)
+    except BadUpdate as error:
+        raise InvalidPayload(str(error), {name: [str(error)]}) from None
+    found = problems(fields, responses)
+    if found:
+        raise InvalidPayload("The responses do not fit the worksheet", {name: found})
+    return responses
+
+
+def b64(data: bytes) -> str:
+    """Bytes as the wire carries them."""
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str, field: str) -> bytes:
+    """Base64 from the wire; `invalid_payload` naming `field` when it is not."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidPayload("Not valid base64", {field: ["Not valid base64."]}) from None
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """How often documents are compacted, and how many one process holds."""
+
+    compact_every: int
+    compact_idle: timedelta
+    documents_held: int
+
+
+@dataclass(frozen=True)
+class LiveDeps:
+    """What the live handler works with."""
+
+    documents: DocumentStore
+    assignments: AssignmentStore
+    worksheets: WorksheetHandler
+    announcer: Announcer
+    relay: DocRelay
+    publisher: Publisher
+    sockets: SocketRegistry
+    clock: Clock
+
+
+class LiveHandler:
+    """assignment:open, doc:update, doc:sync, awareness:update, draft:save; relayed changes; compaction."""
+
+    def __init__(self, deps: LiveDeps, settings: LiveSettings) -> None:
+        self.deps = deps
+        self.settings = settings
+        self.cache = DocumentCache(settings.documents_held)
+        self._known: dict[str, Assignment] = {}  # assignments of held documents (parties never change)
+        self._background: set[asyncio.Task[None]] = set()
+        self._compacting: set[str] = set()  # documents waiting for (or in) a background compaction
+        self._compactor = asyncio.Semaphore(COMPACTIONS)
+        self._recorders = asyncio.Semaphore(RECORDERS)
+
+    # -- access ----------------------------------------------------------------------------------
+
+    async def assignment(self, user: User, assignment_id: str, fresh: bool = False) -> Assignment:
+        """The assignment if the caller is its client or therapist; `not_found` for everyone else."""
+        known = None if fresh else self._known.get(assignment_id)
+        if known is None:
+            known = await self.deps.assignments.get(assignment_id)
+            if known is None:
+                raise NotFound("No such assignment")
+            self.remember(known)
+        if not known.party(user.id):
+            raise NotFound("No such assignment")
+        return known
+
+    def remember(self, assignment: Assignment) -> None:
+        """Keep what this process knows of an assignment up to date."""
+        if len(self._known) >= self.settings.documents_held * 2:
+            self._known.clear()
+        self._known[assignment.id] = assignment
+
+    async def _writable(self, user: User, assignment_id: str) -> Assignment:
+        assignment = await self.assignment(user, assignment_id)
+        if not assignment.editable:
+            raise PreconditionFailed(LOCKED)
+        return assignment
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    async def _live(self, assignment: Assignment) -> LiveDocument:
+        """The held document, loaded from the store the first time."""
+        live = self.cache.get(assignment.id)
+        if live is None:
+            live = self.cache.add(assignment.id)
+            try:
+                await self._load(live, assignment)
+                live.loaded = True
+            finally:
+                if not live.loaded:
+                    self.cache.drop(assignment.id)
+                live.ready.set()
+        else:
+            await live.ready.wait()
+            if not live.loaded:  # the load this request waited for failed
+                raise Unavailable("The document could not be loaded, try again")
+        return live
+
+    async def _load(self, live: LiveDocument, assignment: Assignment) -> None:
+        stored = await self.deps.documents.load(assignment.id)
+        if stored.snapshot is None and not stored.updates:
+            fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+            initial = new_document(fields).get_update()
+            await self.deps.documents.replace_snapshot(assignment.id, initial, 0, (), self.deps.clock())
+            stored = await self.deps.documents.load(assignment.id)  # whoever stored the first snapshot won
+        live.apply_stored(([stored.snapshot] if stored.snapshot else []) + list(stored.updates))
+
+    async def _merged(self, assignment: Assignment) -> LiveDocument:
+        """The held document with everything stored merged in (what other processes wrote meanwhile)."""
+        live = self.cache.get(assignment.id)
+        if live is None or not live.ready.is_set():
+            return await self._live(assignment)  # a load (this one, or one under way) reads everything stored
+        stored = await self.deps.documents.load(assignment.id)
+        live.apply_stored(([stored.snapshot] if stored.snapshot else []) + list(stored.updates))
+        return live
+
+    async def current_responses(self, assignment: Assignment) -> dict[str, Any]:
+        """Everything stored of the document, as plain answers (submission freezes these)."""
+        live = await self._merged(assignment)
+        try:
+            return plain(responses_of(live.doc))
+        except BadUpdate:
+            return {}
+
+    # -- requests --------------------------------------------------------------------------------
+
+    async def open(self, user: User, sid: str, assignment_id: str) -> OpenedDocument:
+        """assignment:open: the whole document and its state vector; the socket joins the document room."""
+        assignment = await self.assignment(user, assignment_id, fresh=True)
+        live = await self._merged(assignment)
+        await self.deps.worksheets.fields_of(assignment.worksheet_id)  # known before the first edit arrives
+        await self.deps.publisher.join(NAMESPACE, sid, doc_room(assignment_id), user.id)
+        return OpenedDocument(assignment, b64(live.doc.get_update()), b64(live.doc.get_state()))
+
+    async def sync(self, user: User, assignment_id: str, state_vector: str) -> MissingUpdate:
+        """doc:sync: what a client with `state_vector` is missing."""
+        vector = unb64(state_vector, "stateVector")
+        live = await self._merged(await self.assignment(user, assignment_id))
+        try:
+            return MissingUpdate(b64(live.doc.get_update(vector)))
+        except Exception:
+            raise InvalidPayload("Not a Yjs state vector", {"stateVector": ["Not a Yjs state vector."]}) from None
+
+    async def update(self, user: User, sid: str, assignment_id: str, update: str) -> None:
+        """doc:update: tried on the shadow copy, durably appended, applied and relayed."""
+        raw = unb64(update, "update")
+        assignment = await self._writable(user, assignment_id)
+        live = await self._live(assignment)
+        fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+        try:
+            apply(live.shadow, raw)
+            responses = _checked(fields, live.shadow, "update")
+        except (BadUpdate, InvalidPayload) as error:
+            live.reject()
+            if isinstance(error, InvalidPayload):
+                raise
+            raise InvalidPayload(str(error), {"update": [str(error)]}) from None
+        await self._commit(live, assignment, raw, sid)
+        await self._after_edit(assignment, fields, responses)
+
+    async def draft(self, user: User, sid: str, assignment_id: str, responses: dict[str, Any]) -> DraftSaved:
+        """draft:save: plain values written into the same document (Yjs editors receive them as an update)."""
+        assignment = await self._writable(user, assignment_id)
+        live = await self._live(assignment)
+        fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+        before = live.shadow.get_state()
+        try:
+            set_answers(live.shadow, {field.id: field for field in fields}, responses)
+            answers = _checked(fields, live.shadow, "responses")
+        except Exception as error:
+            live.reject()
+            if isinstance(error, InvalidPayload):
+                raise
+            raise InvalidPayload("The responses do not fit the worksheet",
+                                 {"responses": ["Not a supported value."]}) from None
+        await self._commit(live, assignment, live.shadow.get_update(before), sid)
+        now = self.deps.clock()
+        return DraftSaved(now, await self._after_edit(assignment, fields, answers, saved=True))
+
+    async def awareness(self, user: User, sid: str, assignment_id: str, state: dict[str, Any]) -> None:
+        """awareness:update: relayed to the document room, never stored."""
+        await self._writable(user, assignment_id)
+        await self.deps.publisher.to_room(NAMESPACE, doc_room(assignment_id), "awareness:updated",
+                                          AwarenessUpdated(assignment_id, user.id, state), skip_sid=sid)
+
+    async def left(self, user: User, assignment_ids: list[str]) -> None:
+        """A socket left: for each document whose room the user no longer has a socket in, clear their awareness."""
+        for assignment_id in assignment_ids:
+            room = doc_room(assignment_id)
+            if user.id not in await self.deps.sockets.users(room_group(NAMESPACE, room)):
+                await self.deps.publisher.to_room(NAMESPACE, room, "awareness:updated",
+                                                  AwarenessUpdated(assignment_id, user.id, None))
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    async def _commit(self, live: LiveDocument, assignment: Assignment, raw: bytes, sid: str) -> None:
+        """Append durably, apply, relay (to the room's sockets and to the other processes' documents).
+
+        Writes of one document are stored concurrently (group-committed); Yjs merges them in any order. The
+        relay to the room runs in the background: the ack waits for the durable write only."""
+        ticket = live.storing(raw)
+        try:
+            await self.deps.documents.append(assignment.id, raw, self.deps.clock())
+        except BaseException as error:
+            live.reject(ticket)
+            if isinstance(error, Backlogged):
+                raise Unavailable("The document store is busy, try again") from None
+            raise
+        live.stored(ticket)
+        await self.deps.relay.publish(assignment.id, "update", raw)
+        self._spawn(self.deps.publisher.to_room(NAMESPACE, doc_room(assignment.id), "doc:updated",
+                                                DocUpdated(assignment.id, b64(raw)), skip_sid=sid))
+        live.appended += 1
+        if live.appended >= self.settings.compact_every and assignment.id not in self._compacting:
+            live.appended = 0
+            self._compacting.add(assignment.id)
+            self._spawn(self._compact_soon(assignment.id))
+
+    async def _after_edit(self, assignment: Assignment, fields: tuple[Field, ...], responses: dict[str, Any],
+                          saved: bool = False) -> float:
+        """First edit: assigned -> in_progress; a change of progress is stored and pushed to both parties.
+
+        What this process knows is updated at once, so the edits in flight alongside this one do not repeat
+        the writes. A draft save (`saved`) waits for them and always announces its progress; a Yjs update leaves
+        them to the background (its ack waits for its durable write only), a few at a time."""
+        made = progress(fields, responses)
+        known = self._known.get(assignment.id, assignment)
+        start, moved = known.status == "assigned", made != known.progress
+        if not (start or moved or saved):
+            return made
+        self.remember(replace(known, status="in_progress" if start else known.status, progress=made))
+        record = self._record_edit(assignment.id, start, made if moved else None, saved)
+        if saved:
+            await record
+        else:
+            self._spawn(record)
+        return made
+
+    async def _record_edit(self, assignment_id: str, start: bool, made: float | None, announce: bool) -> None:
+        async with self._recorders:
+            now = self.deps.clock()
+            changed = start and await self.deps.assignments.start_if_assigned(assignment_id, now)
+            if made is not None:
+                changed = await self.deps.assignments.set_progress(assignment_id, made, now) or changed
+            if changed or announce:
+                fresh = await self.deps.announcer.changed(assignment_id)
+                if fresh is not None:
+                    self.remember(fresh)
+
+    # -- other processes -------------------------------------------------------------------------
+
+    async def locked(self, assignment: Assignment) -> None:
+        """The assignment was submitted here: refuse writes here and tell the other processes."""
+        self.remember(assignment)
+        await self.deps.relay.publish(assignment.id, "lock")
+
+    async def relayed(self, assignment_id: str, kind: str, update: bytes) -> None:
+        """Another process accepted an update (apply it to the held copy) or locked the document."""
+        if kind == "lock":
+            self._known.pop(assignment_id, None)
+            return
+        live = self.cache.get(assignment_id)
+        if live is not None:
+            live.apply_stored([update])
+
+    # -- compaction ------------------------------------------------------------------------------
+
+    async def compact(self, assignment_id: str) -> bool:
+        """Fold the stored log of a document into a new snapshot (a lost race just leaves the log for later)."""
+        stored = await self.deps.documents.load(assignment_id)
+        if not stored.updates:
+            return False
+        merged: Doc = Doc()
+        for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.updates):
+            try:
+                merged.apply_update(update)
+            except Exception:
+                log.warning("a stored update of %s could not be applied", assignment_id)
+        return await self.deps.documents.replace_snapshot(assignment_id, merged.get_update(), stored.rev,
+                                                          stored.entry_ids, self.deps.clock())
+
+    async def _compact_soon(self, assignment_id: str) -> None:
+        try:
+            async with self._compactor:
+                await self.compact(assignment_id)
+        finally:
+            self._compacting.discard(assignment_id)
+
+    async def compact_idle(self) -> int:
+        """Compact documents whose oldest logged update is older than the idle time; returns how many."""
+        before = self.deps.clock() - self.settings.compact_idle
+        done = 0
+        for assignment_id in await self.deps.documents.idle_documents(before, IDLE_BATCH):
+            done += await self.compact(assignment_id)
+        return done
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background work failed: %s", type(task.exception()).__name__)
+
+    async def drain(self) -> None:
+        """Wait for background relays and compactions (shutdown, tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Worksheets: templates, assignments, their Yjs documents (update log + snapshots) and reminders."""
