@@ -209,6 +209,22 @@ class AssignmentStore:
         return await self._assignments.find_one({"worksheetId": worksheet_id, "clientId": client_id},
                                                 {"_id": 1}) is not None
 
+    async def related(self, user_id: str, candidates: frozenset[str]) -> set[str]:
+        """Which of `candidates` share an assignment (as its client or its therapist) with the user (a
+        `Relations` source). One read through the `clientId` index: every assignment relating the user to a
+        candidate has one of them as its client, so `clientId` among them finds it; the pairs are checked
+        here (an `$or` on both sides would make SecantusDB scan the collection, docs/storage.md)."""
+        clients = sorted(candidates | {user_id})
+        cursor = self._assignments.find({"clientId": {"$in": clients}}, {"clientId": 1, "therapistId": 1})
+        found: set[str] = set()
+        async for doc in cursor:
+            client, therapist = doc["clientId"], doc["therapistId"]
+            if client == user_id and therapist in candidates:
+                found.add(therapist)
+            elif therapist == user_id and client in candidates:
+                found.add(client)
+        return found
+
     async def outcomes(self, worksheet_id: str) -> list[Outcome]:
         """Every assignment of a worksheet, as analytics reads it: one query, oldest first."""
         projection = {"clientId": 1, "status": 1, "assignedAt": 1, "dueAt": 1, "submittedAt": 1, "score": 1}

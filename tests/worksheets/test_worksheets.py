@@ -133,3 +133,18 @@ async def test_each_side_lists_its_assignments_by_status(server: RunningServer) 
     await pair.client.error("assignment:list", {"status": "done"}, code="invalid_payload")
     other = await server.client("c2", "client", NS)
     assert (await other.ok("assignment:list", {}))["items"] == []
+
+
+async def test_lookup_names_the_therapist_for_the_assigned_client_and_nobody_for_a_stranger(
+        server: RunningServer) -> None:
+    pair = await assigned(server)
+    other = await assigned(server, therapist="t2", client="c3")  # an assignment of other people
+    # the conversation that let t1 assign is gone: the assignment alone relates them now
+    await server.app[MONGO_DB]["chat_conversations"].delete_many({})
+    stranger = await server.client("c2", "client", NS)
+
+    named = await pair.client.ok("user:lookup", {"ids": ["t1", "t2", "c2"]})
+    assert [(p["id"], p["role"]) for p in named["items"]] == [("t1", "therapist")]
+    assert [p["id"] for p in (await pair.therapist.ok("user:lookup", {"ids": ["c1", "c2", "c3"]}))["items"]] == ["c1"]
+    assert [p["id"] for p in (await other.therapist.ok("user:lookup", {"ids": ["c1", "c3"]}))["items"]] == ["c3"]
+    assert (await stranger.ok("user:lookup", {"ids": ["t1", "c1"]}))["items"] == []
