@@ -183,11 +183,11 @@ class BookingStore:
 
     async def related(self, user_id: str, candidates: frozenset[str]) -> set[str]:
         """Which of `candidates` have a booking (any status) with the user (a `Relations` source)."""
-        others = sorted(candidates)
-        query = {"$or": [{"clientId": user_id, "therapistId": {"$in": others}},
-                         {"therapistId": user_id, "clientId": {"$in": others}}]}
-        cursor = self._bookings.find(query, {"clientId": 1, "therapistId": 1})
-        return {party async for doc in cursor for party in (doc["clientId"], doc["therapistId"]) if party != user_id}
+        others, found = sorted(candidates), set()
+        for mine, theirs in (("clientId", "therapistId"), ("therapistId", "clientId")):  # two indexed reads, no $or
+            cursor = self._bookings.find({mine: user_id, theirs: {"$in": others}}, {theirs: 1})
+            found |= {doc[theirs] async for doc in cursor}
+        return found
 
     async def by_request(self, client_id: str, request_id: str) -> BookingRecord | None:
         """The booking a client created with `request_id`."""

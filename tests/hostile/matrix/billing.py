@@ -120,6 +120,9 @@ ROWS: dict[tuple[str, str], Row] = {
     ("/billing", "invoice:pay"): row("invoice", lambda w: {**card(w), "invoiceId": w.ids["invoice"]}, OWN),
     ("/billing", "booking:pay"): row("card pricedBooking", lambda w: {**card(w), "bookingId": w.ids["pricedBooking"],
                                                                       "requestId": "x"}, CLIENT_OF_BOOKING),
+    # a receipt of a paid session: its client and therapist only
+    ("/billing", "booking:receipt"): row("payment", lambda w: {"bookingId": w.ids["pricedBooking"]},
+                                         codes(OK, OK, NF, NF, NF)),
     ("/billing", "payment:refund"): row("payment", lambda w: {"paymentIntentId": w.ids["payment"], "amount": 100},
                                         ADMINS),
 }
