@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import socket
 from typing import Any
 
 import aiohttp
@@ -85,14 +86,24 @@ async def test_slow_reader_gets_everything_in_order_after_back_pressure(slow: Ru
     await ws.close()
 
 
+def _stop_reading(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Make the client really stop reading: aiohttp's client keeps reading into its own queue whether or not
+    the test calls receive(), and loopback receive buffers may grow to tcp_rmem's maximum (32 MB on some
+    machines), more than the whole burst; so pause the transport and keep the kernel buffer small."""
+    transport = ws._response.connection.transport  # type: ignore[union-attr]
+    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    transport.pause_reading()
+
+
 async def test_a_reader_too_far_behind_is_dropped_and_others_are_served(slow: Running) -> None:
     add_fanout_handlers(slow)
-    slow.sio.eio.output_backlog_limit = 8_000_000  # the reader's ~6 MB share fits, the stalled ~12 MB does not
+    slow.sio.eio.output_backlog_limit = 5_000_000  # the stalled ~12 MB, less ~4 MB in kernel buffers, does not fit
     stalled = await raw_socket(slow)
     reader = await raw_socket(slow)
     for sock in (stalled, reader):
         await sock.send_str('421["join"]')
         assert await recv(sock) == "431[true]"
+    _stop_reading(stalled)
     stalled_sids = set(slow.sio.eio.sockets)
     await stalled.send_str('422["burst",300,20000]')  # ~12 MB to a socket that does not read
     broadcast = [json.loads(f[2:])[1]["i"] for f in await read_sequence(reader, 300, timeout=10)]
@@ -103,6 +114,7 @@ async def test_a_reader_too_far_behind_is_dropped_and_others_are_served(slow: Ru
         await asyncio.sleep(0.1)
     assert len(slow.sio.eio.sockets) == 1  # the stalled session is gone, with its backlog
     assert stalled_sids - set(slow.sio.eio.sockets)
+    stalled._response.connection.transport.resume_reading()  # type: ignore[union-attr]
     frames = []
     try:
         while (frame := await recv(stalled, timeout=5)) is not None:  # what got out before the drop, then EOF
