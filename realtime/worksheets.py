@@ -7,6 +7,7 @@ from handlers.auth import User
 from handlers.worksheets.feature import WorksheetsFeature
 from handlers.worksheets.live import doc_room
 from realtime.base import BaseNamespace, request
+from realtime.schemas.common import DocumentLinkOut
 from realtime.schemas.worksheets import (
     AnalyticsOut,
     Assign,
@@ -115,6 +116,11 @@ class WorksheetsNamespace(BaseNamespace[WorksheetsFeature]):
     async def save_draft(self, sid: str, user: User, payload: Payload) -> Any:
         """Write plain answers into the document."""
         return await self.handler.live.draft(user, sid, **payload)
+
+    @request("assignment:export", AssignmentRef, ack=DocumentLinkOut, rate=(10, 1.0))
+    async def export_assignment(self, sid: str, user: User, payload: Payload) -> Any:
+        """A PDF of a submitted worksheet (its client or therapist), downloadable once within 5 minutes."""
+        return await self.handler.assignments.export(user, payload["assignment_id"])
 
     @request("assignment:submit", AssignmentRef, ack=AssignmentOut, rate=(10, 1.0), roles=CLIENT)
     async def submit(self, sid: str, user: User, payload: Payload) -> Any:

@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 from clock import Clock, iso
 from errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
 from handlers.auth import User
+from handlers.documents import DocumentLink, DocumentLinks
 from handlers.events import AssignmentChange, AssignmentChanged, EventBus, WorksheetSafetyFlagged
 from handlers.page import Page
 from handlers.worksheets.announce import Announcer
+from handlers.worksheets.export_pdf import assignment_pdf
 from handlers.worksheets.instruments import INSTRUMENTS, needs_safety_alert
 from handlers.worksheets.live import LOCKED, LiveHandler
 from handlers.worksheets.responses import missing, problems, progress
@@ -17,6 +19,7 @@ from handlers.worksheets.worksheets import WorksheetHandler, fingerprint
 from stores.booking.bookings import BookingStore
 from stores.chat.conversations import ConversationStore
 from stores.mongo import new_id
+from stores.users import UserStore
 from stores.worksheets.assignments import Assignment, AssignmentStore, Note
 from stores.worksheets.reminders import AssignmentReminderStore
 
@@ -47,6 +50,8 @@ class AssignmentDeps:
     announcer: Announcer
     bus: EventBus
     clock: Clock
+    users: UserStore
+    documents: DocumentLinks
 
 
 class AssignmentHandler:
@@ -133,6 +138,22 @@ class AssignmentHandler:
         assignment = await self._as(user, assignment_id, "client")
         await self._note(assignment, "clarifications", user, question, field_id)
         return await self._announce("clarification", assignment, user)
+
+    async def export(self, user: User, assignment_id: str) -> DocumentLink:
+        """assignment:export: a PDF of a submitted assignment for its client or therapist, through a one-time link."""
+        assignment = await self.deps.live.assignment(user, assignment_id, fresh=True)
+        if not assignment.party(user.id):
+            raise NotFound("No such assignment")
+        if assignment.editable:
+            raise PreconditionFailed("Only a submitted worksheet can be exported")
+        worksheet = await self.deps.worksheets.store.get(assignment.worksheet_id)
+        if worksheet is None:
+            raise NotFound("No such worksheet")
+        people = await self.deps.users.get_many([assignment.client_id, assignment.therapist_id])
+        name = lambda user_id: (people[user_id].name if user_id in people else None) or user_id  # noqa: E731
+        content = assignment_pdf(worksheet, assignment, name(assignment.client_id), name(assignment.therapist_id))
+        return await self.deps.documents.issue(user.id, f"careline-worksheet-{assignment.id}.pdf", "application/pdf",
+                                               content)
 
     async def _as(self, user: User, assignment_id: str, side: str) -> Assignment:
         """The assignment when the caller is its client (side "client") or therapist; else `not_found`."""

@@ -56,7 +56,8 @@ async def build(shared: Shared) -> Built[WorksheetsFeature]:
     reminders = AssignmentReminders(reminder_store, assignment_store, shared.bus,
                                     timedelta(seconds=config.worksheet_lease_seconds), shared.clock)
     assignments = AssignmentHandler(assignment_store, AssignmentDeps(worksheets, live, relations, reminder_store,
-                                                                     announcer, shared.bus, shared.clock))
+                                                                     announcer, shared.bus, shared.clock,
+                                                                     shared.users, shared.documents))
     relay.start(live.relayed)
     feature = WorksheetsFeature(worksheets, assignments, live, reminders, relay)
     scheduler = Periodic("worksheet-scheduler", config.worksheet_tick_seconds, feature.tick)

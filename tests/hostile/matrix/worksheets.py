@@ -52,7 +52,17 @@ async def make_answered(world: World) -> None:
     world.ids["answered"] = world.ids["assignment"]
 
 
-MAKERS: dict[str, Maker] = {"worksheet": make_worksheet, "assignment": make_assignment, "answered": make_answered}
+async def make_submitted(world: World) -> None:
+    """The owner has submitted the assignment (what an export needs)."""
+    if "answered" not in world.ids:
+        await make_answered(world)
+    owner = await world.client("owner", NS)
+    await owner.ok("assignment:submit", {"assignmentId": world.ids["assignment"]})
+    world.ids["submitted"] = world.ids["assignment"]
+
+
+MAKERS: dict[str, Maker] = {"worksheet": make_worksheet, "assignment": make_assignment, "answered": make_answered,
+                            "submitted": make_submitted}
 
 
 def worksheet(w: World) -> dict[str, Any]:
@@ -104,6 +114,7 @@ ROWS: dict[tuple[str, str], Row] = {
     ("/worksheets", "draft:save"): row("assignment", lambda w: {**assignment(w), "responses": {"done": True}},
                                        PARTIES, ticked_in_the_document),
     ("/worksheets", "assignment:submit"): row("answered", assignment, CLIENT_OF),
+    ("/worksheets", "assignment:export"): row("submitted", assignment, PARTIES),
     ("/worksheets", "assignment:feedback"): row("assignment", lambda w: {**assignment(w), "text": "Well done"},
                                                 THERAPIST_OF),
     ("/worksheets", "assignment:clarify"): row("assignment", lambda w: {**assignment(w), "question": "What?"},
