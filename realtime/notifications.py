@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from errors import Unavailable
 from handlers.auth import User
 from handlers.notifications.feature import NotificationsFeature
 from realtime.base import BaseNamespace, request
@@ -10,11 +11,13 @@ from realtime.schemas.common import Empty
 from realtime.schemas.notifications import (
     Broadcast,
     CountOut,
+    EmailPendingOut,
     ListNotifications,
     NotificationOut,
     NotificationPageOut,
     PreferencesOut,
     ReadNotifications,
+    SetEmail,
     SetPreferences,
     Stats,
     StatsOut,
@@ -74,6 +77,14 @@ class NotificationsNamespace(BaseNamespace[NotificationsFeature]):
         """Store a browser PushSubscription."""
         payload.pop("request_id")  # checked by the shared wrapper (the first ack is replayed)
         return {"subscription_id": await self.handler.push.subscribe(user.id, **payload)}
+
+    @request("profile:set-email", SetEmail, ack=EmailPendingOut, rate=(3, 0.05))
+    async def set_email(self, sid: str, user: User, payload: Payload) -> Any:
+        """Send a confirmation link to a new address; emails go there once it is followed."""
+        if self.handler.email is None:
+            raise Unavailable("Email is not configured on this server")
+        expires = await self.handler.email.ask_to_confirm(user.id, payload["email"])
+        return {"pending": payload["email"], "expires_at": expires}
 
     @request("push:unsubscribe", Unsubscribe, rate=(10, 0.5))
     async def unsubscribe(self, sid: str, user: User, payload: Payload) -> Any:

@@ -1,4 +1,5 @@
-"""`GET|POST /api/email/unsubscribe?u=&c=&sig=`: a signed link from a notification email (no login) that
+"""`GET /api/email/confirm?u=&e=&exp=&sig=` (a new address, confirmed) and
+`GET|POST /api/email/unsubscribe?u=&c=&sig=`: a signed link from a notification email (no login) that
 switches off email about one category. POST is RFC 8058 one-click (`List-Unsubscribe-Post`)."""
 from __future__ import annotations
 
@@ -21,7 +22,18 @@ async def unsubscribe(request: web.Request) -> web.Response:
                         content_type="text/plain")
 
 
+async def confirm(request: web.Request) -> web.Response:
+    """The link of a `profile:set-email` confirmation: the address becomes the user's (404 if not genuine)."""
+    feature = request.app[NOTIFICATIONS]
+    if feature.email is None:
+        raise NotFound("No such link")
+    query = request.query
+    await feature.email.confirm(query.get("u", ""), query.get("e", ""), query.get("exp", ""), query.get("sig", ""))
+    return web.Response(text="Thank you: careline will send its emails to this address.\n", content_type="text/plain")
+
+
 def setup(app: web.Application) -> None:
-    """Add the unsubscribe route."""
+    """Add the unsubscribe and confirmation routes."""
+    app.router.add_get("/api/email/confirm", confirm)
     app.router.add_route("GET", "/api/email/unsubscribe", unsubscribe)
     app.router.add_route("POST", "/api/email/unsubscribe", unsubscribe)

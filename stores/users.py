@@ -52,16 +52,22 @@ class UserStore:
         if name:
             update["$set"]["name"] = name
         if email:
-            update["$set"]["email"] = email
+            update["$set"]["tokenEmail"] = email
         await self._users.update_one({"_id": user_id}, update, upsert=True)
         if len(self._recorded) >= RECORDED_MAX:
             self._recorded.clear()
         self._recorded[user_id] = (role, name, email, moment)
 
     async def email_of(self, user_id: str) -> str | None:
-        """Where the user's email notifications go (from their token's `email` claim), if known."""
-        doc = await self._users.find_one({"_id": user_id}, {"email": 1})
-        return doc.get("email") if doc else None
+        """Where the user's email notifications go: the address they confirmed (`profile:set-email`), else their
+        token's `email` claim; None when neither is known."""
+        doc = await self._users.find_one({"_id": user_id}, {"email": 1, "tokenEmail": 1})
+        return (doc.get("email") or doc.get("tokenEmail")) if doc else None
+
+    async def confirm_email(self, user_id: str, email: str) -> bool:
+        """The user confirmed `email` (the link sent to it): it is where their emails go from now on."""
+        result = await self._users.update_one({"_id": user_id}, {"$set": {"email": email}})
+        return bool(result.matched_count)
 
     async def touch(self, user_id: str) -> None:
         """Move lastSeenAt to now."""

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 from clock import Clock
 from config import Config
-from errors import NotFound
-from handlers.notifications.email_templates import render
+from errors import NotFound, Unavailable
+from handlers.notifications.email_templates import confirmation, render
 from stores.crypto import Signer
 from stores.notifications.email import DROPPED, FAILED, EmailQueue, QueueDepth
 from stores.notifications.smtp import SmtpRefused, SmtpSender
@@ -26,6 +26,8 @@ from stores.users import UserStore
 log = logging.getLogger("careline.email")
 LEASE = timedelta(minutes=2)
 UNSUBSCRIBE_INFO = b"careline email unsubscribe v1"
+CONFIRM_INFO = b"careline email confirmation v1"
+CONFIRM_HOURS = 24
 
 
 class EmailChannel:
@@ -35,6 +37,7 @@ class EmailChannel:
                  clock: Clock) -> None:
         self.queue, self.sender, self.users, self.config, self.clock = queue, sender, users, config, clock
         self.signer = Signer(config.message_keys, UNSUBSCRIBE_INFO)
+        self.confirmer = Signer(config.message_keys, CONFIRM_INFO)
         self.digest = timedelta(minutes=config.email_digest_minutes)
 
     async def enqueue(self, notification: Notification, not_before: datetime | None = None) -> None:
@@ -80,6 +83,31 @@ class EmailChannel:
             return 0
         await self.queue.sent(token, user_id, category, self.clock())
         return 1
+
+    # -- a new address ----------------------------------------------------------------------------
+
+    async def ask_to_confirm(self, user_id: str, address: str) -> datetime:
+        """`profile:set-email`: mail a signed confirmation link to `address` (valid CONFIRM_HOURS); the address
+        is used only once it is confirmed. Returns when the link expires."""
+        expires = int(self.clock().timestamp()) + CONFIRM_HOURS * 3600
+        query = urlencode({"u": user_id, "e": address, "exp": expires,
+                           "sig": self.confirmer.sign(f"{user_id}\n{address}\n{expires}")})
+        link = f"{self.config.public_url.rstrip('/')}/api/email/confirm?{query}"
+        try:
+            await self.sender.send(confirmation(address, link, self.config.app_url))
+        except SmtpRefused as refused:
+            raise Unavailable("The confirmation email could not be sent, try again shortly",
+                              {"reason": refused.reason}) from None
+        return datetime.fromtimestamp(expires, tz=self.clock().tzinfo)
+
+    async def confirm(self, user_id: str, address: str, expires: str, signature: str) -> None:
+        """The confirmation link was followed: the address is the user's from now on (NotFound if not genuine)."""
+        if not expires.isdigit() or int(expires) < self.clock().timestamp():
+            raise NotFound("No such link")
+        if not self.confirmer.valid(f"{user_id}\n{address}\n{expires}", signature):
+            raise NotFound("No such link")
+        if not await self.users.confirm_email(user_id, address):
+            raise NotFound("No such link")
 
     # -- unsubscribe ------------------------------------------------------------------------------
 

@@ -27,3 +27,12 @@ def render(to: str, category: str, items: list[EmailItem], app_url: str, unsubsc
             f"{escape(about)}</a></p>")
     headers = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return OutgoingEmail(to, subject, text, html, headers)
+
+
+def confirmation(to: str, link: str, app_url: str) -> OutgoingEmail:
+    """The email that asks to confirm a new address (its link switches careline's emails to it)."""
+    text = ("Hello,\n\nPlease confirm that careline may send its emails to this address:\n"
+            f"{link}\n\nIf you did not ask for this, ignore this email.\n\ncareline: {app_url}\n")
+    html = (f'<p>Hello,</p><p><a href="{escape(link)}">Confirm that careline may send its emails to this '
+            "address</a>.</p><p>If you did not ask for this, ignore this email.</p>")
+    return OutgoingEmail(to, "Confirm your email address for careline", text, html)

@@ -190,6 +190,19 @@ class PreferencesOut(OutputSchema):
     quiet_hours = fields.Nested(QuietHoursOut, allow_none=True, required=True)
 
 
+class SetEmail(RequestSchema):
+    """`profile:set-email {email}`."""
+
+    email = fields.Email(required=True, validate=validate.Length(3, 254))
+
+
+class EmailPendingOut(OutputSchema):
+    """The ack of `profile:set-email`: `{pending, expiresAt}` (the confirmation link's expiry)."""
+
+    pending = fields.String(required=True)
+    expires_at = UtcDateTime(required=True)
+
+
 class SubscribedOut(OutputSchema):
     """The ack of `push:subscribe`: `{subscriptionId}`."""
 

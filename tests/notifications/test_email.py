@@ -188,3 +188,33 @@ async def test_the_unsubscribe_link_switches_the_category_off(app: RunningServer
     app.clock.source = lambda: NOW + timedelta(hours=1)
     await notify(app, title="Session cancelled")
     assert await tick(app) == 0 and len(box.messages) == 1
+
+
+async def test_a_new_address_is_used_once_confirmed(app: RunningServer, mailbox: tuple[Mailbox, int]) -> None:
+    box = mailbox[0]
+    await offline(app, "ann")  # the token says ann@example.org
+    client = await app.client("ann", "client", NS, email="ann@example.org")
+    pending = await client.ok("profile:set-email", {"email": "ann.new@example.net"})
+    assert pending["pending"] == "ann.new@example.net" and pending["expiresAt"].endswith("Z")
+    await client.error("profile:set-email", {"email": "not an address"}, code="invalid_payload")
+    await client.disconnect()
+    (confirmation,) = box.messages
+    assert confirmation["To"] == "ann.new@example.net"
+    link = next(line for line in text_of(confirmation).splitlines() if "/api/email/confirm?" in line).strip()
+    await notify(app)
+    await tick(app)
+    assert box.messages[-1]["To"] == "ann@example.org"  # not confirmed yet: the token's address
+    local = link.replace("https://careline.example", app.url)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(local.replace("ann.new", "eve")) as reply:  # the signature names the address
+            assert reply.status == 404
+        async with http.get(local) as reply:
+            assert reply.status == 200
+    app.clock.source = lambda: NOW + timedelta(hours=1)
+    await notify(app, title="Session cancelled")
+    assert await tick(app) == 1 and box.messages[-1]["To"] == "ann.new@example.net"
+
+
+async def test_without_smtp_a_new_address_is_unavailable(server: RunningServer) -> None:
+    client = await server.client("ann", "client", NS)
+    await client.error("profile:set-email", {"email": "ann@example.org"}, code="unavailable")
