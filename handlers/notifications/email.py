@@ -9,6 +9,7 @@ Unsubscribe links are signed URLs (no login) that switch the category's email of
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -25,6 +26,7 @@ from stores.users import UserStore
 
 log = logging.getLogger("careline.email")
 LEASE = timedelta(minutes=2)
+SENDERS = 16  # emails of one tick in flight at once (each its own SMTP session)
 UNSUBSCRIBE_INFO = b"careline email unsubscribe v1"
 CONFIRM_INFO = b"careline email confirmation v1"
 CONFIRM_HOURS = 24
@@ -51,10 +53,13 @@ class EmailChannel:
         """Send what is due; returns how many emails went out."""
         now = self.clock()
         await self.queue.release_expired(now)
-        sent = 0
-        for user_id, category in await self.queue.due_groups(now):
-            sent += await self._send_group(user_id, category)
-        return sent
+        limit = asyncio.Semaphore(SENDERS)
+
+        async def one(user_id: str, category: str) -> int:
+            async with limit:
+                return await self._send_group(user_id, category)
+
+        return sum(await asyncio.gather(*(one(user, category) for user, category in await self.queue.due_groups(now))))
 
     async def _send_group(self, user_id: str, category: str) -> int:
         now = self.clock()
