@@ -65,6 +65,13 @@ class Conflict(AppError):
     code, http_status, default_message = "conflict", 409, "Conflict"
 
 
+class RequestIdReused(Conflict):
+    """A `requestId` came back with another payload (CONTRACT §1): `details.reason` says so."""
+
+    def __init__(self, message: str = "This requestId was used for a different request") -> None:
+        super().__init__(message, {"reason": "requestId reused"})
+
+
 class RateLimited(AppError):
     """Too many requests; retry after the given delay."""
 

@@ -30,6 +30,7 @@ from errors import (
     InvalidPayload,
     PreconditionFailed,
     RateLimited,
+    RequestIdReused,
     TokenExpired,
     Unauthorized,
     Unavailable,
@@ -86,7 +87,6 @@ def shape_problem(payload: Any, max_depth: int = MAX_PAYLOAD_DEPTH) -> str | Non
 #:           only for acks without health details)
 #: "handler" the handler does both itself (message:send: no extra write on the hot path)
 Idempotency = Literal["ledger", "replay", "handler"]
-REUSED = {"reason": "requestId reused"}
 
 
 @dataclass(frozen=True)
@@ -331,7 +331,7 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         keys, event, digest = self.shared.request_keys, spec.event, fingerprint(payload)
         earlier = await keys.claim(user.id, event, request_id, digest, self.shared.clock())
         if earlier is not None and earlier.fingerprint != digest:
-            raise Conflict("This requestId was used for a different request", REUSED)
+            raise RequestIdReused()
         if spec.idempotency == "replay" and earlier is not None:
             if not earlier.answered:
                 raise Conflict("The first request with this requestId is still running", {"reason": "in progress"})

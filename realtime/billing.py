@@ -74,7 +74,7 @@ class BillingNamespace(BaseNamespace[BillingFeature]):
         """The caller's subscription, or null."""
         return await self.handler.parts.subscriptions.current(user)
 
-    @request("subscription:create", CreateSubscription, ack=SubscriptionOut, rate=(10, 1.0))
+    @request("subscription:create", CreateSubscription, ack=SubscriptionOut, rate=(10, 1.0), idempotency="handler")
     async def create_subscription(self, sid: str, user: User, payload: Payload) -> Any:
         """Subscribe to a plan."""
         return await self.handler.parts.subscriptions.create(user, **payload)

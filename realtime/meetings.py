@@ -64,7 +64,8 @@ class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
                 await self.handler.room.socket_dropped(user, sid, seat[0])
         self._signal_order.pop(sid, None)
 
-    @request("meeting:create", CreateMeeting, ack=MeetingOut, rate=(10, 1.0), roles=("therapist",))
+    @request("meeting:create", CreateMeeting, ack=MeetingOut, rate=(10, 1.0), roles=("therapist",),
+             idempotency="handler")
     async def create(self, sid: str, user: User, payload: Payload) -> Any:
         """Create an ad hoc meeting hosted by the caller."""
         return await self.handler.meetings.create(user, **payload)

@@ -50,7 +50,8 @@ class WorksheetsNamespace(BaseNamespace[WorksheetsFeature]):
         opened = [room[len(DOC_PREFIX):] for room in self.rooms(sid) if room.startswith(DOC_PREFIX)]
         await self.handler.live.left(user, opened)
 
-    @request("worksheet:create", CreateWorksheet, ack=WorksheetOut, rate=(30, 2.0), roles=THERAPIST)
+    @request("worksheet:create", CreateWorksheet, ack=WorksheetOut, rate=(30, 2.0), roles=THERAPIST,
+             idempotency="handler")
     async def create_worksheet(self, sid: str, user: User, payload: Payload) -> Any:
         """Create a worksheet (fields, or a built-in instrument)."""
         return await self.handler.worksheets.create(user, payload["title"], payload["description"],
@@ -77,7 +78,7 @@ class WorksheetsNamespace(BaseNamespace[WorksheetsFeature]):
         """Completion and scores of one of the caller's worksheets."""
         return await self.handler.worksheets.analytics(user, **payload)
 
-    @request("worksheet:assign", Assign, ack=AssignmentOut, rate=(20, 2.0), roles=THERAPIST)
+    @request("worksheet:assign", Assign, ack=AssignmentOut, rate=(20, 2.0), roles=THERAPIST, idempotency="handler")
     async def assign(self, sid: str, user: User, payload: Payload) -> Any:
         """Assign a worksheet to one of the caller's clients."""
         return await self.handler.assignments.assign(user, **payload)

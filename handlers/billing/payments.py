@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from clock import Clock
-from errors import Conflict, NotFound, PreconditionFailed
+from errors import Conflict, NotFound, PreconditionFailed, RequestIdReused
 from handlers.auth import User
 from handlers.billing.customers import Customers
 from handlers.billing.deltas import PayAnswer, RefundDone
@@ -93,7 +93,7 @@ class SessionPayments:
             return record, True
         same = record.request_id == request_id
         if same and record.tip != tip:
-            raise Conflict("This requestId was used with another payload")
+            raise RequestIdReused("This requestId was used with another payload")
         if same and (record.status != "failed" or record.intent_id is not None):
             return record, False
         if record.status != "failed":

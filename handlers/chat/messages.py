@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from clock import utcnow
-from errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed, Unavailable
+from errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, RequestIdReused, Unavailable
 from handlers.auth import User
 from handlers.chat.access import ChatDeps
 from handlers.chat.content_rules import is_emoji
@@ -219,4 +219,4 @@ def _same_send(message: Message, conversation_id: str, text: str, attachment_ids
             and [attachment.id for attachment in message.attachments] == attachment_ids
             and (message.text == text or message.edited_at is not None or message.deleted))
     if not same:
-        raise Conflict("This requestId was used for a different message", {"reason": "requestId reused"})
+        raise RequestIdReused("This requestId was used for a different message")

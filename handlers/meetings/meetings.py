@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from errors import Conflict, Forbidden, InvalidPayload
+from errors import Forbidden, InvalidPayload, RequestIdReused
 from handlers.auth import User
 from handlers.events import BookingChanged, MeetingScheduled
 from handlers.meetings.context import NAMESPACE, MeetingContext
@@ -50,7 +50,7 @@ class MeetingHandler:
                          due_at=self.first_due(None, start, end))
         record, created = await self.store.insert(new)
         if not created and (record.participant_ids, record.start, record.end) != (invited, new.start, new.end):
-            raise Conflict("This requestId was used for another meeting")
+            raise RequestIdReused("This requestId was used for another meeting")
         shown = self.ctx.shown(record)
         if created:
             await self._announce(shown)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from clock import Clock, iso
-from errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
+from errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, RequestIdReused
 from handlers.auth import User
 from handlers.documents import DocumentLink, DocumentLinks
 from handlers.events import AssignmentChange, AssignmentChanged, EventBus, WorksheetSafetyFlagged
@@ -79,7 +79,7 @@ class AssignmentHandler:
         stored, created = await self.store.insert(new)
         if not created:
             if stored.fingerprint != print_:
-                raise Conflict("This requestId was used for another assignment")
+                raise RequestIdReused("This requestId was used for another assignment")
             return stored
         if due_at is not None:
             await self.deps.reminders.schedule(stored.id, {"due_soon": max(now, due_at - DUE_SOON),

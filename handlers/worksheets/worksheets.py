@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from clock import Clock
-from errors import Conflict, InvalidPayload, NotFound
+from errors import InvalidPayload, NotFound, RequestIdReused
 from handlers.auth import User
 from handlers.page import Page
 from handlers.worksheets.deltas import Analytics, ClientScores, ScorePoint
@@ -53,7 +53,7 @@ class WorksheetHandler:
                               archived_at=None, created_at=self.clock())
         stored, created = await self.store.insert(worksheet)
         if not created and stored.fingerprint != print_:
-            raise Conflict("This requestId was used for another worksheet")
+            raise RequestIdReused("This requestId was used for another worksheet")
         return stored
 
     async def own(self, user: User, worksheet_id: str) -> Worksheet:

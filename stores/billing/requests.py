@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from errors import Conflict
+from errors import RequestIdReused
 from stores.mongo import Database, insert_or_existing
 
 
@@ -27,7 +27,7 @@ class RequestStore:
         doc, created = await insert_or_existing(
             self._requests, {"_id": key, "fingerprint": fingerprint, "resultId": None, "at": now}, {"_id": key})
         if doc["fingerprint"] != fingerprint:
-            raise Conflict("This requestId was used with another payload")
+            raise RequestIdReused("This requestId was used with another payload")
         return doc.get("resultId"), created
 
     async def finish(self, user_id: str, kind: str, request_id: str, result_id: str) -> None:
