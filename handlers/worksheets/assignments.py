@@ -27,7 +27,7 @@ DUE_SOON = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
-class Relations:
+class Acquaintance:
     """Where a therapist's relationship with a client shows: bookings and conversations."""
 
     bookings: BookingStore
@@ -36,7 +36,7 @@ class Relations:
     async def known(self, therapist_id: str, client_id: str) -> bool:
         """Whether they have a booking (any status) or a conversation together."""
         return (await self.bookings.any_between(therapist_id, client_id)
-                or await self.conversations.shared_by(therapist_id, client_id))
+                or therapist_id in await self.conversations.related(client_id, frozenset({therapist_id})))
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class AssignmentDeps:
 
     worksheets: WorksheetHandler
     live: LiveHandler
-    relations: Relations
+    relations: Acquaintance
     reminders: AssignmentReminderStore
     announcer: Announcer
     bus: EventBus

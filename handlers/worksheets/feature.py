@@ -6,7 +6,7 @@ from datetime import timedelta
 from handlers.feature import Built, Shared
 from handlers.jobs import Periodic
 from handlers.worksheets.announce import Announcer
-from handlers.worksheets.assignments import AssignmentDeps, AssignmentHandler, Relations
+from handlers.worksheets.assignments import Acquaintance, AssignmentDeps, AssignmentHandler
 from handlers.worksheets.live import LiveDeps, LiveHandler, LiveSettings
 from handlers.worksheets.reminders import AssignmentReminders
 from handlers.worksheets.worksheets import WorksheetHandler
@@ -52,7 +52,7 @@ async def build(shared: Shared) -> Built[WorksheetsFeature]:
                             config.worksheet_documents_held)
     live = LiveHandler(LiveDeps(documents, assignment_store, worksheets, announcer, relay, shared.publisher,
                                 shared.sockets, shared.clock), settings)
-    relations = Relations(BookingStore(shared.db), ConversationStore(shared.db))
+    relations = Acquaintance(BookingStore(shared.db), ConversationStore(shared.db))
     reminders = AssignmentReminders(reminder_store, assignment_store, shared.bus,
                                     timedelta(seconds=config.worksheet_lease_seconds), shared.clock)
     assignments = AssignmentHandler(assignment_store, AssignmentDeps(worksheets, live, relations, reminder_store,

@@ -198,12 +198,6 @@ class ConversationStore:
                                                  {"_id": 1})
         return doc is not None
 
-    async def shared_by(self, a: str, b: str) -> bool:
-        """Whether two users are members of at least one conversation together (b's conversations are read
-        through the memberIds index; an `$all` filter would not be routed to it on SecantusDB)."""
-        cursor = self._conversations.find({"memberIds": b}, {"memberIds": 1}).limit(CONTACTS_SCAN)
-        return any([a in doc["memberIds"] async for doc in cursor])
-
     async def ids_for_member(self, user_id: str) -> list[str]:
         """Ids of the user's conversations (at most MEMBER_IDS_SCAN)."""
         cursor = self._conversations.find({"memberIds": user_id}, {"_id": 1}).limit(MEMBER_IDS_SCAN)
