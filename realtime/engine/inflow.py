@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ class Verdict(enum.Enum):
 class _Flow:
     tokens: float
     stamp: float
-    refusals: list[float] = field(default_factory=list)  # times of recent refusals (bounded by kick_after)
+    refusals: deque[float] = field(default_factory=deque)  # times of refusals within the window, oldest first
     binary_budget: int = 0       # bytes the binary packet being assembled may still take
     skip_attachments: int = 0    # attachments of a refused binary packet still to arrive (discarded)
 
@@ -74,10 +75,11 @@ class Inflow:
         if flow.tokens >= 1.0:
             flow.tokens -= 1.0
             return Verdict.ADMIT
-        recent = [moment for moment in flow.refusals if now - moment < limits.window]
-        recent.append(now)
-        flow.refusals = recent[-limits.kick_after:]
-        return Verdict.KICK if len(recent) >= limits.kick_after else Verdict.REFUSE
+        refusals = flow.refusals
+        while refusals and now - refusals[0] >= limits.window:
+            refusals.popleft()
+        refusals.append(now)
+        return Verdict.KICK if len(refusals) >= limits.kick_after else Verdict.REFUSE
 
     def retry_after_ms(self, eio_sid: str) -> int:
         """How long until the connection has a token again."""
