@@ -61,3 +61,8 @@ class DocumentLinks:
         if found is None:
             raise NotFound("No such document")
         return Document(*found)
+
+
+def pdf_text(text: str) -> str:
+    """Text the core PDF fonts can draw (Latin-1): other characters become `?`, names stay readable."""
+    return text.encode("latin-1", "replace").decode("latin-1")

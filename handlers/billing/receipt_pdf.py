@@ -7,6 +7,7 @@ from datetime import datetime
 from fpdf import FPDF
 
 from handlers.billing.money import format_amount
+from handlers.documents import pdf_text
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,7 @@ def receipt_pdf(facts: ReceiptFacts) -> bytes:
     if facts.refunded:
         rows += [("Refunded", money(facts.refunded)), ("Net paid", money(facts.price + facts.tip - facts.refunded))]
     for label, value in rows:
-        pdf.cell(55, 8, _latin1(label))
-        pdf.cell(0, 8, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(55, 8, pdf_text(label))
+        pdf.cell(0, 8, pdf_text(value), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
-
-def _latin1(text: str) -> str:
-    """The core PDF fonts know Latin-1 only: other characters become `?` (names stay readable)."""
-    return text.encode("latin-1", "replace").decode("latin-1")

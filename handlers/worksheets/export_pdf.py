@@ -6,6 +6,7 @@ from typing import Any
 
 from fpdf import FPDF
 
+from handlers.documents import pdf_text
 from stores.worksheets.assignments import Assignment
 from stores.worksheets.worksheets import Field, Worksheet
 
@@ -22,17 +23,13 @@ def _answer(field: Field, value: Any) -> str:
     return str(value)
 
 
-def _latin1(text: str) -> str:
-    """The core PDF fonts know Latin-1 only: other characters become `?`."""
-    return text.encode("latin-1", "replace").decode("latin-1")
-
 
 def assignment_pdf(worksheet: Worksheet, assignment: Assignment, client_name: str, therapist_name: str) -> bytes:
     """The export's bytes."""
     pdf = FPDF()
     pdf.add_page()
     width = pdf.epw
-    write = lambda text, height=7: pdf.multi_cell(width, height, _latin1(text), new_x="LMARGIN", new_y="NEXT")  # noqa: E731
+    write = lambda text, height=7: pdf.multi_cell(width, height, pdf_text(text), new_x="LMARGIN", new_y="NEXT")  # noqa: E731
     pdf.set_font("Helvetica", "B", 15)
     write(worksheet.title, 9)
     pdf.set_font("Helvetica", size=10)
