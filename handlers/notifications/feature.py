@@ -42,8 +42,14 @@ async def build(shared: Shared) -> Built[NotificationsFeature]:
         queue = EmailQueue(shared.db)
         await queue.ensure_indexes()
         email = EmailChannel(queue, SmtpSender(config.smtp_url, config.email_from), shared.users, config,
-                             shared.clock)
+                             shared.clock, shared.jobs.queue("emails"))
         notifications.email = email
         jobs.append(Periodic("notifications-email", config.email_tick_seconds, email.tick))
     feature = NotificationsFeature(notifications, preferences, push, email)
-    return Built(feature, jobs=tuple(jobs), close=push.close)
+
+    async def close() -> None:
+        await push.close()
+        if email is not None:
+            await email.sender.close()
+
+    return Built(feature, jobs=tuple(jobs), close=close)
