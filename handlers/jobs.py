@@ -54,6 +54,15 @@ class JobCounters:
         return dict(self._queues)
 
 
+def counted(run: Callable[[], Awaitable[int]], counters: QueueCounters) -> Callable[[], Awaitable[int]]:
+    """`run` (a job returning how many jobs it did) counting what it did as successes."""
+    async def run_counted() -> int:
+        done = await run()
+        counters.succeeded(done)
+        return done
+    return run_counted
+
+
 MAX_BACKOFF_SECONDS = 30.0  # longest pause of a job whose dependency is down
 
 
