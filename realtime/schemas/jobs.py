@@ -7,17 +7,22 @@ from realtime.schemas.common import Id, OutputSchema, Pagination, RequestSchema,
 QUEUE_NAMES = list(QUEUES)
 
 
+def Queue() -> fields.String:  # noqa: N802 - reads like a field type
+    """A queue's name (one of QUEUE_NAMES; another is `not_found`, like an unknown job)."""
+    return fields.String(required=True, validate=validate.Length(1, 64))
+
+
 class ListJobs(Pagination):
     """`job:list {queue, state?: "failed" | "due", limit?, cursor?}` (admin): a queue's jobs by id."""
 
-    queue = fields.String(required=True, validate=validate.OneOf(QUEUE_NAMES))
+    queue = Queue()
     state = fields.String(load_default=DEFAULT_STATE, validate=validate.OneOf(JOB_STATES))
 
 
 class RetryJob(RequestSchema):
     """`job:retry {queue, jobId}` (admin): queue a failed job again, tries reset, due now."""
 
-    queue = fields.String(required=True, validate=validate.OneOf(QUEUE_NAMES))
+    queue = Queue()
     job_id = Id(required=True)
 
 

@@ -3,49 +3,18 @@ emails for the categories they want, quiet hours hold all but critical ones, ref
 unsubscribe link switches the category off. The queue is worked by calling its job (`tick`)."""
 from __future__ import annotations
 
-import email
-import email.policy
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
-from typing import Any
 
 import aiohttp
 import pytest
-from aiosmtpd.controller import Controller
 
 from rest.app_keys import MONGO_DB
-from stores.embedded import free_port
 from tests.booking.helpers import availability
 from tests.conftest import RunningServer, StartServer
+from tests.notifications.email_peer import NS, Mailbox, notify, offline, text_of, tick
 
-NS = "/notifications"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 SECRET_WORDS = ("hopeless", "sertraline", "panic attacks")
-
-
-class Mailbox:
-    """An aiosmtpd handler that keeps what it accepts and can refuse the next deliveries."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.refusals: list[str] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refusals:
-            return self.refusals.pop(0)
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(message)  # type: ignore[arg-type]
-        return "250 OK"
-
-
-@pytest.fixture
-async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 @pytest.fixture
@@ -54,28 +23,6 @@ async def app(start_server: StartServer, mailbox: tuple[Mailbox, int]) -> Runnin
                                 email_retry_base_seconds=60, public_url="https://careline.example")
     server.clock.source = lambda: NOW
     return server
-
-
-async def offline(server: RunningServer, user: str, address: str | None = "ann@example.org",
-                  role: str = "client") -> None:
-    """The user has connected once (careline learnt their address from the token) and is offline now."""
-    client = await server.client(user, role, NS, email=address)
-    await client.disconnect()
-
-
-async def notify(server: RunningServer, user: str = "ann", **extra: Any) -> None:
-    fields = {"category": "booking", "title": "Session confirmed", "body": "Tue 03 Mar 2026, 10:00 UTC", **extra}
-    assert await server.notifications.notifications.notify(user, **fields) is not None
-
-
-async def tick(server: RunningServer) -> int:
-    channel = server.notifications.email
-    assert channel is not None
-    return await channel.tick()
-
-
-def text_of(message: EmailMessage) -> str:
-    return "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
 
 
 async def test_an_offline_client_gets_one_email_for_a_confirmed_booking(app: RunningServer,
