@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -59,7 +60,7 @@ async def seed(uri: str, database: str, count: int) -> float:
     return now.timestamp()
 
 
-async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int) -> None:
+async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int, profile: str | None = None) -> None:
     arrivals = Arrivals()
     controller = Controller(arrivals, hostname="127.0.0.1", port=smtp_port)
     controller.start()
@@ -70,8 +71,10 @@ async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int) ->
            "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "EMAIL_TICK_SECONDS": "0.05",
            "DATA_DIR": tempfile.mkdtemp(prefix="careline-bench-email-")}
     # the workers build their indexes first, then the queue is filled at once
-    processes = [await asyncio.create_subprocess_exec(sys.executable, "server.py", "worker", cwd=ROOT, env=env)
-                 for _ in range(workers)]
+    profiler = ["-m", "cProfile", "-o"] if profile else []
+    processes = [await asyncio.create_subprocess_exec(
+        sys.executable, *profiler, *([f"{profile}/worker{workers}-{n}.prof"] if profile else []), "server.py",
+        "worker", cwd=ROOT, env=env) for n in range(workers)]
     try:
         await asyncio.sleep(3)
         queued = await seed(mongo.uri, database, count)
@@ -86,7 +89,7 @@ async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int) ->
               f"p50 {statistics.median(latencies) / 1000:.1f} s, p99 {p99 / 1000:.1f} s")
     finally:
         for process in processes:
-            process.terminate()
+            process.send_signal(signal.SIGINT)  # the worker stops cleanly (a profile is written)
         for process in processes:
             await asyncio.wait_for(process.wait(), 15)
         controller.stop()
@@ -96,13 +99,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description="careline email queue benchmark")
     parser.add_argument("--emails", type=int, default=10_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--profile", default=None, help="a folder: run the workers under cProfile, one file each")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}; aiosmtpd in the bench process, SecantusDB, Redis; load {os.getloadavg()[0]:.1f}")
     mongo = EmbeddedMongo(":memory:")
     mongo.start()
     try:
         for workers in args.workers:
-            await run(args.emails, workers, mongo, free_port())
+            await run(args.emails, workers, mongo, free_port(), args.profile)
     finally:
         mongo.stop()
 

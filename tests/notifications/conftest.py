@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from stores.embedded import free_port
 from tests.notifications.email_peer import Mailbox
@@ -13,7 +12,6 @@ from tests.notifications.email_peer import Mailbox
 @pytest.fixture
 async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
     box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
+    box.restart(port)
     yield box, port
-    controller.stop()
+    box.stop()

@@ -6,6 +6,8 @@ import email.policy
 from email.message import EmailMessage
 from typing import Any
 
+from aiosmtpd.controller import Controller
+
 from tests.conftest import RunningServer
 
 NS = "/notifications"
@@ -18,6 +20,26 @@ class Mailbox:
         self.messages: list[EmailMessage] = []
         self.refusals: list[str] = []
         self.refuse_all: str | None = None  # refuse every delivery with this reply while set
+        self.sessions = 0  # SMTP connections opened
+        self.controller: Controller | None = None
+
+    def restart(self, port: int) -> None:
+        """(Re)start the SMTP server on `port`: the sessions open on the last one are cut."""
+        self.stop()
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        """Stop the SMTP server."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refusals:

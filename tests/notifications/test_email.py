@@ -165,3 +165,34 @@ async def test_a_new_address_is_used_once_confirmed(app: RunningServer, mailbox:
 async def test_without_smtp_a_new_address_is_unavailable(server: RunningServer) -> None:
     client = await server.client("ann", "client", NS)
     await client.error("profile:set-email", {"email": "ann@example.org"}, code="unavailable")
+
+
+async def test_accents_reach_the_mailbox_intact_and_one_session_carries_many_emails(
+        app: RunningServer, mailbox: tuple[Mailbox, int]) -> None:
+    box = mailbox[0]
+    for user in ("ann", "zoé"):
+        await offline(app, user, f"{user.replace('é', 'e')}@example.org")
+        await notify(app, user, title="Séance confirmée", body="mardi 3 mars, 10 h 00 — à bientôt")
+        assert await tick(app) == 1
+    assert [message["To"] for message in box.messages] == ["ann@example.org", "zoe@example.org"]
+    assert {message["Subject"] for message in box.messages} == {"Séance confirmée"}
+    assert all("mardi 3 mars, 10 h 00 — à bientôt" in text_of(message) for message in box.messages)
+    assert box.sessions == 1  # the second email went over the first one's SMTP session
+
+
+async def test_one_refused_email_fails_alone_and_a_cut_session_is_replaced(app: RunningServer,
+                                                                          mailbox: tuple[Mailbox, int]) -> None:
+    box, port = mailbox
+    for user in ("ann", "ben", "cy"):
+        await offline(app, user, f"{user}@example.org")
+        await notify(app, user)
+    box.refusals = ["451 4.3.0 Try again later"]  # the first of the three
+    assert await tick(app) == 2
+    outbox = app.app[MONGO_DB]["email_outbox"]
+    states = sorted([[doc["state"], doc["tries"]] async for doc in outbox.find({})])
+    assert states == [["queued", 1], ["sent", 0], ["sent", 0]]
+    box.restart(port)  # the server goes away and comes back: the pooled sessions are dead
+    app.clock.source = lambda: NOW + timedelta(seconds=61)
+    assert await tick(app) == 1
+    assert sorted(message["To"] for message in box.messages) == ["ann@example.org", "ben@example.org",
+                                                                 "cy@example.org"]
