@@ -2,9 +2,9 @@
 
 A queue is a collection whose documents are its jobs (`QueueSpec`): a filter of the jobs due now, the field
 saying when each was due, and, for queues that give jobs up, the filter of the failed ones and how a failed one
-is queued again. Every filter here rides an index its owning store creates (named beside each spec), so a
-count or the oldest due job costs the due (or failed) jobs, never the whole collection (docs/storage.md);
-counts stop at COUNT_CAP.
+is queued again. Every filter here rides an index its owning store creates (named beside each spec), so
+counting the due jobs and finding the earliest (one aggregation) costs the due (or failed) jobs, never the
+whole collection (docs/storage.md); counts stop at COUNT_CAP.
 
 The owning stores keep their own queries; this module only reads their documents, plus the one write of
 `retry`, which the email outbox defines (a failed email queued again, tries reset, due now).
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-from pymongo import ASCENDING
+from datetime import datetime, timedelta, timezone
 
 from stores.mongo import Database, Doc
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 COUNT_CAP = 100_000  # a depth beyond this is shown as this (counting costs one index entry per job)
 DUE, FAILED = "due", "failed"
 STATES = (DUE, FAILED)
@@ -66,7 +65,9 @@ def _email_retry(now: datetime) -> Doc:
 
 
 def _at_most(moment: datetime) -> Doc:
-    return {"$lte": moment}
+    """A time range from the epoch: without the lower bound SecantusDB walks every document of the index that
+    lacks the field (a meeting without `dueAt`: 550 ms at 20,000 meetings, against 3 ms)."""
+    return {"$gte": EPOCH, "$lte": moment}
 
 
 #: every queue of careline, by name; `lag` (QueueProbe) turns "now" into the cut-off of queues whose jobs
@@ -109,16 +110,21 @@ class QueueProbe:
 
     async def depth(self, now: datetime) -> QueueDepth:
         """How many jobs are due, since when the earliest is due, how many were given up."""
-        due = self.spec.due(now - self.lag)
-        count = await self._jobs.count_documents(due, limit=COUNT_CAP)
-        oldest = None
-        if count:
-            doc = await self._jobs.find_one(due, {self.spec.due_field: 1}, sort=[(self.spec.due_field, ASCENDING)])
-            oldest = doc[self.spec.due_field] + self.lag if doc else None
+        due, oldest = await self._count(self.spec.due(now - self.lag), self.spec.due_field)
         failed = None
         if self.spec.failed is not None:
-            failed = await self._jobs.count_documents(self.spec.failed, limit=COUNT_CAP)
-        return QueueDepth(count, oldest, failed)
+            failed, _ = await self._count(self.spec.failed, None)
+        return QueueDepth(due, oldest + self.lag if oldest else None, failed)
+
+    async def _count(self, query: Doc, earliest: str | None) -> tuple[int, datetime | None]:
+        """Jobs matching `query` (at most COUNT_CAP) and the earliest `earliest` among them: one pass over the
+        query's index range (the leading `$match` rides the index on both MongoDB and SecantusDB)."""
+        group: Doc = {"_id": None, "n": {"$sum": 1}}
+        if earliest:
+            group["earliest"] = {"$min": f"${earliest}"}
+        cursor = await self._jobs.aggregate([{"$match": query}, {"$limit": COUNT_CAP}, {"$group": group}])
+        found = await cursor.to_list()
+        return (int(found[0]["n"]), found[0].get("earliest")) if found else (0, None)
 
     async def page(self, state: str, now: datetime, after: str | None, limit: int) -> list[Job]:
         """Jobs in `state` (due now, or failed: given up), by id after `after`."""

@@ -1,9 +1,9 @@
 """The email channel: notifications queued durably, sent digested to the user's address, retried, given up.
 
 `enqueue` stores one queue item per notification (by its id: at most once). The `tick` job, safe in several
-processes, works the queue in batches: it lists the (user, category) groups with due items, takes a slice of
-BATCH_GROUPS of them starting at a random place (two workers rarely pick the same slice), claims the due
-items of those users with a lease in one write, and sends one email per group through the sender's pool of
+processes, works the queue in batches: it lists the (user, category) groups with due items and walks them in
+batches of BATCH_GROUPS from a random place (two workers start apart and rarely meet), claims the due items
+of each batch's users with a lease in one write, and sends one email per group through the sender's pool of
 SMTP sessions: at most one email per user and category every EMAIL_DIGEST_MINUTES (a critical item goes at
 once and takes the rest with it). A temporary SMTP refusal (4xx, no connection) is retried with doubling
 delays, up to EMAIL_MAX_TRIES; then the items are `failed` with the reason. A user without an address:
@@ -35,8 +35,9 @@ from stores.users import UserStore
 log = logging.getLogger("careline.email")
 LEASE = timedelta(minutes=2)
 BATCH_GROUPS = 100  # (user, category) groups one claim takes
-SCAN_GROUPS = 1000  # due groups a batch is chosen from
-MAX_BATCHES = 50  # batches one tick works at most, so a backlog cannot starve the other jobs
+BATCHES_IN_FLIGHT = 2
+SCAN_GROUPS = 2000  # due groups one listing returns (SecantusDB reads every due item for it anyway)
+MAX_ROUNDS = 5  # listings one tick works through at most, so a backlog cannot starve the other jobs
 UNSUBSCRIBE_INFO = b"careline email unsubscribe v1"
 CONFIRM_INFO = b"careline email confirmation v1"
 CONFIRM_HOURS = 24
@@ -59,12 +60,12 @@ class Outcome:
         return [item.id for item in self.items]
 
 
-def slice_of(groups: list[Group], size: int) -> list[Group]:
-    """`size` groups in a row from a random place (wrapping): concurrent workers mostly take disjoint slices."""
-    if len(groups) <= size:
-        return groups
+def slices(groups: list[Group], size: int) -> list[list[Group]]:
+    """The groups in batches of `size`, starting at a random place and wrapping around: workers listing the
+    same due groups start apart and mostly claim disjoint batches."""
     start = random.randrange(len(groups))
-    return (groups[start:] + groups[:start])[:size]
+    ring = groups[start:] + groups[:start]
+    return [ring[at:at + size] for at in range(0, len(ring), size)]
 
 
 class EmailChannel:
@@ -86,22 +87,40 @@ class EmailChannel:
                                  notification.critical, notification.title, notification.body, due, now)
 
     async def tick(self) -> int:
-        """Send what is due (batch after batch, at most MAX_BATCHES); returns how many emails went out."""
+        """Send what is due (at most MAX_ROUNDS listings of the due groups); returns how many emails went out."""
         await self.queue.release_expired(self.clock())
         sent = 0
-        for _ in range(MAX_BATCHES):
+        for _ in range(MAX_ROUNDS):
             groups = await self.queue.due_groups(self.clock(), SCAN_GROUPS)
             if not groups:
                 break
-            sent += await self._send_batch(slice_of(groups, BATCH_GROUPS))
+            sent += await self._walk(slices(groups, BATCH_GROUPS))
         return sent
 
-    async def _send_batch(self, groups: list[Group]) -> int:
-        """Claim the due items of these groups' users, send one email per group, record the outcomes."""
+    async def _walk(self, batches: list[list[Group]]) -> int:
+        """Send the batches, BATCHES_IN_FLIGHT at a time (one claims or records while another sends); a batch
+        whose users another worker took first ends the walk (the rest is probably taken too: list again)."""
+        queue = iter(batches)
+        sent = 0
+
+        async def worker() -> None:
+            nonlocal sent
+            for batch in queue:
+                done = await self._send_batch(batch)
+                if done is None:
+                    return
+                sent += done
+
+        await asyncio.gather(*(worker() for _ in range(BATCHES_IN_FLIGHT)))
+        return sent
+
+    async def _send_batch(self, groups: list[Group]) -> int | None:
+        """Claim the due items of these groups' users, send one email per group, record the outcomes; how many
+        emails went out (None: another worker had taken them all)."""
         now = self.clock()
         claim = await self.queue.claim(sorted({user for user, _category in groups}), now, LEASE)
         if not claim.items:
-            return 0  # another worker took them first
+            return None
         by_group: dict[Group, list[EmailItem]] = defaultdict(list)
         for item in claim.items:
             by_group[item.group].append(item)
