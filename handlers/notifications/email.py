@@ -1,21 +1,20 @@
 """The email channel: notifications queued durably, sent digested to the user's address, retried, given up.
 
 `enqueue` stores one queue item per notification (by its id: at most once). The `tick` job, safe in several
-processes, works the queue in batches: it lists the (user, category) groups with due items and walks them in
-batches of BATCH_GROUPS from a random place (two workers start apart and rarely meet), claims the due items
-of each batch's users with a lease in one write, and sends one email per group through the sender's pool of
-SMTP sessions: at most one email per user and category every EMAIL_DIGEST_MINUTES (a critical item goes at
-once and takes the rest with it). A temporary SMTP refusal (4xx, no connection) is retried with doubling
-delays, up to EMAIL_MAX_TRIES; then the items are `failed` with the reason. A user without an address:
-`dropped`. Delivery is at least once: a process that dies between the SMTP server's acceptance and the
-`sent` mark leaves a lease that runs out, and the email goes again. Unsubscribe links are signed URLs (no
-login) that switch the category's email off.
+processes, walks the outbox's slots (each user's items are in one of 64) in a random order, so workers
+rarely meet: it lists the (user, category) groups of a slot with due items (an index range), claims the due
+items of up to BATCH_GROUPS groups' users with a lease in one write, and sends one email per group through
+the sender's pool of SMTP sessions: at most one email per user and category every EMAIL_DIGEST_MINUTES (a
+critical item goes at once and takes the rest with it). A temporary SMTP refusal (4xx, no connection) is
+retried with doubling delays, up to EMAIL_MAX_TRIES; then the items are `failed` with the reason. A user
+without an address: `dropped`. Delivery is at least once: a process that dies between the SMTP server's
+acceptance and the `sent` mark leaves a lease that runs out, and the email goes again. Unsubscribe links are
+signed URLs (no login) that switch the category's email off.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,17 +26,15 @@ from errors import NotFound, Unavailable
 from handlers.jobs import QueueCounters
 from handlers.notifications.email_templates import confirmation, render
 from stores.crypto import Signer
-from stores.notifications.email import DROPPED, FAILED, Claim, EmailItem, EmailQueue, Group
+from stores.notifications.email import DROPPED, FAILED, Claim, EmailItem, EmailQueue, Group, every_slot
 from stores.notifications.smtp import SmtpRefused, SmtpSender
 from stores.notifications.store import Notification
 from stores.users import UserStore
 
 log = logging.getLogger("careline.email")
 LEASE = timedelta(minutes=2)
-BATCH_GROUPS = 100  # (user, category) groups one claim takes
-BATCHES_IN_FLIGHT = 2
-SCAN_GROUPS = 2000  # due groups one listing returns (SecantusDB reads every due item for it anyway)
-MAX_ROUNDS = 5  # listings one tick works through at most, so a backlog cannot starve the other jobs
+BATCH_GROUPS = 100  # (user, category) groups one claim takes at most
+SLOTS_IN_FLIGHT = 2  # slots one worker works at once (one claims or records while the other sends)
 UNSUBSCRIBE_INFO = b"careline email unsubscribe v1"
 CONFIRM_INFO = b"careline email confirmation v1"
 CONFIRM_HOURS = 24
@@ -60,14 +57,6 @@ class Outcome:
         return [item.id for item in self.items]
 
 
-def slices(groups: list[Group], size: int) -> list[list[Group]]:
-    """The groups in batches of `size`, starting at a random place and wrapping around: workers listing the
-    same due groups start apart and mostly claim disjoint batches."""
-    start = random.randrange(len(groups))
-    ring = groups[start:] + groups[:start]
-    return [ring[at:at + size] for at in range(0, len(ring), size)]
-
-
 class EmailChannel:
     """Queues notifications for email and works the queue."""
 
@@ -87,40 +76,31 @@ class EmailChannel:
                                  notification.critical, notification.title, notification.body, due, now)
 
     async def tick(self) -> int:
-        """Send what is due (at most MAX_ROUNDS listings of the due groups); returns how many emails went out."""
-        await self.queue.release_expired(self.clock())
-        sent = 0
-        for _ in range(MAX_ROUNDS):
-            groups = await self.queue.due_groups(self.clock(), SCAN_GROUPS)
-            if not groups:
-                break
-            sent += await self._walk(slices(groups, BATCH_GROUPS))
-        return sent
-
-    async def _walk(self, batches: list[list[Group]]) -> int:
-        """Send the batches, BATCHES_IN_FLIGHT at a time (one claims or records while another sends); a batch
-        whose users another worker took first ends the walk (the rest is probably taken too: list again)."""
-        queue = iter(batches)
+        """Send what is due, slot after slot (SLOTS_IN_FLIGHT at a time); returns how many emails went out."""
+        now = self.clock()
+        await self.queue.release_expired(now)
+        if not await self.queue.anything_due(now):
+            return 0
+        slots = iter(every_slot())
         sent = 0
 
-        async def worker() -> None:
+        async def walk() -> None:
             nonlocal sent
-            for batch in queue:
-                done = await self._send_batch(batch)
-                if done is None:
-                    return
-                sent += done
+            for slot in slots:
+                groups = await self.queue.due_groups(slot, self.clock())
+                for at in range(0, len(groups), BATCH_GROUPS):
+                    sent += await self._send_batch(groups[at:at + BATCH_GROUPS])
 
-        await asyncio.gather(*(worker() for _ in range(BATCHES_IN_FLIGHT)))
+        await asyncio.gather(*(walk() for _ in range(SLOTS_IN_FLIGHT)))
         return sent
 
-    async def _send_batch(self, groups: list[Group]) -> int | None:
+    async def _send_batch(self, groups: list[Group]) -> int:
         """Claim the due items of these groups' users, send one email per group, record the outcomes; how many
-        emails went out (None: another worker had taken them all)."""
+        emails went out."""
         now = self.clock()
         claim = await self.queue.claim(sorted({user for user, _category in groups}), now, LEASE)
         if not claim.items:
-            return None
+            return 0  # another worker took them first
         by_group: dict[Group, list[EmailItem]] = defaultdict(list)
         for item in claim.items:
             by_group[item.group].append(item)

@@ -1,15 +1,19 @@
 """The email queue: `email_outbox` (one item per notification to email: queued, sending, sent, failed or
 dropped) and `email_state` (when each user was last emailed about each category, for digests).
 
-An item is keyed by its notification id, so enqueueing twice is one item. A sender claims every due item of
-a batch of users at once with a lease (`update_many` whose filter is the compare-and-set on the item's
-state), so two processes never send the same item; a lease that runs out (its process died) puts the items
-back in the queue. Each outcome is then written for the claimed items by `_id` and lease token.
+An item is keyed by its notification id, so enqueueing twice is one item, and carries its user's `slot` (one
+of SLOTS): a sender lists the due items of one slot at a time (an index range, however long the queue), and
+claims every due item of a batch of users at once with a lease (`update_many` whose filter is the
+compare-and-set on the item's state), so two processes never send the same item; a lease that runs out (its
+process died) puts the items back in the queue. Each outcome is then written for the claimed items by `_id`
+and lease token.
 """
 from __future__ import annotations
 
+import random
+import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
@@ -18,7 +22,26 @@ from stores.mongo import Database, Doc, new_id
 
 QUEUED, SENDING, SENT, FAILED, DROPPED = "queued", "sending", "sent", "failed", "dropped"
 OUTBOX = "email_outbox"
+SLOTS = 64  # the outbox is split by user into this many slots, each listed on its own (`slot_of`)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 Group = tuple[str, str]  # (user id, category): the items one email combines
+
+
+def slot_of(user_id: str) -> int:
+    """The user's slot: every item of one user (so every digest group) is in one slot."""
+    return zlib.crc32(user_id.encode()) % SLOTS
+
+
+def every_slot() -> list[int | None]:
+    """Every slot in a random order (None: items queued before slots existed); workers walking the slots
+    start apart and rarely list or claim the same slot at once."""
+    slots: list[int | None] = [None, *range(SLOTS)]
+    random.shuffle(slots)
+    return slots
+
+
+def _due(now: datetime) -> Doc:
+    return {"$gte": EPOCH, "$lte": now}
 
 
 @dataclass(frozen=True)
@@ -67,6 +90,7 @@ class EmailQueue:
     async def ensure_indexes(self) -> None:
         """Due items by state and time; the items of one user and category; the items of one lease."""
         await self._outbox.create_index([("state", ASCENDING), ("dueAt", ASCENDING)])
+        await self._outbox.create_index([("state", ASCENDING), ("slot", ASCENDING), ("dueAt", ASCENDING)])
         await self._outbox.create_index([("userId", ASCENDING), ("category", ASCENDING), ("state", ASCENDING)])
         await self._outbox.create_index([("leaseToken", ASCENDING)])
 
@@ -76,22 +100,18 @@ class EmailQueue:
         try:
             await self._outbox.insert_one({"_id": notification_id, "userId": user_id, "category": category,
                                            "critical": critical, "title": title, "body": body, "state": QUEUED,
-                                           "dueAt": due_at, "tries": 0, "createdAt": now})
+                                           "slot": slot_of(user_id), "dueAt": due_at, "tries": 0, "createdAt": now})
         except DuplicateKeyError:
             return
 
-    async def due_groups(self, now: datetime, limit: int) -> list[Group]:
-        """(user, category) pairs with an item due now, oldest first (at most `limit`)."""
-        cursor = self._outbox.find({"state": QUEUED, "dueAt": {"$lte": now}}, {"userId": 1, "category": 1})
-        groups: dict[Group, None] = {}
-        try:
-            async for doc in cursor.sort("dueAt", ASCENDING):
-                groups[(doc["userId"], doc["category"])] = None
-                if len(groups) >= limit:
-                    break
-        finally:
-            await cursor.close()
-        return list(groups)
+    async def anything_due(self, now: datetime) -> bool:
+        """Whether any item is due now."""
+        return await self._outbox.find_one({"state": QUEUED, "dueAt": _due(now)}, {"_id": 1}) is not None
+
+    async def due_groups(self, slot: int | None, now: datetime) -> list[Group]:
+        """(user, category) pairs of one slot with an item due now (the `(state, slot, dueAt)` range)."""
+        cursor = self._outbox.find({"state": QUEUED, "slot": slot, "dueAt": _due(now)}, {"userId": 1, "category": 1})
+        return list(dict.fromkeys([(doc["userId"], doc["category"]) async for doc in cursor]))
 
     async def last_sent(self, groups: list[Group]) -> dict[Group, datetime]:
         """When each of these users was last emailed about the category (absent: never)."""
@@ -103,7 +123,7 @@ class EmailQueue:
         """Take every due item of these users for this sender (items another sender took stay theirs)."""
         token = new_id()
         await self._outbox.update_many(
-            {"userId": {"$in": user_ids}, "state": QUEUED, "dueAt": {"$lte": now}},
+            {"userId": {"$in": user_ids}, "state": QUEUED, "dueAt": _due(now)},
             {"$set": {"state": SENDING, "leaseToken": token, "leaseUntil": now + lease}})
         items = [_item(doc) async for doc in self._outbox.find({"leaseToken": token, "state": SENDING})]
         return Claim(token, sorted(items, key=lambda item: item.created_at))
