@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bench.booking import SECRET  # noqa: E402
 from stores.embedded import EmbeddedMongo, free_port  # noqa: E402
 from stores.mongo import connect as mongo_connect  # noqa: E402
+from stores.notifications.email import slot_of  # noqa: E402
 
 
 class Arrivals:
@@ -54,7 +55,7 @@ async def seed(uri: str, database: str, count: int) -> float:
                                    for n in range(count)])
     await db["email_outbox"].insert_many([
         {"_id": f"n{n}", "userId": f"u{n}", "category": "booking", "critical": False, "title": f"Bench {n}",
-         "body": "Tue 03 Mar 2026, 10:00 UTC", "state": "queued", "dueAt": now, "tries": 0, "createdAt": now}
+         "body": "Tue 03 Mar 2026, 10:00 UTC", "state": "queued", "slot": slot_of(f"u{n}"), "dueAt": now, "tries": 0, "createdAt": now}
         for n in range(count)])
     await client.close()
     return now.timestamp()
