@@ -89,7 +89,8 @@ class EmailChannel:
             for slot in slots:
                 groups = await self.queue.due_groups(slot, self.clock())
                 for at in range(0, len(groups), BATCH_GROUPS):
-                    sent += await self._send_batch(groups[at:at + BATCH_GROUPS])
+                    done = await self._send_batch(groups[at:at + BATCH_GROUPS])
+                    sent += done  # not `sent += await ...`: that reads `sent` before the other walker adds
 
         await asyncio.gather(*(walk() for _ in range(SLOTS_IN_FLIGHT)))
         return sent
@@ -108,7 +109,7 @@ class EmailChannel:
         addresses = await self.users.emails_of(sorted({user for user, _category in by_group}))
         outcomes = await asyncio.gather(*(self._deliver(group, items, last.get(group), addresses.get(group[0]), now)
                                           for group, items in by_group.items()))
-        await self._record(claim, outcomes)
+        await self._record(claim, outcomes, set(last))
         return sum(outcome.kind == SENT for outcome in outcomes)
 
     async def _deliver(self, group: Group, items: list[EmailItem], last: datetime | None, address: str | None,
@@ -131,12 +132,13 @@ class EmailChannel:
             return Outcome(GIVE_UP, items, reason=refused.reason)
         return Outcome(SENT, items)
 
-    async def _record(self, claim: Claim, outcomes: list[Outcome]) -> None:
-        """Write every outcome of a batch (the sent ones in one write) and count them."""
+    async def _record(self, claim: Claim, outcomes: list[Outcome], known: set[Group]) -> None:
+        """Write every outcome of a batch (the sent ones in one write) and count them (`known`: the groups
+        emailed before)."""
         now = self.clock()
         sent = [outcome for outcome in outcomes if outcome.kind == SENT]
         await self.queue.sent(claim, [i for outcome in sent for i in outcome.ids],
-                              [outcome.items[0].group for outcome in sent], now)
+                              [outcome.items[0].group for outcome in sent], known, now)
         self.counters.succeeded(sum(len(outcome.items) for outcome in sent))
         for outcome in outcomes:
             if outcome.kind == HOLD and outcome.due_at is not None:

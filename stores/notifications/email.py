@@ -15,8 +15,8 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from pymongo import ASCENDING, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from stores.mongo import Database, Doc, new_id
 
@@ -88,11 +88,11 @@ class EmailQueue:
         self._state = db["email_state"]
 
     async def ensure_indexes(self) -> None:
-        """Due items by state and time; the items of one user and category; the items of one lease."""
+        """Due items by state and time, and by slot; the items of one user and category. (Claimed items are
+        read back by user and lease token: no index of their own, one less index entry to write per claim.)"""
         await self._outbox.create_index([("state", ASCENDING), ("dueAt", ASCENDING)])
         await self._outbox.create_index([("state", ASCENDING), ("slot", ASCENDING), ("dueAt", ASCENDING)])
         await self._outbox.create_index([("userId", ASCENDING), ("category", ASCENDING), ("state", ASCENDING)])
-        await self._outbox.create_index([("leaseToken", ASCENDING)])
 
     async def enqueue(self, notification_id: str, user_id: str, category: str, critical: bool, title: str,
                       body: str, due_at: datetime, now: datetime) -> None:
@@ -125,15 +125,22 @@ class EmailQueue:
         await self._outbox.update_many(
             {"userId": {"$in": user_ids}, "state": QUEUED, "dueAt": _due(now)},
             {"$set": {"state": SENDING, "leaseToken": token, "leaseUntil": now + lease}})
-        items = [_item(doc) async for doc in self._outbox.find({"leaseToken": token, "state": SENDING})]
+        items = [_item(doc) async for doc in self._outbox.find({"userId": {"$in": user_ids}, "leaseToken": token})]
         return Claim(token, sorted(items, key=lambda item: item.created_at))
 
-    async def sent(self, claim: Claim, ids: list[str], groups: list[Group], now: datetime) -> None:
-        """These claimed items went out (one email per group): the groups' digest windows start now."""
+    async def sent(self, claim: Claim, ids: list[str], groups: list[Group], known: set[Group], now: datetime) -> None:
+        """These claimed items went out (one email per group): the groups' digest windows start now (`known`:
+        the groups emailed before, whose state is updated; the others' is inserted)."""
         await self._finish(claim, ids, {"$set": {"state": SENT, "sentAt": now}, "$unset": {"leaseUntil": ""}})
-        if groups:
-            await self._state.bulk_write([UpdateOne({"_id": _state_id(group)}, {"$set": {"lastSentAt": now}},
-                                                    upsert=True) for group in groups], ordered=False)
+        again = [_state_id(group) for group in groups if group in known]
+        first = [_state_id(group) for group in groups if group not in known]
+        if first:
+            try:
+                await self._state.insert_many([{"_id": key, "lastSentAt": now} for key in first], ordered=False)
+            except BulkWriteError:  # another worker emailed one of them meanwhile
+                again += first
+        if again:
+            await self._state.update_many({"_id": {"$in": again}}, {"$set": {"lastSentAt": now}})
 
     async def retry(self, claim: Claim, ids: list[str], due_at: datetime, reason: str) -> None:
         """The SMTP server refused for now: back in the queue at `due_at`, one try more."""
