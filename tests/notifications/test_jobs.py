@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 
 from handlers.queues import QUEUES
-from rest.app_keys import MONGO_DB
+from rest.app_keys import JOBS, MONGO_DB
 from tests.conftest import ROOT, RunningServer, StartServer
 from tests.notifications.email_peer import NS, Mailbox, notify, offline, tick
+from tests.uploads.test_uploads import PNG, upload
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 JOB_FIELDS = {"id", "queue", "state", "tries", "lastError", "dueAt", "createdAt", "endedAt"}
@@ -158,3 +159,17 @@ async def test_the_jobs_command_prints_every_queue_from_the_database(app: Runnin
     assert set(rows) == set(QUEUES)
     assert rows["emails"][0] == "1" and rows["emails"][2] == "1"  # ben's email due, ann's failed
     assert rows["stripe-webhooks"] == ["0", "0", "-"]
+
+
+async def test_another_queue_counts_its_jobs_too(server: RunningServer) -> None:
+    """An upload never sent is due for the sweep UPLOAD_ORPHAN_HOURS (24) after it was made; sweeping it counts."""
+    server.clock.source = lambda: NOW
+    _, orphan = await upload(server, PNG, "orphan.png", server.token("alice"))
+    assert orphan["id"]
+    server.clock.source = lambda: NOW + timedelta(hours=25)
+    figures = await scrape(server)
+    assert figures[series("careline_job_queue_due", "upload-orphans")] == 1
+    assert figures[series("careline_job_queue_oldest_due_age_seconds", "upload-orphans")] == 3600
+    (sweep,) = [job for job in server.app[JOBS] if job.name == "uploads-orphans"]
+    assert await sweep.run() == 1
+    assert (await scrape(server))[series("careline_job_successes_total", "upload-orphans")] == 1
