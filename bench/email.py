@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.booking import SECRET  # noqa: E402
+from bench.procstat import cpu_seconds  # noqa: E402
 from stores.embedded import EmbeddedMongo, free_port  # noqa: E402
 from stores.mongo import connect as mongo_connect  # noqa: E402
 from stores.notifications.email import slot_of  # noqa: E402
@@ -78,7 +79,12 @@ async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int, pr
         "worker", cwd=ROOT, env=env) for n in range(workers)]
     try:
         await asyncio.sleep(3)
+        pids = {"database": mongo.pid() or 0, "workers": 0}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
+        before["workers"] = sum(cpu_seconds(process.pid) for process in processes)
+        before["bench (aiosmtpd)"] = cpu_seconds(os.getpid())
         queued = await seed(mongo.uri, database, count)
+        seeded = time.time()
         deadline = time.time() + 600
         while len(arrivals.at) < count and time.time() < deadline:  # noqa: ASYNC110 - aiosmtpd fills it in its thread
             await asyncio.sleep(0.2)
@@ -88,6 +94,12 @@ async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int, pr
         print(f"{workers} worker process(es): {len(arrivals.at)}/{count} delivered, "
               f"{len(arrivals.at) / span if span else float('nan'):.0f} emails/s; enqueue-to-delivered "
               f"p50 {statistics.median(latencies) / 1000:.1f} s, p99 {p99 / 1000:.1f} s")
+        after = {"database": cpu_seconds(pids["database"]) if pids["database"] else 0.0,
+                 "workers": sum(cpu_seconds(process.pid) for process in processes),
+                 "bench (aiosmtpd)": cpu_seconds(os.getpid())}
+        print(f"    seeding took {seeded - queued:.1f} s (counted in the latencies); first email "
+              f"{min(arrivals.at.values()) - queued:.1f} s after enqueue; CPU seconds from enqueue to the last "
+              f"delivery: " + ", ".join(f"{name} {after[name] - before[name]:.1f}" for name in after))
     finally:
         for process in processes:
             process.send_signal(signal.SIGINT)  # the worker stops cleanly (a profile is written)
