@@ -3,6 +3,7 @@ emails for the categories they want, quiet hours hold all but critical ones, ref
 unsubscribe link switches the category off. The queue is worked by calling its job (`tick`)."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
@@ -196,3 +197,30 @@ async def test_one_refused_email_fails_alone_and_a_cut_session_is_replaced(app: 
     assert await tick(app) == 1
     assert sorted(message["To"] for message in box.messages) == ["ann@example.org", "ben@example.org",
                                                                  "cy@example.org"]
+
+
+async def test_two_processes_working_the_queue_send_each_email_once(start_server: StartServer,
+                                                                    mailbox: tuple[Mailbox, int]) -> None:
+    box, port = mailbox
+    one, two = [await start_server(smtp_url=f"smtp://127.0.0.1:{port}", email_tick_seconds=3600) for _ in range(2)]
+    users = [f"user{n}" for n in range(40)]
+    for user in users:
+        await offline(one, user, f"{user}@example.org")
+        await notify(one, user)
+    sent = await asyncio.gather(tick(one), tick(two), tick(one), tick(two))
+    assert sum(sent) == len(users)
+    assert sorted(message["To"] for message in box.messages) == sorted(f"{user}@example.org" for user in users)
+    assert await tick(one) == 0 and await tick(two) == 0
+
+
+async def test_a_claim_left_by_a_dead_process_is_sent_once_its_lease_runs_out(app: RunningServer,
+                                                                              mailbox: tuple[Mailbox, int]) -> None:
+    await offline(app, "ann")
+    await notify(app)
+    channel = app.notifications.email
+    assert channel is not None
+    claim = await channel.queue.claim(["ann"], NOW, timedelta(minutes=2))  # what a process does before it dies
+    assert len(claim.items) == 1
+    assert await tick(app) == 0  # leased to the dead process
+    app.clock.source = lambda: NOW + timedelta(minutes=2, seconds=1)
+    assert await tick(app) == 1 and len(mailbox[0].messages) == 1
