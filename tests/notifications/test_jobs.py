@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -173,3 +174,15 @@ async def test_another_queue_counts_its_jobs_too(server: RunningServer) -> None:
     (sweep,) = [job for job in server.app[JOBS] if job.name == "uploads-orphans"]
     assert await sweep.run() == 1
     assert (await scrape(server))[series("careline_job_successes_total", "upload-orphans")] == 1
+
+
+async def test_the_jobs_command_reads_the_embedded_database_without_mongodb_uri(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "MONGODB_URI"}
+    env.update({"DATA_DIR": str(tmp_path / "data"), "JWT_SECRET": "x" * 40, "MESSAGE_KEYS": "k1:" + "A" * 43})
+    process = await asyncio.create_subprocess_exec(sys.executable, "server.py", "jobs", cwd=ROOT, env=env,
+                                                   stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.decode().splitlines()[1:]}
+    assert set(rows) == set(QUEUES) and rows["emails"] == ["0", "0", "0"]
+    assert (tmp_path / "data").is_dir()  # the embedded database's files
