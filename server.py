@@ -3,6 +3,7 @@
     python server.py                      run the web server
     python server.py worker               run background jobs only (needs MONGODB_URI and REDIS_URL)
     python server.py token --sub U --role client|therapist|admin [--name N] [--ttl SECONDS]
+    python server.py jobs                 print every background queue's depth, oldest due job and failed jobs
 
 A feature is one line of FEATURES: its namespace class, the function that builds its handler from the
 shared resources, and (if it has any) its REST routes and the app key its views find the handler under.
@@ -34,11 +35,12 @@ from handlers.chat import feature as chat
 from handlers.documents import DocumentLinks
 from handlers.events import EventBus
 from handlers.feature import Built, Shared
-from handlers.jobs import Periodic, run_all, run_periodic
+from handlers.jobs import JobCounters, Periodic, run_all, run_periodic
 from handlers.meetings import feature as meetings
 from handlers.metrics import Metrics
 from handlers.notifications import feature as notifications
 from handlers.publisher import Publisher
+from handlers.queues import JobMonitor, table
 from handlers.relations import Relations
 from handlers.worksheets import feature as worksheets
 from realtime.base import BaseNamespace
@@ -57,7 +59,7 @@ from rest import documents, ops, uploads
 from rest.app_keys import BILLING, CHAT, CONFIG, CONNECTIONS, HANDLERS, JOBS, METRICS, MONGO_DB, NOTIFICATIONS, SHARED
 from rest.middleware import cors_middleware, error_middleware
 from stores.crypto import Cipher
-from stores.database import Connections, open_connections
+from stores.database import Connections, open_connections, open_database
 from stores.documents import DocumentStore
 from stores.mongo import patient
 from stores.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -243,6 +245,15 @@ def _token_command(config: Config, argv: list[str]) -> None:
     print(mint_token(config, args.sub, args.role, args.name, args.ttl))
 
 
+async def print_jobs(config: Config) -> None:
+    """`python server.py jobs`: every queue read from the database (the configured one, or the embedded
+    database's files when no MONGODB_URI is set; those belong to one process, so stop the server first).
+    Successes, retries and failures are counted by each running process: see its /metrics."""
+    async with open_database(config) as (_client, db, _embedded, _supervisor):
+        monitor = JobMonitor(db, JobCounters(), utcnow, config)
+        print(table(await monitor.statuses()))
+
+
 def _install_uvloop() -> None:
     try:
         import uvloop
@@ -268,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if argv[:1] == ["token"]:
         _token_command(config, argv[1:])
+        return 0
+    if argv[:1] == ["jobs"]:
+        logsetup.configure("WARNING", config.log_format)
+        asyncio.run(print_jobs(config))
         return 0
     logsetup.configure(config.log_level, config.log_format)
     for notice in config.notices:

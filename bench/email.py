@@ -2,21 +2,23 @@
 
     python -m bench.email [--emails 10000] [--workers 1 2]
 
-Starts SecantusDB and an aiosmtpd server in this process, uses Redis on 127.0.0.1:6379, seeds `email_outbox`
-with one item per user (no digest combines them), then runs `python server.py worker` processes whose
-`notifications-email` job drains the queue. Prints emails/s and enqueue-to-delivered p50/p99 per run.
+Starts SecantusDB and an aiosmtpd server in this process, uses Redis on 127.0.0.1:6379, runs `python server.py
+worker` processes, then seeds `email_outbox` with one item per user (no digest combines them), all due at one
+moment just after seeding ends, which the workers' `notifications-email` job then drains. Prints emails/s
+(first to last delivery) and due-to-delivered p50/p99 per run, with the CPU seconds each process used.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.booking import SECRET  # noqa: E402
+from bench.procstat import cpu_seconds  # noqa: E402
 from stores.embedded import EmbeddedMongo, free_port  # noqa: E402
 from stores.mongo import connect as mongo_connect  # noqa: E402
+from stores.notifications.email import slot_of  # noqa: E402
 
 
 class Arrivals:
@@ -45,21 +49,25 @@ class Arrivals:
 
 
 async def seed(uri: str, database: str, count: int) -> float:
-    """`count` queued emails, one per user; returns when they were queued (epoch seconds)."""
+    """`count` emails, one per user, all due at one moment after they are stored (so the workers do not drain
+    a queue still being filled); returns that moment (epoch seconds), which latencies count from."""
     client = mongo_connect(uri, timeout_ms=120_000, retry_writes=False)
     db = client[database]
     now = datetime.now(UTC)
+    due = now + timedelta(seconds=2 + count / 1000)  # seeding stores ~2,000 documents a second
     await db["users"].insert_many([{"_id": f"u{n}", "role": "client", "tokenEmail": f"u{n}@bench.example"}
                                    for n in range(count)])
     await db["email_outbox"].insert_many([
         {"_id": f"n{n}", "userId": f"u{n}", "category": "booking", "critical": False, "title": f"Bench {n}",
-         "body": "Tue 03 Mar 2026, 10:00 UTC", "state": "queued", "dueAt": now, "tries": 0, "createdAt": now}
-        for n in range(count)])
+         "body": "Tue 03 Mar 2026, 10:00 UTC", "state": "queued", "slot": slot_of(f"u{n}"), "dueAt": due,
+         "tries": 0, "createdAt": now} for n in range(count)])
     await client.close()
-    return now.timestamp()
+    if datetime.now(UTC) > due:
+        print(f"    (seeding overran the due time by {(datetime.now(UTC) - due).total_seconds():.1f} s)")
+    return due.timestamp()
 
 
-async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int) -> None:
+async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int, profile: str | None = None) -> None:
     arrivals = Arrivals()
     controller = Controller(arrivals, hostname="127.0.0.1", port=smtp_port)
     controller.start()
@@ -70,10 +78,16 @@ async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int) ->
            "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "EMAIL_TICK_SECONDS": "0.05",
            "DATA_DIR": tempfile.mkdtemp(prefix="careline-bench-email-")}
     # the workers build their indexes first, then the queue is filled at once
-    processes = [await asyncio.create_subprocess_exec(sys.executable, "server.py", "worker", cwd=ROOT, env=env)
-                 for _ in range(workers)]
+    profiler = ["-m", "cProfile", "-o"] if profile else []
+    processes = [await asyncio.create_subprocess_exec(
+        sys.executable, *profiler, *([f"{profile}/worker{workers}-{n}.prof"] if profile else []), "server.py",
+        "worker", cwd=ROOT, env=env) for n in range(workers)]
     try:
         await asyncio.sleep(3)
+        pids = {"database": mongo.pid() or 0, "workers": 0}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
+        before["workers"] = sum(cpu_seconds(process.pid) for process in processes)
+        before["bench (aiosmtpd)"] = cpu_seconds(os.getpid())
         queued = await seed(mongo.uri, database, count)
         deadline = time.time() + 600
         while len(arrivals.at) < count and time.time() < deadline:  # noqa: ASYNC110 - aiosmtpd fills it in its thread
@@ -84,9 +98,14 @@ async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int) ->
         print(f"{workers} worker process(es): {len(arrivals.at)}/{count} delivered, "
               f"{len(arrivals.at) / span if span else float('nan'):.0f} emails/s; enqueue-to-delivered "
               f"p50 {statistics.median(latencies) / 1000:.1f} s, p99 {p99 / 1000:.1f} s")
+        after = {"database": cpu_seconds(pids["database"]) if pids["database"] else 0.0,
+                 "workers": sum(cpu_seconds(process.pid) for process in processes),
+                 "bench (aiosmtpd)": cpu_seconds(os.getpid())}
+        print(f"    first email {min(arrivals.at.values()) - queued:.2f} s after the queue came due; CPU seconds "
+              f"from seeding to the last delivery: " + ", ".join(f"{name} {after[name] - before[name]:.1f}" for name in after))
     finally:
         for process in processes:
-            process.terminate()
+            process.send_signal(signal.SIGINT)  # the worker stops cleanly (a profile is written)
         for process in processes:
             await asyncio.wait_for(process.wait(), 15)
         controller.stop()
@@ -96,13 +115,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description="careline email queue benchmark")
     parser.add_argument("--emails", type=int, default=10_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--profile", default=None, help="a folder: run the workers under cProfile, one file each")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}; aiosmtpd in the bench process, SecantusDB, Redis; load {os.getloadavg()[0]:.1f}")
     mongo = EmbeddedMongo(":memory:")
     mongo.start()
     try:
         for workers in args.workers:
-            await run(args.emails, workers, mongo, free_port())
+            await run(args.emails, workers, mongo, free_port(), args.profile)
     finally:
         mongo.stop()
 

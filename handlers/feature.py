@@ -7,7 +7,7 @@ the features once and hands each handler to its namespace and REST routes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from clock import Clock
@@ -15,7 +15,7 @@ from config import Config
 from handlers.auth import Authenticator
 from handlers.documents import DocumentLinks
 from handlers.events import EventBus
-from handlers.jobs import Periodic
+from handlers.jobs import JobCounters, Periodic
 from handlers.publisher import Publisher
 from handlers.relations import Relations
 from stores.crypto import Cipher
@@ -47,6 +47,7 @@ class Shared:
     request_keys: RequestKeyStore
     relations: Relations
     documents: DocumentLinks
+    jobs: JobCounters = field(default_factory=JobCounters)  # what the background queues did (/metrics)
 
 
 async def _nothing() -> None:

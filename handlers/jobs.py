@@ -20,6 +20,49 @@ class Periodic:
     run: Callable[[], Awaitable[object]]  # what it returns (e.g. a count) is ignored
 
 
+class QueueCounters:
+    """What one background queue did in this process: jobs done, put back for a retry, given up."""
+
+    def __init__(self) -> None:
+        self.successes = self.retries = self.failures = 0
+
+    def succeeded(self, jobs: int = 1) -> None:
+        """`jobs` jobs were done."""
+        self.successes += jobs
+
+    def retried(self, jobs: int = 1) -> None:
+        """`jobs` jobs failed for now and will be tried again."""
+        self.retries += jobs
+
+    def failed(self, jobs: int = 1) -> None:
+        """`jobs` jobs were given up."""
+        self.failures += jobs
+
+
+class JobCounters:
+    """The counters of every queue of one app (per process: Prometheus sums the processes)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, QueueCounters] = {}
+
+    def queue(self, name: str) -> QueueCounters:
+        """The counters of queue `name` (created at first use)."""
+        return self._queues.setdefault(name, QueueCounters())
+
+    def snapshot(self) -> dict[str, QueueCounters]:
+        """Every queue's counters by name."""
+        return dict(self._queues)
+
+
+def counted(run: Callable[[], Awaitable[int]], counters: QueueCounters) -> Callable[[], Awaitable[int]]:
+    """`run` (a job returning how many jobs it did) counting what it did as successes."""
+    async def run_counted() -> int:
+        done = await run()
+        counters.succeeded(done)
+        return done
+    return run_counted
+
+
 MAX_BACKOFF_SECONDS = 30.0  # longest pause of a job whose dependency is down
 
 

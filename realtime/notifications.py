@@ -8,6 +8,7 @@ from handlers.auth import User
 from handlers.notifications.feature import NotificationsFeature
 from realtime.base import BaseNamespace, request
 from realtime.schemas.common import Empty
+from realtime.schemas.jobs import JobOut, JobPageOut, ListJobs, RetryJob
 from realtime.schemas.notifications import (
     Broadcast,
     CountOut,
@@ -101,3 +102,13 @@ class NotificationsNamespace(BaseNamespace[NotificationsFeature]):
     async def stats(self, sid: str, user: User, payload: Payload) -> Any:
         """Admin: delivery counts per category."""
         return await self.handler.notifications.stats(payload["days"])
+
+    @request("job:list", ListJobs, ack=JobPageOut, rate=(10, 1.0), roles=ADMIN)
+    async def list_jobs(self, sid: str, user: User, payload: Payload) -> Any:
+        """Admin: a page of a background queue's jobs (failed ones by default), to find the id to retry."""
+        return await self.handler.jobs.page(payload["queue"], payload["state"], payload["cursor"], payload["limit"])
+
+    @request("job:retry", RetryJob, ack=JobOut, rate=(10, 1.0), roles=ADMIN)
+    async def retry_job(self, sid: str, user: User, payload: Payload) -> Any:
+        """Admin: queue a failed job again (tries reset, due now)."""
+        return await self.handler.jobs.retry(payload["queue"], payload["job_id"])

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rest.app_keys import CONNECTIONS, METRICS
+from handlers.metrics import render_jobs
+from rest.app_keys import CONNECTIONS, METRICS, NOTIFICATIONS
 
 
 async def health(request: web.Request) -> web.Response:
@@ -20,8 +21,10 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition."""
+    """Prometheus text exposition (the background queues' depths are at most a few seconds old)."""
     body = request.app[METRICS].render()
+    if NOTIFICATIONS in request.app:
+        body += render_jobs(await request.app[NOTIFICATIONS].jobs.statuses())
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 

@@ -87,6 +87,7 @@ async def build(shared: Shared) -> Built[BillingFeature]:
     usage = Usage(usage_store, shared.clock)
     webhooks = StripeWebhooks(inbox, config.stripe_webhook_secret, gateway, customers, payments, subscriptions,
                               invoices)
+    webhooks.counters = shared.jobs.queue("stripe-webhooks")
     shared.bus.subscribe(BookingChanged, payments.booking_changed)
     shared.bus.subscribe(BookingChanged, usage.booking_changed)
 

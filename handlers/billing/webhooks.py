@@ -20,6 +20,7 @@ from handlers.billing.customers import Customers
 from handlers.billing.invoices import Invoices
 from handlers.billing.payments import SessionPayments
 from handlers.billing.subscriptions import Subscriptions
+from handlers.jobs import QueueCounters
 from stores.billing.inbox import InboxEvent, WebhookInbox
 from stores.billing.stripe_api import StripeGateway, verify_event
 from stores.group_commit import Backlogged
@@ -56,6 +57,7 @@ class StripeWebhooks:
         self.subscriptions = subscriptions
         self.invoices = invoices
         self.scheduler: aiojobs.Scheduler | None = None
+        self.counters = QueueCounters()  # events applied, or put back for a retry (job monitoring)
         self.appliers: dict[str, Callable[[InboxEvent], Awaitable[None]]] = {
             "payment_intent": self._payment_intent, "charge.refunded": self._charge_refunded,
             "charge.dispute": self._dispute, "invoice": self._invoice, "customer.subscription": self._subscription,
@@ -95,8 +97,10 @@ class StripeWebhooks:
             if not isinstance(exc, AppError):
                 log.exception("applying stripe event %s (%s) failed", event.id, event.type)
             await self.inbox.failed(event.id, utcnow() + delay, type(exc).__name__)
+            self.counters.retried()
             return False
         await self.inbox.applied(event.id, utcnow())
+        self.counters.succeeded()
         return True
 
     async def _apply(self, event: InboxEvent) -> None:

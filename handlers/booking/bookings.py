@@ -23,6 +23,7 @@ from handlers.events import (
     MeetingScheduled,
     SessionEnded,
 )
+from handlers.jobs import QueueCounters
 from handlers.page import Page, read_time_cursor, time_cursor
 from handlers.publisher import Publisher
 from stores.booking.bookings import ACTIVE, CAS_ATTEMPTS, BookingFilter, BookingRecord, BookingStore, NewBooking
@@ -61,6 +62,7 @@ class BookingHandler:
         self.bus = with_.bus
         self.cipher = with_.cipher
         self.clock = with_.clock
+        self.expiries = QueueCounters()  # declined for want of confirmation (job monitoring)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -303,6 +305,7 @@ class BookingHandler:
             expire = functools.partial(self.store.decline_if_pending, booking_id, "expired", now, expired_only=True)
             if await self._end(booking_id, "declined", None, expire):
                 count += 1
+        self.expiries.succeeded(count)
         return count
 
     async def repair_claims(self) -> None:

@@ -36,6 +36,8 @@ async def build(shared: Shared) -> Built[BookingFeature]:
                                   timedelta(seconds=config.booking_lease_seconds), shared.clock)
     bookings = BookingHandler(booking_store, Collaborators(availability, reminders, shared.publisher, shared.bus,
                                                            shared.cipher, shared.clock))
+    reminders.counters = shared.jobs.queue("booking-reminders")
+    bookings.expiries = shared.jobs.queue("booking-expiries")
     shared.bus.subscribe(MeetingScheduled, bookings.attach_meeting)
     shared.bus.subscribe(SessionEnded, bookings.take_outcome)
     shared.bus.subscribe(BookingPaymentChanged, bookings.payment_changed)

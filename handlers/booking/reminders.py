@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from clock import Clock
 from handlers.events import EventBus, SessionReminderDue
+from handlers.jobs import QueueCounters
 from stores.booking.bookings import BookingRecord, BookingStore
 from stores.booking.reminders import Reminder, ReminderStore
 
@@ -30,6 +31,7 @@ class ReminderScheduler:
         self.bus = bus
         self.lease = lease
         self.clock = clock
+        self.counters = QueueCounters()  # reminders done (job monitoring)
 
     async def schedule(self, booking: BookingRecord) -> None:
         """(Re)place the reminders of a confirmed booking, skipping those already past."""
@@ -57,10 +59,12 @@ class ReminderScheduler:
         now = self.clock()
         if booking is None or not _applies(reminder, booking, now):
             await self.store.finish(reminder, now, "skipped")
+            self.counters.succeeded()
             return 0
         await self.bus.deliver(SessionReminderDue(booking, reminder.id, KINDS[reminder.kind][1], reminder.due_at))
         if not await self.store.finish(reminder, now, "sent"):
             log.warning("reminder lease lost while sending", extra={"reminder": reminder.id})
+        self.counters.succeeded()
         return 1
 
 

@@ -13,7 +13,7 @@ from handlers.chat.moderation import ModerationHandler
 from handlers.chat.uploads import UploadHandler
 from handlers.events import ConversationRead, EventBus
 from handlers.feature import Built, Shared
-from handlers.jobs import Periodic
+from handlers.jobs import Periodic, counted
 from stores.chat.activity import ActivityWriter
 from stores.chat.blind_index import BlindIndex
 from stores.chat.conversations import ConversationStore
@@ -73,5 +73,6 @@ async def build(shared: Shared) -> Built[ChatFeature]:
     shared.relations.add(conversations.related)
     feature = ChatFeature(deps, ContentRules.load(config.chat_blocklist_file, config.chat_crisis_phrases_file),
                           shared.clock)
-    orphans = Periodic("uploads-orphans", ORPHAN_SWEEP_SECONDS, feature.uploads.sweep_orphans)
+    sweep = counted(feature.uploads.sweep_orphans, shared.jobs.queue("upload-orphans"))
+    orphans = Periodic("uploads-orphans", ORPHAN_SWEEP_SECONDS, sweep)
     return Built(feature, jobs=(orphans,), close=feature.close)

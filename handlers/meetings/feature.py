@@ -39,6 +39,7 @@ async def build(shared: Shared) -> Built[MeetingsFeature]:
     ctx = MeetingContext(stores, shared.publisher, shared.bus, shared.clock, shared.config, shared.cipher,
                          shared.users)
     meetings, recording, closer = MeetingHandler(ctx), RecordingHandler(ctx), MeetingCloser(ctx)
+    closer.counters = shared.jobs.queue("meeting-outcomes")
     room = RoomHandler(ctx, closer, recording, shared.sockets)
     shared.bus.subscribe(BookingChanged, meetings.booking_changed)
     scheduler = Periodic("meeting-scheduler", shared.config.meeting_tick_seconds, closer.tick)

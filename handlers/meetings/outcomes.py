@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from handlers.events import MeetingNotice, SessionEnded, SessionOutcome
+from handlers.jobs import QueueCounters
 from handlers.meetings.context import MeetingContext
 from handlers.meetings.deltas import SeatEvent
 from stores.meetings.meetings import MeetingRecord
@@ -46,6 +47,7 @@ class MeetingCloser:
 
     def __init__(self, ctx: MeetingContext) -> None:
         self.ctx = ctx
+        self.counters = QueueCounters()  # due meetings decided (job monitoring)
 
     async def end(self, record: MeetingRecord, actor_id: str | None) -> MeetingRecord | None:
         """End a scheduled or live meeting (None when another change ended it first)."""
@@ -81,6 +83,7 @@ class MeetingCloser:
         """Decide due meetings (no-show, host absent, auto-end) and give up seats left too long."""
         for record in await self.ctx.stores.meetings.claim_due(self.ctx.clock(), self.ctx.lease):
             await self.decide(record, self.ctx.clock())
+            self.counters.succeeded()
         await self.give_up_seats()
 
     async def decide(self, record: MeetingRecord, now: datetime) -> None:

@@ -8,6 +8,7 @@ from handlers.notifications.email import EmailChannel
 from handlers.notifications.handler import NotificationHandler
 from handlers.notifications.preferences import PreferenceHandler
 from handlers.notifications.push import PushHandler
+from handlers.queues import JobMonitor
 from stores.notifications.email import EmailQueue
 from stores.notifications.preferences import PreferenceStore
 from stores.notifications.push import PushStore
@@ -19,10 +20,11 @@ class NotificationsFeature:
     """The handlers behind /notifications and `GET /api/push/vapid-public-key`."""
 
     def __init__(self, notifications: NotificationHandler, preferences: PreferenceHandler, push: PushHandler,
-                 email: EmailChannel | None = None) -> None:
+                 jobs: JobMonitor, email: EmailChannel | None = None) -> None:
         self.notifications = notifications
         self.preferences = preferences
         self.push = push
+        self.jobs = jobs
         self.email = email
 
 
@@ -32,7 +34,8 @@ async def build(shared: Shared) -> Built[NotificationsFeature]:
     store, prefs, pushes = NotificationStore(shared.db), PreferenceStore(shared.db), PushStore(shared.db)
     for each in (store, prefs, pushes):
         await each.ensure_indexes()
-    push = PushHandler(pushes, store, config, concurrency=config.push_concurrency, retry_base=config.push_retry_base)
+    push = PushHandler(pushes, store, config, concurrency=config.push_concurrency, retry_base=config.push_retry_base,
+                       counters=shared.jobs.queue("web-pushes"))
     preferences = PreferenceHandler(prefs)
     notifications = NotificationHandler(store, preferences, shared, push)
     rules.subscribe(shared.bus, notifications)
@@ -42,8 +45,15 @@ async def build(shared: Shared) -> Built[NotificationsFeature]:
         queue = EmailQueue(shared.db)
         await queue.ensure_indexes()
         email = EmailChannel(queue, SmtpSender(config.smtp_url, config.email_from), shared.users, config,
-                             shared.clock)
+                             shared.clock, shared.jobs.queue("emails"))
         notifications.email = email
         jobs.append(Periodic("notifications-email", config.email_tick_seconds, email.tick))
-    feature = NotificationsFeature(notifications, preferences, push, email)
-    return Built(feature, jobs=tuple(jobs), close=push.close)
+    monitor = JobMonitor(shared.db, shared.jobs, shared.clock, config)
+    feature = NotificationsFeature(notifications, preferences, push, monitor, email)
+
+    async def close() -> None:
+        await push.close()
+        if email is not None:
+            await email.sender.close()
+
+    return Built(feature, jobs=tuple(jobs), close=close)

@@ -18,6 +18,7 @@ from pywebpush import WebPushException, webpush
 
 from config import Config
 from errors import InvalidPayload, NotFound
+from handlers.jobs import QueueCounters
 from stores.notifications.push import FAILED, GONE, RETRYING, SENT, PushStore, PushSubscription
 from stores.notifications.store import PUSH_DONE, Notification, NotificationStore
 
@@ -66,11 +67,12 @@ class PushHandler:
     """push:subscribe / push:unsubscribe, and sending notifications to every subscription of a user."""
 
     def __init__(self, store: PushStore, notifications: NotificationStore, config: Config, *,
-                 concurrency: int = 20, retry_base: float = 1.0) -> None:
+                 concurrency: int = 20, retry_base: float = 1.0, counters: QueueCounters | None = None) -> None:
         self._store, self._notifications, self._config = store, notifications, config
         self._vapid = Vapid.from_string(private_key=config.vapid_private_key) if config.vapid_private_key else None
         self._scheduler = aiojobs.Scheduler(limit=concurrency, pending_limit=100_000)
         self._retry_base = retry_base
+        self.counters = counters or QueueCounters()
 
     @property
     def public_key(self) -> str | None:
@@ -122,10 +124,19 @@ class PushHandler:
             if outcome == GONE:  # first: a delivery recorded as gone means its subscription is gone
                 await self._store.remove(subscription.id)
             await self._store.record_attempt(delivery, status, attempt.error, outcome)
+            self._count(outcome)
             if outcome != RETRYING:
                 return
             delay = attempt.retry_after if attempt.retry_after is not None else self._retry_base * 2 ** (tries - 1)
             await asyncio.sleep(min(delay, MAX_RETRY_DELAY))
+
+    def _count(self, outcome: str) -> None:
+        if outcome == SENT:
+            self.counters.succeeded()
+        elif outcome == RETRYING:
+            self.counters.retried()
+        else:
+            self.counters.failed()
 
     def _post(self, subscription: PushSubscription, notification: Notification) -> Attempt:
         """One synchronous pywebpush call (run in a thread)."""

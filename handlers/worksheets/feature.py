@@ -55,6 +55,7 @@ async def build(shared: Shared) -> Built[WorksheetsFeature]:
     relations = Acquaintance(BookingStore(shared.db), ConversationStore(shared.db))
     reminders = AssignmentReminders(reminder_store, assignment_store, shared.bus,
                                     timedelta(seconds=config.worksheet_lease_seconds), shared.clock)
+    reminders.counters = shared.jobs.queue("worksheet-reminders")
     assignments = AssignmentHandler(assignment_store, AssignmentDeps(worksheets, live, relations, reminder_store,
                                                                      announcer, shared.bus, shared.clock,
                                                                      shared.users, shared.documents))

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from clock import Clock
 from handlers.events import AssignmentReminderDue, EventBus
+from handlers.jobs import QueueCounters
 from stores.worksheets.assignments import AssignmentStore
 from stores.worksheets.reminders import AssignmentReminder, AssignmentReminderStore
 
@@ -22,6 +23,7 @@ class AssignmentReminders:
         self.bus = bus
         self.lease = lease
         self.clock = clock
+        self.counters = QueueCounters()  # reminders done (job monitoring)
 
     async def tick(self) -> int:
         """Send the due reminders (at most a batch); returns how many were sent."""
@@ -31,6 +33,7 @@ class AssignmentReminders:
             if reminder is None:
                 break
             sent += await self.deliver(reminder)
+            self.counters.succeeded()
         return sent
 
     async def deliver(self, reminder: AssignmentReminder) -> int:

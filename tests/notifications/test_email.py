@@ -3,49 +3,19 @@ emails for the categories they want, quiet hours hold all but critical ones, ref
 unsubscribe link switches the category off. The queue is worked by calling its job (`tick`)."""
 from __future__ import annotations
 
-import email
-import email.policy
-from collections.abc import AsyncIterator
+import asyncio
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
-from typing import Any
 
 import aiohttp
 import pytest
-from aiosmtpd.controller import Controller
 
 from rest.app_keys import MONGO_DB
-from stores.embedded import free_port
 from tests.booking.helpers import availability
 from tests.conftest import RunningServer, StartServer
+from tests.notifications.email_peer import NS, Mailbox, notify, offline, text_of, tick
 
-NS = "/notifications"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 SECRET_WORDS = ("hopeless", "sertraline", "panic attacks")
-
-
-class Mailbox:
-    """An aiosmtpd handler that keeps what it accepts and can refuse the next deliveries."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.refusals: list[str] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refusals:
-            return self.refusals.pop(0)
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(message)  # type: ignore[arg-type]
-        return "250 OK"
-
-
-@pytest.fixture
-async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 @pytest.fixture
@@ -54,28 +24,6 @@ async def app(start_server: StartServer, mailbox: tuple[Mailbox, int]) -> Runnin
                                 email_retry_base_seconds=60, public_url="https://careline.example")
     server.clock.source = lambda: NOW
     return server
-
-
-async def offline(server: RunningServer, user: str, address: str | None = "ann@example.org",
-                  role: str = "client") -> None:
-    """The user has connected once (careline learnt their address from the token) and is offline now."""
-    client = await server.client(user, role, NS, email=address)
-    await client.disconnect()
-
-
-async def notify(server: RunningServer, user: str = "ann", **extra: Any) -> None:
-    fields = {"category": "booking", "title": "Session confirmed", "body": "Tue 03 Mar 2026, 10:00 UTC", **extra}
-    assert await server.notifications.notifications.notify(user, **fields) is not None
-
-
-async def tick(server: RunningServer) -> int:
-    channel = server.notifications.email
-    assert channel is not None
-    return await channel.tick()
-
-
-def text_of(message: EmailMessage) -> str:
-    return "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
 
 
 async def test_an_offline_client_gets_one_email_for_a_confirmed_booking(app: RunningServer,
@@ -218,3 +166,61 @@ async def test_a_new_address_is_used_once_confirmed(app: RunningServer, mailbox:
 async def test_without_smtp_a_new_address_is_unavailable(server: RunningServer) -> None:
     client = await server.client("ann", "client", NS)
     await client.error("profile:set-email", {"email": "ann@example.org"}, code="unavailable")
+
+
+async def test_accents_reach_the_mailbox_intact_and_one_session_carries_many_emails(
+        app: RunningServer, mailbox: tuple[Mailbox, int]) -> None:
+    box = mailbox[0]
+    for user in ("ann", "zoé"):
+        await offline(app, user, f"{user.replace('é', 'e')}@example.org")
+        await notify(app, user, title="Séance confirmée", body="mardi 3 mars, 10 h 00 — à bientôt")
+        assert await tick(app) == 1
+    assert [message["To"] for message in box.messages] == ["ann@example.org", "zoe@example.org"]
+    assert {message["Subject"] for message in box.messages} == {"Séance confirmée"}
+    assert all("mardi 3 mars, 10 h 00 — à bientôt" in text_of(message) for message in box.messages)
+    assert box.sessions == 1  # the second email went over the first one's SMTP session
+
+
+async def test_one_refused_email_fails_alone_and_a_cut_session_is_replaced(app: RunningServer,
+                                                                          mailbox: tuple[Mailbox, int]) -> None:
+    box, port = mailbox
+    for user in ("ann", "ben", "cy"):
+        await offline(app, user, f"{user}@example.org")
+        await notify(app, user)
+    box.refusals = ["451 4.3.0 Try again later"]  # the first of the three
+    assert await tick(app) == 2
+    outbox = app.app[MONGO_DB]["email_outbox"]
+    states = sorted([[doc["state"], doc["tries"]] async for doc in outbox.find({})])
+    assert states == [["queued", 1], ["sent", 0], ["sent", 0]]
+    box.restart(port)  # the server goes away and comes back: the pooled sessions are dead
+    app.clock.source = lambda: NOW + timedelta(seconds=61)
+    assert await tick(app) == 1
+    assert sorted(message["To"] for message in box.messages) == ["ann@example.org", "ben@example.org",
+                                                                 "cy@example.org"]
+
+
+async def test_two_processes_working_the_queue_send_each_email_once(start_server: StartServer,
+                                                                    mailbox: tuple[Mailbox, int]) -> None:
+    box, port = mailbox
+    one, two = [await start_server(smtp_url=f"smtp://127.0.0.1:{port}", email_tick_seconds=3600) for _ in range(2)]
+    users = [f"user{n}" for n in range(40)]
+    for user in users:
+        await offline(one, user, f"{user}@example.org")
+        await notify(one, user)
+    sent = await asyncio.gather(tick(one), tick(two), tick(one), tick(two))
+    assert sum(sent) == len(users)
+    assert sorted(message["To"] for message in box.messages) == sorted(f"{user}@example.org" for user in users)
+    assert await tick(one) == 0 and await tick(two) == 0
+
+
+async def test_a_claim_left_by_a_dead_process_is_sent_once_its_lease_runs_out(app: RunningServer,
+                                                                              mailbox: tuple[Mailbox, int]) -> None:
+    await offline(app, "ann")
+    await notify(app)
+    channel = app.notifications.email
+    assert channel is not None
+    claim = await channel.queue.claim(["ann"], NOW, timedelta(minutes=2))  # what a process does before it dies
+    assert len(claim.items) == 1
+    assert await tick(app) == 0  # leased to the dead process
+    app.clock.source = lambda: NOW + timedelta(minutes=2, seconds=1)
+    assert await tick(app) == 1 and len(mailbox[0].messages) == 1
