@@ -123,7 +123,7 @@ async def editing_load(urls: list[str], assignments: int, rate: float, seconds: 
     async for line in done.stdout:
         data = json.loads(line)
         if "phase" in data:
-            marks[data["phase"]] = [time.monotonic()] + [cpu_seconds(pid) for pid in pids]
+            marks[data["phase"]] = [time.monotonic()] + [cpu_seconds(pid) for pid in [*pids, done.pid]]
             if data["phase"] == "measuring" and profile_into:
                 spies = profile(pids[:2], seconds, profile_into)
         else:
@@ -210,7 +210,7 @@ async def main() -> None:
     try:
         await asyncio.gather(*(wait_healthy(url, process) for url, process in servers))
         urls = [url for url, _ in servers]
-        pids = [process.pid for _, process in servers] + [mongo.pid() or 0]
+        pids = [process.pid for _, process in servers] + [mongo.pid() or 0, redis.pid]
         load = await editing_load(urls, args.assignments, args.rate, args.seconds, pids, args.profile)
         wall, busy = load["wall"], [100 * cpu / load["wall"] for cpu in load["cpu"]]
         per_update = [1000 * cpu / max(1, load["acks"]) for cpu in load["cpu"]]
@@ -224,8 +224,9 @@ async def main() -> None:
         print(f"  doc:updated relay p50 {ms(load['relayP50'])}, p99 {ms(load['relayP99'])}, "
               f"max {ms(load['relayMax'])} (target p99 <= 25 ms)")
         print(f"  cpu while measured ({wall:.0f} s): servers {busy[0]:.0f}% and {busy[1]:.0f}%, "
-              f"database {busy[2]:.0f}% of one core; per acknowledged update: servers {per_update[0]:.2f} and "
-              f"{per_update[1]:.2f} ms, database {per_update[2]:.2f} ms", flush=True)
+              f"database {busy[2]:.0f}%, redis {busy[3]:.0f}%, node load generator {busy[4]:.0f}% of one core")
+        print(f"  cpu per acknowledged update: servers {per_update[0]:.2f} + {per_update[1]:.2f} ms, "
+              f"database {per_update[2]:.2f} ms, redis {per_update[3]:.2f} ms", flush=True)
         if not args.updates:
             return
         uncompacted, compacted, left = await long_document(urls, env, args.updates)

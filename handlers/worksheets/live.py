@@ -47,6 +47,7 @@ from stores.worksheets.worksheets import Field
 log = logging.getLogger("careline.worksheets")
 
 LOCKED = "This assignment was submitted: its answers can no longer change"
+BUSY = "The document store is busy, try again"
 IDLE_BATCH = 50  # documents one idle sweep compacts at most
 COMPACTIONS = 2  # background compactions one process runs at once (the rest wait: writes come first)
 RECORDERS = 8  # status and progress writes of Yjs edits one process runs at once
@@ -238,6 +239,7 @@ class LiveHandler:
         assignment = await self._writable(user, assignment_id)
         live = await self._live(assignment)
         fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+        self._check_room_to_store()
         try:
             apply(live.shadow, raw)
             responses = _checked(fields, live.shadow, "update")
@@ -254,6 +256,7 @@ class LiveHandler:
         assignment = await self._writable(user, assignment_id)
         live = await self._live(assignment)
         fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+        self._check_room_to_store()
         before = live.shadow.get_state()
         try:
             set_answers(live.shadow, {field.id: field for field in fields}, responses)
@@ -285,6 +288,12 @@ class LiveHandler:
 
     # -- writing ---------------------------------------------------------------------------------
 
+    def _check_room_to_store(self) -> None:
+        """`unavailable` before trying a write the update log would refuse anyway (a refusal after the try costs
+        a rebuild of the shadow copy, exactly when the process is busiest)."""
+        if self.deps.documents.busy:
+            raise Unavailable(BUSY)
+
     async def _commit(self, live: LiveDocument, assignment: Assignment, raw: bytes, sid: str, text: str) -> None:
         """Append durably, apply, relay (to the room's sockets here, and through one relay message to the other
         processes' documents and sockets). `text` is `raw` as base64 (what the room receives).
@@ -298,7 +307,7 @@ class LiveHandler:
         except BaseException as error:
             live.reject(ticket)
             if isinstance(error, Backlogged):
-                raise Unavailable("The document store is busy, try again") from None
+                raise Unavailable(BUSY) from None
             raise
         if self.is_locked(assignment):
             live.reject(ticket)

@@ -55,6 +55,11 @@ class DocumentStore:
         """Wait for queued appends (shutdown)."""
         await self._inserts.drain()
 
+    @property
+    def busy(self) -> bool:
+        """An append now would be refused (Backlogged): too many are waiting for the database."""
+        return self._inserts.backlogged
+
     async def append(self, assignment_id: str, update: bytes, now: datetime) -> str:
         """Write one update to the log; returns its entry id once it is durable (raises Backlogged when too
         many wait). Appends of every document share the group commit: one insert command per batch."""

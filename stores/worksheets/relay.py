@@ -164,6 +164,7 @@ class RedisRelay:
                     for change in batch:
                         await self._deliver(receiver, change)
         finally:
+            self._ready.clear()
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
