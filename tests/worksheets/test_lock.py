@@ -6,6 +6,7 @@ import asyncio
 import base64
 from typing import Any
 
+import pytest
 from pycrdt import Doc, Map
 
 from stores.worksheets.relay import Change, Receiver
@@ -65,3 +66,27 @@ async def test_no_process_accepts_an_edit_once_the_submission_is_acknowledged(st
     assert await stored_responses(a, pair.assignment_id) == expected.get("responses", type=Map).to_py()
     assert submitted["responses"]["story"].endswith("x")
 
+
+
+async def test_an_edit_being_stored_when_the_lock_arrives_is_refused_and_leaves_nothing(
+        start_server: StartServer) -> None:
+    a = await start_server(redis=True)
+    b = await start_server(redis=True, worksheet_write_interval_ms=100)  # b's appends wait up to 100 ms for a batch
+    for each in (a, b):
+        await feature(each).relay.wait_ready()  # type: ignore[attr-defined]
+    pair = await assigned(a)
+    await pair.client.ok("draft:save", {"assignmentId": pair.assignment_id,
+                                        "responses": {"mood": "ok", "story": "x"}})
+    therapist = YEditor(await b.client("t1", "therapist", NS), pair.assignment_id)
+    await therapist.open()
+    first = await therapist.edit(lambda r: r["story"].insert(0, "1"))  # written at once: b's log was quiet
+    assert first["ok"]
+    pending = asyncio.ensure_future(therapist.edit(lambda r: r["story"].insert(0, "2")))  # waits for b's batch
+    submitted = await pair.client.ok("assignment:submit", {"assignmentId": pair.assignment_id})
+    if pending.done():  # the submission took longer than b's batch interval: the edit was stored before it
+        assert (await pending)["ok"]
+        pytest.skip("the machine was too slow to hold an edit in flight across the submission")
+    refused = await pending
+    assert refused["error"]["code"] == "precondition_failed"
+    assert submitted["responses"]["story"] == "1x"
+    assert (await stored_responses(a, pair.assignment_id))["story"] == "1x"  # its log entry was deleted
