@@ -92,7 +92,20 @@ async def pair(url: str, n: int) -> str:
     return str(assignment["id"])
 
 
-async def editing_load(urls: list[str], assignments: int, rate: float, seconds: int) -> dict[str, Any]:
+def profile(pids: list[int], seconds: int, into: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy (`pip install py-spy`) sampling each server for `seconds` while it holds the GIL (its CPU time,
+    not its waits): collapsed stacks into `into`/server<n>.txt."""
+    Path(into).mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200", "--gil",
+                              "--format", "raw", "--output", f"{into}/server{n}.txt"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for n, pid in enumerate(pids)]
+
+
+async def editing_load(urls: list[str], assignments: int, rate: float, seconds: int,
+                       pids: list[int], profile_into: str | None = None) -> dict[str, Any]:
+    """Seed the assignments, run the Node editors; their figures plus each pid's CPU seconds while measured."""
     ids: list[str] = []
     for chunk in range(0, assignments, 10):
         ids += await asyncio.gather(*(pair(urls[n % 2], n) for n in range(chunk, min(assignments, chunk + 10))))
@@ -103,8 +116,25 @@ async def editing_load(urls: list[str], assignments: int, rate: float, seconds: 
     config = json.dumps({"editors": editors, "rate": rate, "seconds": seconds, "warmup": 5})
     done = await asyncio.create_subprocess_exec("node", str(ROOT / "bench" / "worksheets_load.mjs"), config,
                                                 cwd=ROOT / "bench", stdout=asyncio.subprocess.PIPE)
-    out, _ = await done.communicate()
-    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+    assert done.stdout is not None
+    marks: dict[str, list[float]] = {}
+    spies: list[subprocess.Popen[bytes]] = []
+    report: dict[str, Any] = {}
+    async for line in done.stdout:
+        data = json.loads(line)
+        if "phase" in data:
+            marks[data["phase"]] = [time.monotonic()] + [cpu_seconds(pid) for pid in [*pids, done.pid]]
+            if data["phase"] == "measuring" and profile_into:
+                spies = profile(pids[:2], seconds, profile_into)
+        else:
+            report = data
+    await done.wait()
+    for spy in spies:
+        spy.wait()
+    start, stop = marks["measuring"], marks["stopped"]
+    report["wall"] = stop[0] - start[0]
+    report["cpu"] = [after - before for before, after in zip(start[1:], stop[1:])]
+    return report
 
 
 async def long_document(urls: list[str], env: dict[str, str], updates: int) -> tuple[list[float], list[float], int]:
@@ -163,7 +193,9 @@ async def main() -> None:
     parser.add_argument("--assignments", type=int, default=100)
     parser.add_argument("--rate", type=float, default=10.0, help="updates per second per editor")
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--updates", type=int, default=10_000, help="stored updates of the long document")
+    parser.add_argument("--updates", type=int, default=10_000,
+                        help="stored updates of the long document (0: skip that part)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the servers while measured (raw stacks into DIR)")
     args = parser.parse_args()
     mongo = EmbeddedMongo(":memory:")
     mongo.start()
@@ -178,12 +210,12 @@ async def main() -> None:
     try:
         await asyncio.gather(*(wait_healthy(url, process) for url, process in servers))
         urls = [url for url, _ in servers]
-        pids = [process.pid for _, process in servers] + [mongo.pid() or 0]
-        cpu_before, wall_before = [cpu_seconds(pid) for pid in pids], time.monotonic()
-        load = await editing_load(urls, args.assignments, args.rate, args.seconds)
-        wall = time.monotonic() - wall_before
-        busy = [100 * (cpu_seconds(pid) - before) / wall for pid, before in zip(pids, cpu_before)]
-        print(f"cores: {os.cpu_count()} (shared machine: figures are noisy; servers, database and Node load share them)")
+        pids = [process.pid for _, process in servers] + [mongo.pid() or 0, redis.pid]
+        load = await editing_load(urls, args.assignments, args.rate, args.seconds, pids, args.profile)
+        wall, busy = load["wall"], [100 * cpu / load["wall"] for cpu in load["cpu"]]
+        per_update = [1000 * cpu / max(1, load["acks"]) for cpu in load["cpu"]]
+        print(f"cores: {os.cpu_count()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (shared "
+              f"machine: figures are noisy; servers, database and Node load share them)")
         print(f"editing: {args.assignments} assignments x 3 Yjs editors x {args.rate:g} updates/s, 2 processes, "
               f"{load['seconds']} s measured: {load['acks']} acks, {load['relays']} relays, {load['refused']} refused "
               f"{load['codes'] or ''} (of {load['sent']} sent, warm-up included)")
@@ -191,8 +223,12 @@ async def main() -> None:
               f" (target p99 <= 25 ms)")
         print(f"  doc:updated relay p50 {ms(load['relayP50'])}, p99 {ms(load['relayP99'])}, "
               f"max {ms(load['relayMax'])} (target p99 <= 25 ms)")
-        print(f"  cpu over seeding + load ({wall:.0f} s): servers {busy[0]:.0f}% and {busy[1]:.0f}%, "
-              f"database {busy[2]:.0f}% of one core", flush=True)
+        print(f"  cpu while measured ({wall:.0f} s): servers {busy[0]:.0f}% and {busy[1]:.0f}%, "
+              f"database {busy[2]:.0f}%, redis {busy[3]:.0f}%, node load generator {busy[4]:.0f}% of one core")
+        print(f"  cpu per acknowledged update: servers {per_update[0]:.2f} + {per_update[1]:.2f} ms, "
+              f"database {per_update[2]:.2f} ms, redis {per_update[3]:.2f} ms", flush=True)
+        if not args.updates:
+            return
         uncompacted, compacted, left = await long_document(urls, env, args.updates)
         print(f"open, {args.updates} stored updates, not compacted: p50 {statistics.median(uncompacted):.1f} ms")
         print(f"open after compaction ({left} left in the log): p50 {statistics.median(compacted):.1f} ms, "

@@ -65,11 +65,11 @@ async function main() {
   for (const spec of config.editors) editors.push(await editor(spec));
   const start = performance.now();
   const until = start + (config.warmup + config.seconds) * 1000;
-  setTimeout(() => { measuring = true; }, config.warmup * 1000);
-  const stop = setTimeout(() => { measuring = false; }, (config.warmup + config.seconds) * 1000);
+  const phase = (name) => process.stdout.write(JSON.stringify({ phase: name }) + "\n");
+  setTimeout(() => { measuring = true; phase("measuring"); }, config.warmup * 1000);
+  const stop = setTimeout(() => { measuring = false; phase("stopped"); }, (config.warmup + config.seconds) * 1000);
   await Promise.all(editors.map((one) => type(one, until)));
-  clearTimeout(stop);
-  measuring = false;
+  if (measuring) { clearTimeout(stop); measuring = false; phase("stopped"); }
   await sleep(2000);
   const report = { editors: editors.length, sent: sentCount, refused, acks: acks.length, relays: relays.length,
                    ackP50: percentile(acks, 50), ackP99: percentile(acks, 99), ackMax: percentile(acks, 100),

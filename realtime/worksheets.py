@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.auth import User
+from handlers.feature import Shared
+from handlers.metrics import Metrics
 from handlers.worksheets.feature import WorksheetsFeature
 from handlers.worksheets.live import doc_room
 from realtime.base import BaseNamespace, request
@@ -44,6 +46,22 @@ class WorksheetsNamespace(BaseNamespace[WorksheetsFeature]):
 
     path = "/worksheets"
     emits = {"assignment:updated": AssignmentOut, "doc:updated": DocUpdatedOut, "awareness:updated": AwarenessOut}
+
+    def __init__(self, handler: WorksheetsFeature, shared: Shared, metrics: Metrics) -> None:
+        super().__init__(handler, shared, metrics)
+        handler.live.deliver = self.deliver_update
+
+    async def deliver_update(self, assignment_id: str, update: str, skip_sid: str) -> None:
+        """`doc:updated` to this process's sockets in the document's room but `skip_sid` (the sender).
+
+        Only here: another process's sockets get the update from that process, which received it through the
+        document relay (one message for its held copy and its sockets). Built as the wire object directly
+        (DocUpdatedOut's shape): this runs once per accepted update and process."""
+        room = doc_room(assignment_id)
+        if room not in self.server.manager.rooms.get(self.namespace, {}):
+            return
+        await self.emit("doc:updated", {"assignmentId": assignment_id, "update": update}, room=room,
+                        skip_sid=skip_sid or None, ignore_queue=True)
 
     async def on_user_disconnected(self, sid: str, user: User) -> None:
         """Clear the user's awareness in the documents this socket had open (if it was their last socket there)."""

@@ -25,14 +25,6 @@ class MissingUpdate:
 
 
 @dataclass(frozen=True)
-class DocUpdated:
-    """`doc:updated`: an accepted update of one document (base64)."""
-
-    assignment_id: str
-    update: str
-
-
-@dataclass(frozen=True)
 class AwarenessUpdated:
     """`awareness:updated`: a user's presence state in a document (None: they left)."""
 

@@ -11,6 +11,9 @@ import asyncio
 import base64
 import binascii
 import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -22,7 +25,7 @@ from errors import InvalidPayload, NotFound, PreconditionFailed, Unavailable
 from handlers.auth import User
 from handlers.publisher import Publisher, room_group
 from handlers.worksheets.announce import NAMESPACE, Announcer
-from handlers.worksheets.deltas import AwarenessUpdated, DocUpdated, DraftSaved, MissingUpdate, OpenedDocument
+from handlers.worksheets.deltas import AwarenessUpdated, DraftSaved, MissingUpdate, OpenedDocument
 from handlers.worksheets.documents import (
     BadUpdate,
     DocumentCache,
@@ -38,15 +41,26 @@ from stores.group_commit import Backlogged
 from stores.sockets import SocketRegistry
 from stores.worksheets.assignments import Assignment, AssignmentStore
 from stores.worksheets.documents import DocumentStore
-from stores.worksheets.relay import DocRelay
+from stores.worksheets.relay import Change, DocRelay
 from stores.worksheets.worksheets import Field
 
 log = logging.getLogger("careline.worksheets")
 
 LOCKED = "This assignment was submitted: its answers can no longer change"
+BUSY = "The document store is busy, try again"
 IDLE_BATCH = 50  # documents one idle sweep compacts at most
 COMPACTIONS = 2  # background compactions one process runs at once (the rest wait: writes come first)
 RECORDERS = 8  # status and progress writes of Yjs edits one process runs at once
+LOCK_CONFIRM_SECONDS = 2.0  # how long a submission waits for the other processes to confirm the lock
+LOCKED_HELD = 10_000  # submitted documents a process remembers as locked (older ones: the stored status says)
+
+#: hands an accepted update (assignment id, base64 update, socket to skip) to this process's sockets in the
+#: document's room; installed by the /worksheets namespace (a process without sockets has nobody to tell)
+RoomDelivery = Callable[[str, str, str], Awaitable[None]]
+
+
+async def _nobody(assignment_id: str, update: str, skip_sid: str) -> None:
+    """No sockets in this process."""
 
 
 def doc_room(assignment_id: str) -> str:
@@ -114,6 +128,9 @@ class LiveHandler:
         self._compacting: set[str] = set()  # documents waiting for (or in) a background compaction
         self._compactor = asyncio.Semaphore(COMPACTIONS)
         self._recorders = asyncio.Semaphore(RECORDERS)
+        self._locked: OrderedDict[str, None] = OrderedDict()  # submitted, as this process heard
+        self._confirmations: dict[str, _Confirmations] = {}  # lock nonce -> confirmations received
+        self.deliver: RoomDelivery = _nobody
 
     # -- access ----------------------------------------------------------------------------------
 
@@ -137,9 +154,19 @@ class LiveHandler:
 
     async def _writable(self, user: User, assignment_id: str) -> Assignment:
         assignment = await self.assignment(user, assignment_id)
-        if not assignment.editable:
+        if self.is_locked(assignment):
             raise PreconditionFailed(LOCKED)
         return assignment
+
+    def is_locked(self, assignment: Assignment) -> bool:
+        """Submitted, as this process knows now (its own submissions and the locks other processes sent)."""
+        known = self._known.get(assignment.id, assignment)
+        return assignment.id in self._locked or not known.editable or not assignment.editable
+
+    def _lock(self, assignment_id: str) -> None:
+        self._locked[assignment_id] = None
+        while len(self._locked) > LOCKED_HELD:
+            self._locked.popitem(last=False)
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -212,6 +239,7 @@ class LiveHandler:
         assignment = await self._writable(user, assignment_id)
         live = await self._live(assignment)
         fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+        self._check_room_to_store()
         try:
             apply(live.shadow, raw)
             responses = _checked(fields, live.shadow, "update")
@@ -220,7 +248,7 @@ class LiveHandler:
             if isinstance(error, InvalidPayload):
                 raise
             raise InvalidPayload(str(error), {"update": [str(error)]}) from None
-        await self._commit(live, assignment, raw, sid)
+        await self._commit(live, assignment, raw, sid, update)
         await self._after_edit(assignment, fields, responses)
 
     async def draft(self, user: User, sid: str, assignment_id: str, responses: dict[str, Any]) -> DraftSaved:
@@ -228,6 +256,7 @@ class LiveHandler:
         assignment = await self._writable(user, assignment_id)
         live = await self._live(assignment)
         fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+        self._check_room_to_store()
         before = live.shadow.get_state()
         try:
             set_answers(live.shadow, {field.id: field for field in fields}, responses)
@@ -238,7 +267,8 @@ class LiveHandler:
                 raise
             raise InvalidPayload("The responses do not fit the worksheet",
                                  {"responses": ["Not a supported value."]}) from None
-        await self._commit(live, assignment, live.shadow.get_update(before), sid)
+        change = live.shadow.get_update(before)
+        await self._commit(live, assignment, change, sid, b64(change))
         now = self.deps.clock()
         return DraftSaved(now, await self._after_edit(assignment, fields, answers, saved=True))
 
@@ -258,23 +288,34 @@ class LiveHandler:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    async def _commit(self, live: LiveDocument, assignment: Assignment, raw: bytes, sid: str) -> None:
-        """Append durably, apply, relay (to the room's sockets and to the other processes' documents).
+    def _check_room_to_store(self) -> None:
+        """`unavailable` before trying a write the update log would refuse anyway (a refusal after the try costs
+        a rebuild of the shadow copy, exactly when the process is busiest)."""
+        if self.deps.documents.busy:
+            raise Unavailable(BUSY)
 
-        Writes of one document are stored concurrently (group-committed); Yjs merges them in any order. The
-        relay to the room runs in the background: the ack waits for the durable write only."""
+    async def _commit(self, live: LiveDocument, assignment: Assignment, raw: bytes, sid: str, text: str) -> None:
+        """Append durably, apply, relay (to the room's sockets here, and through one relay message to the other
+        processes' documents and sockets). `text` is `raw` as base64 (what the room receives).
+
+        Writes of one document are stored concurrently (group-committed with every document's); Yjs merges
+        them in any order. A document locked while its write was being stored refuses it (and deletes the
+        entry): after a submission, no process accepts an edit (see `locked`)."""
         ticket = live.storing(raw)
         try:
-            await self.deps.documents.append(assignment.id, raw, self.deps.clock())
+            entry_id = await self.deps.documents.append(assignment.id, raw, self.deps.clock())
         except BaseException as error:
             live.reject(ticket)
             if isinstance(error, Backlogged):
-                raise Unavailable("The document store is busy, try again") from None
+                raise Unavailable(BUSY) from None
             raise
+        if self.is_locked(assignment):
+            live.reject(ticket)
+            await self.deps.documents.discard(assignment.id, entry_id)
+            raise PreconditionFailed(LOCKED)
         live.stored(ticket)
-        await self.deps.relay.publish(assignment.id, "update", raw)
-        self._spawn(self.deps.publisher.to_room(NAMESPACE, doc_room(assignment.id), "doc:updated",
-                                                DocUpdated(assignment.id, b64(raw)), skip_sid=sid))
+        await self.deps.relay.publish(Change(assignment.id, "update", text, sid))
+        await self.deliver(assignment.id, text, sid)
         live.appended += 1
         if live.appended >= self.settings.compact_every and assignment.id not in self._compacting:
             live.appended = 0
@@ -315,18 +356,41 @@ class LiveHandler:
     # -- other processes -------------------------------------------------------------------------
 
     async def locked(self, assignment: Assignment) -> None:
-        """The assignment was submitted here: refuse writes here and tell the other processes."""
-        self.remember(assignment)
-        await self.deps.relay.publish(assignment.id, "lock")
+        """The assignment was submitted here: refuse writes here, and return once every other process listening
+        confirmed it refuses them too (or after LOCK_CONFIRM_SECONDS: a process that does not answer, say cut
+        off from Redis, refuses once it hears the lock or reads the stored status).
 
-    async def relayed(self, assignment_id: str, kind: str, update: bytes) -> None:
-        """Another process accepted an update (apply it to the held copy) or locked the document."""
-        if kind == "lock":
-            self._known.pop(assignment_id, None)
-            return
-        live = self.cache.get(assignment_id)
-        if live is not None:
-            live.apply_stored([update])
+        A write being stored meanwhile, here or there, is refused when its append returns (`_commit`), so no
+        edit is acknowledged after the submission is."""
+        self.remember(assignment)
+        self._lock(assignment.id)
+        nonce, others = uuid.uuid4().hex, 0
+        waiting = self._confirmations[nonce] = _Confirmations()
+        try:
+            others = await self.deps.relay.publish_now(Change(assignment.id, "lock", note=nonce))
+            await asyncio.wait_for(waiting.reach(others), LOCK_CONFIRM_SECONDS)
+        except TimeoutError:
+            log.warning("%d of the other processes did not confirm the lock of a document in time",
+                        others - waiting.count)
+        finally:
+            del self._confirmations[nonce]
+
+    async def relayed(self, change: Change) -> None:
+        """Another process accepted an update (apply it to the held copy, relay it to the room's sockets here),
+        locked a document (refuse its writes from now on, and confirm), or confirmed a lock of ours."""
+        if change.kind == "update":
+            live = self.cache.get(change.assignment_id)
+            if live is not None:
+                live.apply_stored([base64.b64decode(change.update)])
+            await self.deliver(change.assignment_id, change.update, change.sender)
+        elif change.kind == "lock":
+            self._known.pop(change.assignment_id, None)
+            self._lock(change.assignment_id)
+            await self.deps.relay.publish(Change(change.assignment_id, "locked", note=change.note))
+        elif change.kind == "locked":
+            waiting = self._confirmations.get(change.note)
+            if waiting is not None:
+                waiting.confirmed()
 
     # -- compaction ------------------------------------------------------------------------------
 
@@ -373,3 +437,21 @@ class LiveHandler:
         """Wait for background relays and compactions (shutdown, tests)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+class _Confirmations:
+    """Counts the other processes' confirmations of one lock."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = asyncio.Event()
+
+    def confirmed(self) -> None:
+        self.count += 1
+        self._changed.set()
+
+    async def reach(self, wanted: int) -> None:
+        """Until `wanted` confirmations arrived."""
+        while self.count < wanted:
+            self._changed.clear()
+            await self._changed.wait()

@@ -55,11 +55,22 @@ class DocumentStore:
         """Wait for queued appends (shutdown)."""
         await self._inserts.drain()
 
-    async def append(self, assignment_id: str, update: bytes, now: datetime) -> None:
-        """Write one update to the log; returns once it is durable (raises Backlogged when too many wait)."""
+    @property
+    def busy(self) -> bool:
+        """An append now would be refused (Backlogged): too many are waiting for the database."""
+        return self._inserts.backlogged
+
+    async def append(self, assignment_id: str, update: bytes, now: datetime) -> str:
+        """Write one update to the log; returns its entry id once it is durable (raises Backlogged when too
+        many wait). Appends of every document share the group commit: one insert command per batch."""
         entry_id = new_id()
         sealed = self._cipher.seal(update, f"{assignment_id}:{entry_id}".encode()).to_doc()
         await self._inserts.insert({"_id": entry_id, "assignmentId": assignment_id, "u": sealed, "at": now})
+        return entry_id
+
+    async def discard(self, assignment_id: str, entry_id: str) -> None:
+        """Delete one log entry (an append refused after it was stored: the document was locked meanwhile)."""
+        await self._updates.delete_one({"_id": entry_id, "assignmentId": assignment_id})
 
     async def load(self, assignment_id: str) -> StoredDocument:
         """The snapshot and every log entry of a document (an undecryptable one is logged and skipped)."""

@@ -1,18 +1,22 @@
-"""Carries document changes between processes (Redis pub/sub), so every process holding a document in memory
-applies the updates the others accepted, and hears when a document was locked by a submission.
+"""Carries document changes between processes (Redis pub/sub): every process holding a document in memory
+applies the updates the others accepted, relays them to its own sockets in the document's room, and hears when
+a document was locked by a submission (and confirms that it will accept no more edits of it).
 
-Only what other processes need to stay convergent travels here; it is not a durable channel (the update log
-is): a process that missed a message still merges the stored document whenever the document is opened.
+One message per batch of changes, whatever the number of documents: an accepted update crosses processes once,
+for both the held copies and the room's sockets (it is not published again through the Socket.IO manager). The
+update travels as the base64 text the wire carries, so nothing is re-encoded on the way. This is not a durable
+channel (the update log is): a process that missed a message still merges the stored document whenever the
+document is opened or synced.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import orjson
 
@@ -20,14 +24,43 @@ from stores.redis import REDIS_DOWN, Redis
 
 log = logging.getLogger("careline.worksheets")
 
-Receiver = Callable[[str, str, bytes], Awaitable[None]]  # (assignment id, kind, update)
+#: "update": an accepted Yjs update; "lock": the document was submitted (`note`: the submitter's nonce);
+#: "locked": a process will accept no more edits of the document (`note`: the nonce it confirms)
+Kind = Literal["update", "lock", "locked"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of one document, as it crosses processes."""
+
+    assignment_id: str
+    kind: Kind
+    update: str = ""  # base64, as the wire carries it ("update")
+    sender: str = ""  # the socket that sent the update: not relayed back to it
+    note: str = ""
+
+    def to_wire(self) -> list[str]:
+        """Compact: a list, no keys."""
+        return [self.assignment_id, self.kind, self.update, self.sender, self.note]
+
+    @classmethod
+    def from_wire(cls, data: list[str]) -> Change:
+        """The change a `to_wire` list describes."""
+        assignment_id, kind, update, sender, note = data
+        return cls(assignment_id, kind, update, sender, note)  # type: ignore[arg-type]
+
+
+Receiver = Callable[[Change], Awaitable[None]]
 
 
 class DocRelay(Protocol):
     """Publishes a document change to the other processes and hands theirs to a receiver."""
 
-    async def publish(self, assignment_id: str, kind: str, update: bytes = b"") -> None:
-        """Tell the other processes (kind "update": a Yjs update; "lock": the document was submitted)."""
+    async def publish(self, change: Change) -> None:
+        """Tell the other processes (in the background, batched with other changes)."""
+
+    async def publish_now(self, change: Change) -> int:
+        """Tell the other processes now; how many other processes listen (each will receive it)."""
 
     def start(self, receiver: Receiver) -> None:
         """Begin delivering the other processes' changes to `receiver`."""
@@ -39,8 +72,12 @@ class DocRelay(Protocol):
 class LocalRelay:
     """One process: nobody else to tell."""
 
-    async def publish(self, assignment_id: str, kind: str, update: bytes = b"") -> None:
+    async def publish(self, change: Change) -> None:
         """Nothing to do."""
+
+    async def publish_now(self, change: Change) -> int:
+        """Nobody listens."""
+        return 0
 
     def start(self, receiver: Receiver) -> None:
         """Nothing to listen to."""
@@ -62,21 +99,33 @@ class RedisRelay:
         self._origin = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self._queue: list[dict[str, str]] = []
+        self._queue: list[list[str]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def publish(self, assignment_id: str, kind: str, update: bytes = b"") -> None:
+    async def publish(self, change: Change) -> None:
         """Queue a change for the other processes (published in the background)."""
-        self._queue.append({"a": assignment_id, "k": kind, "u": base64.b64encode(update).decode()})
+        self._queue.append(change.to_wire())
         if self._writer is None:
             self._writer = asyncio.create_task(self._publish_all())
+
+    async def publish_now(self, change: Change) -> int:
+        """Publish one change at once; the number of other subscribed processes (0 when Redis is down)."""
+        try:
+            listeners = await self._redis.publish(self._channel, self._message([change.to_wire()]))
+        except REDIS_DOWN as error:
+            log.warning("worksheet relay publish failed: %s", type(error).__name__)
+            return 0
+        return max(0, int(listeners) - (1 if self._ready.is_set() else 0))
+
+    def _message(self, batch: list[list[str]]) -> bytes:
+        return orjson.dumps([self._origin, batch])
 
     async def _publish_all(self) -> None:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    await self._redis.publish(self._channel, orjson.dumps({"o": self._origin, "m": batch}))
+                    await self._redis.publish(self._channel, self._message(batch))
                 except REDIS_DOWN as error:  # the stored log stays the truth; opening merges it
                     log.warning("worksheet relay publish failed: %s", type(error).__name__)
         finally:
@@ -110,18 +159,19 @@ class RedisRelay:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is None:
                     continue
-                data = orjson.loads(message["data"])
-                if data["o"] != self._origin:
-                    for change in data["m"]:
+                origin, batch = orjson.loads(message["data"])
+                if origin != self._origin:
+                    for change in batch:
                         await self._deliver(receiver, change)
         finally:
+            self._ready.clear()
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
     @staticmethod
-    async def _deliver(receiver: Receiver, data: dict[str, str]) -> None:
+    async def _deliver(receiver: Receiver, data: list[str]) -> None:
         try:
-            await receiver(data["a"], data["k"], base64.b64decode(data["u"]))
+            await receiver(Change.from_wire(data))
         except Exception:
             log.exception("applying a relayed worksheet change failed")
 
