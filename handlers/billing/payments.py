@@ -183,10 +183,12 @@ class SessionPayments:
             charge = await self.gateway.charge(charge)
         return charge.get("receipt_url") if isinstance(charge, dict) else None
 
-    async def _tell(self, record: BookingPayment) -> None:
-        """The booking's paymentStatus (and refunded amount) moves; both parties get payment:updated."""
-        refunded = record.refunded if record.refund_ids else None
-        await self.bus.deliver(BookingPaymentChanged(record.id, record.status, refunded))
+    async def _tell(self, record: BookingPayment, booking_moves: bool = True) -> None:
+        """The booking's paymentStatus (and refunded amount) moves unless `booking_moves` is False (a change
+        the booking does not show, such as a dispute); both parties get payment:updated."""
+        if booking_moves:
+            refunded = record.refunded if record.refund_ids else None
+            await self.bus.deliver(BookingPaymentChanged(record.id, record.status, refunded))
         await asyncio.gather(*(self.publisher.to_user(NAMESPACE, party, "payment:updated", record)
                                for party in {record.client_id, record.therapist_id}))
 
@@ -286,6 +288,6 @@ class SessionPayments:
                                                                     "updated_at": self.clock()})
         if moved is None or record.dispute == status:
             return
-        await self._tell(moved)
+        await self._tell(moved, booking_moves=False)  # the status and refunds stay: the booking stays as it is
         admins = tuple(await self.users.ids_with_role("admin"))
         await self.bus.publish(PaymentDisputed(record.id, str(dispute.get("id")), status, admins))
