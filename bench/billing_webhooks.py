@@ -106,9 +106,14 @@ async def seed(db: Any, count: int) -> None:
         await db["billing_booking_payments"].insert_many(docs[start:start + 2000])
 
 
-async def load(urls: list[str], rate: float, seconds: float, duplicates: float) -> tuple[dict[int, list[float]], int]:
-    """Send rate*seconds deliveries on schedule; latencies (ms) by HTTP status, and the unique count."""
+Timeline = list[tuple[float, float]]  # (seconds into the load the delivery was sent, its latency in ms)
+
+
+async def load(urls: list[str], rate: float, seconds: float,
+               duplicates: float) -> tuple[dict[int, list[float]], int, Timeline]:
+    """Send rate*seconds deliveries on schedule; latencies (ms) by HTTP status, the unique count, the timeline."""
     latencies: dict[int, list[float]] = {}
+    timeline: Timeline = []
     sent: list[tuple[bytes, str]] = []
     tasks = []
     total = int(rate * seconds)
@@ -121,6 +126,7 @@ async def load(urls: list[str], rate: float, seconds: float, duplicates: float) 
                                     headers={"Stripe-Signature": header, "Content-Type": "application/json"}) as ans:
                 await ans.read()
                 latencies.setdefault(ans.status, []).append((time.perf_counter() - started) * 1000)
+                timeline.append((started - begin, latencies[ans.status][-1]))
 
         begin = time.perf_counter()
         for number in range(total):
@@ -133,7 +139,7 @@ async def load(urls: list[str], rate: float, seconds: float, duplicates: float) 
                 unique += 1
             tasks.append(asyncio.create_task(post(urls[number % len(urls)], body, header)))
         await asyncio.gather(*tasks)
-    return latencies, unique
+    return latencies, unique, timeline
 
 
 def servers(uri: str, database: str, redis: str, data_dir: str) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
@@ -188,7 +194,7 @@ async def main(rate: float, seconds: float, duplicates: float, profile: str | No
                     "database": database_pid(os.getpid(), processes)}
             spies = profilers(pids, profile, seconds)
             cpu_start, started = cpu_of(pids), time.perf_counter()
-            latencies, unique = await load(urls, rate, seconds, duplicates)
+            latencies, unique, timeline = await load(urls, rate, seconds, duplicates)
             cpu_loaded, loaded = cpu_of(pids), time.perf_counter()
             db = client[database]
             await until_applied(db, unique)
@@ -196,6 +202,9 @@ async def main(rate: float, seconds: float, duplicates: float, profile: str | No
             for spy in spies:
                 spy.wait(30)
             report(latencies, unique, rate, seconds, duplicates)
+            print("  p99 per 5 s of the load (ms): " + ", ".join(
+                f"{percentile([ms for at, ms in timeline if start <= at < start + 5], 99):.0f}"
+                for start in range(0, int(seconds), 5)))
             print(f"  machine state: {os.cpu_count()} cores, load average {load_before[0]:.2f} before the run, "
                   f"{os.getloadavg()[0]:.2f} after; one insert into the database before the run took "
                   f"p50 {probe[0]:.2f} ms, p99 {probe[1]:.2f} ms (unloaded machine: ~0.4 ms)")
