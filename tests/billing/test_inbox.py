@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from handlers.billing.appliers import BackgroundAppliers
 from rest.app_keys import MONGO_DB
+from stores.billing.inbox import InboxEvent
 from tests.billing.helpers import StripePeer, billing_server, event_of, eventually, post_event, signed
 from tests.conftest import StartServer
 
@@ -77,3 +79,33 @@ async def test_a_stopping_process_gives_up_the_events_it_has_not_applied(start_s
     assert applied_by_first == 4  # one per applier of the process: the others had not started
     await second.billing.parts.webhooks.retry_due()  # the leases are free now, not in 60 s
     assert await inbox.count_documents({"applied": True}) == 12
+
+
+async def test_applying_waits_for_the_deliveries_being_stored(start_server: StartServer, peer: StripePeer) -> None:
+    server = await billing_server(start_server, peer, deliveries=False)
+    webhooks = server.billing.parts.webhooks
+    inserts, gate = webhooks.inbox._inserts, asyncio.Event()  # type: ignore[attr-defined]
+    write = inserts._write
+
+    async def held(batch: list[Any]) -> None:
+        await gate.wait()
+        await write(batch)
+
+    started: list[str] = []
+
+    async def attempt(event: Any) -> bool:
+        started.append(event.id)
+        return True
+
+    appliers = BackgroundAppliers(webhooks.inbox, attempt, workers=1, patience=30.0)
+    event = InboxEvent("evt_waiting", "customer.tax_id.created", "txi_1", 0, {}, 0)
+    inserts._write = held
+    delivery = asyncio.create_task(post_event(server, *_unknown_event()))
+    await eventually(lambda: asyncio.sleep(0, inserts._writer is not None))
+    appliers.submit(event)
+    await asyncio.sleep(0.3)
+    assert started == [] and not delivery.done()  # a delivery waits for the database: applying waits too
+    gate.set()
+    assert (await delivery)[1]["duplicate"] is False
+    await eventually(lambda: asyncio.sleep(0, started == [event.id]))
+    await appliers.close()
