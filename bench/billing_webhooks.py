@@ -8,7 +8,10 @@ session payment (seeded directly in the database), so its effect is countable: t
 set and its `rev` moved exactly once. Requests are sent open-loop (on schedule, not after the previous
 answer), alternating between the processes; a duplicate re-sends an earlier delivery byte for byte.
 
-Prints: cores, answer latency p50/p99/max per status, and whether every event took effect exactly once.
+Prints: cores, load average before and after, answer latency p50/p99/max per status, the CPU each process
+used during the load (% of one core: both servers, the database, this load generator), and whether every
+event took effect exactly once. `--profile DIR` records py-spy's collapsed stacks of each server and the database during the load
+(py-spy must be installed).
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ import aiohttp
 import stripe
 from pymongo import AsyncMongoClient
 
+from bench.procstat import children as child_pids
+from bench.procstat import cpu_seconds
 from stores.embedded import EmbeddedMongo, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,9 +106,14 @@ async def seed(db: Any, count: int) -> None:
         await db["billing_booking_payments"].insert_many(docs[start:start + 2000])
 
 
-async def load(urls: list[str], rate: float, seconds: float, duplicates: float) -> tuple[dict[int, list[float]], int]:
-    """Send rate*seconds deliveries on schedule; latencies (ms) by HTTP status, and the unique count."""
+Timeline = list[tuple[float, float]]  # (seconds into the load the delivery was sent, its latency in ms)
+
+
+async def load(urls: list[str], rate: float, seconds: float,
+               duplicates: float) -> tuple[dict[int, list[float]], int, Timeline]:
+    """Send rate*seconds deliveries on schedule; latencies (ms) by HTTP status, the unique count, the timeline."""
     latencies: dict[int, list[float]] = {}
+    timeline: Timeline = []
     sent: list[tuple[bytes, str]] = []
     tasks = []
     total = int(rate * seconds)
@@ -116,6 +126,7 @@ async def load(urls: list[str], rate: float, seconds: float, duplicates: float) 
                                     headers={"Stripe-Signature": header, "Content-Type": "application/json"}) as ans:
                 await ans.read()
                 latencies.setdefault(ans.status, []).append((time.perf_counter() - started) * 1000)
+                timeline.append((started - begin, latencies[ans.status][-1]))
 
         begin = time.perf_counter()
         for number in range(total):
@@ -128,7 +139,7 @@ async def load(urls: list[str], rate: float, seconds: float, duplicates: float) 
                 unique += 1
             tasks.append(asyncio.create_task(post(urls[number % len(urls)], body, header)))
         await asyncio.gather(*tasks)
-    return latencies, unique
+    return latencies, unique, timeline
 
 
 def servers(uri: str, database: str, redis: str, data_dir: str) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
@@ -145,8 +156,26 @@ def servers(uri: str, database: str, redis: str, data_dir: str) -> tuple[list[su
     return processes, urls
 
 
-async def main(rate: float, seconds: float, duplicates: float) -> int:
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process."""
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def profilers(pids: dict[str, int], directory: str | None, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each server and the database for the load's duration (collapsed stacks into `directory`)."""
+    if not directory:
+        return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
+                              "--nonblocking", "--format", "raw", "--output", f"{directory}/{name.replace(' ', '')}.txt"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, pid in pids.items() if name != "load generator"]
+
+
+async def main(rate: float, seconds: float, duplicates: float, profile: str | None) -> int:
     """Run the load once against two processes and check the effects."""
+    load_before = os.getloadavg()
     mongo = EmbeddedMongo(":memory:")
     await mongo.start_async()
     redis, redis_process = redis_url()
@@ -161,14 +190,28 @@ async def main(rate: float, seconds: float, duplicates: float) -> int:
         try:
             for url in urls:
                 await healthy(url)
-            latencies, unique = await load(urls, rate, seconds, duplicates)
+            pids = {"server 1": processes[0].pid, "server 2": processes[1].pid, "load generator": os.getpid(),
+                    "database": database_pid(os.getpid(), processes)}
+            spies = profilers(pids, profile, seconds)
+            cpu_start, started = cpu_of(pids), time.perf_counter()
+            latencies, unique, timeline = await load(urls, rate, seconds, duplicates)
+            cpu_loaded, loaded = cpu_of(pids), time.perf_counter()
             db = client[database]
-            drained = time.perf_counter()
             await until_applied(db, unique)
+            cpu_end, drained = cpu_of(pids), time.perf_counter()
+            for spy in spies:
+                spy.wait(30)
             report(latencies, unique, rate, seconds, duplicates)
-            print(f"  machine state: load average {os.getloadavg()[0]:.1f}; one insert into the database before "
-                  f"the run took p50 {probe[0]:.2f} ms, p99 {probe[1]:.2f} ms (unloaded machine: ~0.4 ms)")
-            print(f"  every event applied {time.perf_counter() - drained:.1f} s after the last answer")
+            print("  p99 per 5 s of the load (ms): " + ", ".join(
+                f"{percentile([ms for at, ms in timeline if start <= at < start + 5], 99):.0f}"
+                for start in range(0, int(seconds), 5)))
+            print(f"  machine state: {os.cpu_count()} cores, load average {load_before[0]:.2f} before the run, "
+                  f"{os.getloadavg()[0]:.2f} after; one insert into the database before the run took "
+                  f"p50 {probe[0]:.2f} ms, p99 {probe[1]:.2f} ms (unloaded machine: ~0.4 ms)")
+            print("  CPU (% of one core) during the load / until every event was applied: " + ", ".join(
+                f"{name} {(cpu_loaded[name] - cpu_start[name]) / (loaded - started):.0%} / "
+                f"{(cpu_end[name] - cpu_start[name]) / (drained - started):.0%}" for name in pids))
+            print(f"  every event applied {drained - loaded:.1f} s after the last answer")
             return await check(db, unique)
         finally:
             for process in processes:
@@ -178,6 +221,13 @@ async def main(rate: float, seconds: float, duplicates: float) -> int:
             mongo.stop()
             if redis_process is not None:
                 redis_process.terminate()
+
+
+def database_pid(parent: int, servers: list[subprocess.Popen[bytes]]) -> int:
+    """The database's pid: this process's SecantusDB child."""
+    known = {process.pid for process in servers}
+    return next(pid for pid in child_pids(parent)
+                if pid not in known and "secantus" in Path(f"/proc/{pid}/cmdline").read_text())
 
 
 async def until_applied(db: Any, unique: int) -> None:
@@ -221,8 +271,9 @@ def run() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--duplicates", type=float, default=0.2)
+    parser.add_argument("--profile", metavar="DIR", help="py-spy stacks of both servers and the database into DIR")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.rate, args.seconds, args.duplicates)))
+    sys.exit(asyncio.run(main(args.rate, args.seconds, args.duplicates, args.profile)))
 
 
 if __name__ == "__main__":

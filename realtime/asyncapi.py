@@ -518,6 +518,8 @@ class Channel:
         payload = self.converter.ref(spec.schema) if spec.schema else ANY_OBJECT
         key = self.add_message(message_key(spec.event), _message(spec.event, spec.event, spec.summary, payload))
         data = self.converter.ref(spec.ack) if spec.ack else EMPTY_DATA
+        if spec.nullable:
+            data = _nullable(data)
         ack = {"oneOf": [_envelope(True, "data", data), {"$ref": SCHEMAS + "ErrorEnvelope"}]}
         ack_key = self.add_message(f"{key}.ack", _message(None, f"{spec.event} ack", "", ack))
         operation: JsonSchema = {"action": "send", "title": spec.event, "summary": spec.summary,

@@ -102,6 +102,7 @@ class RequestSpec:
     summary: str = ""
     idempotency: Idempotency = "ledger"
     extra_bytes: int = 0  # allowed on top of MAX_PAYLOAD_BYTES (a signal's 64 KiB SDP plus its envelope)
+    nullable: bool = False  # a None result answers `data: null` (the contract's `X | null`), not `{}`
 
     @functools.cached_property
     def keyed(self) -> bool:
@@ -128,19 +129,22 @@ class RequestSpec:
 
 def request(event: str, schema: type[Schema] | None = None, *, ack: type[Schema] | None = None,
             rate: Rate | None = None, roles: tuple[str, ...] | None = None,
-            idempotency: Idempotency = "ledger", extra_bytes: int = 0) -> Callable[[Method], Method]:
-    """Declare a namespace method as the handler of client event `event` (ack=None answers `{}`)."""
+            idempotency: Idempotency = "ledger", extra_bytes: int = 0,
+            nullable: bool = False) -> Callable[[Method], Method]:
+    """Declare a namespace method as the handler of client event `event` (ack=None answers `{}`; a None
+    result answers `{}` too, or `null` with nullable=True)."""
     def mark(method: Method) -> Method:
         summary = (method.__doc__ or "").strip().splitlines()[0] if method.__doc__ else ""
         vars(method)["_careline_request"] = RequestSpec(event, schema, ack, rate, roles, summary=summary,
-                                                        idempotency=idempotency, extra_bytes=extra_bytes)
+                                                        idempotency=idempotency, extra_bytes=extra_bytes,
+                                                        nullable=nullable)
         return method
     return mark
 
 
-def ok(data: Any) -> dict[str, Any]:
-    """The success envelope."""
-    return {"ok": True, "data": {} if data is None else data}
+def ok(data: Any, nullable: bool = False) -> dict[str, Any]:
+    """The success envelope (None as `{}`, or as `null` when the request's ack is nullable)."""
+    return {"ok": True, "data": {} if data is None and not nullable else data}
 
 
 def fail(error: AppError) -> dict[str, Any]:
@@ -293,7 +297,7 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         user: User | None = None
         try:
             user = await self._user_of(sid)
-            envelope = ok(await self.answer(event, spec, sid, user, args))
+            envelope = ok(await self.answer(event, spec, sid, user, args), spec is not None and spec.nullable)
         except AppError as error:
             envelope = fail(error)
         except Exception as exc:

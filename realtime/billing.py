@@ -69,7 +69,7 @@ class BillingNamespace(BaseNamespace[BillingFeature]):
         """Remove one of the caller's cards."""
         await self.handler.parts.methods.remove(user, **payload)
 
-    @request("subscription:get", Empty, ack=SubscriptionOut)
+    @request("subscription:get", Empty, ack=SubscriptionOut, nullable=True)
     async def get_subscription(self, sid: str, user: User, payload: Payload) -> Any:
         """The caller's subscription, or null."""
         return await self.handler.parts.subscriptions.current(user)

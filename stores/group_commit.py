@@ -64,6 +64,16 @@ class GroupInsert:
             self._writer = asyncio.create_task(self._write_all())
         await done  # a cancelled caller cancels only its own future; its batch is written regardless
 
+    async def idle(self, within: float) -> bool:
+        """Wait up to `within` seconds until no batch is queued or being written; whether it is so now.
+
+        Background work that shares the database can start after the inserts waiting for it (it yields to
+        them) without waiting forever under steady load."""
+        writer = self._writer
+        if writer is not None:
+            await asyncio.wait((writer,), timeout=within)
+        return self._writer is None
+
     async def drain(self) -> None:
         """Wait until everything queued so far is written (shutdown, tests)."""
         while self._writer is not None:

@@ -10,7 +10,7 @@ from handlers.billing.catalog import PlanCatalog
 from handlers.billing.customers import Customers
 from handlers.billing.invoices import Invoices
 from handlers.billing.methods import PaymentMethods
-from handlers.billing.payments import SessionPayments
+from handlers.billing.payments import RECONCILE_SECONDS, SessionPayments
 from handlers.billing.receipts import Receipts
 from handlers.billing.subscriptions import Subscriptions
 from handlers.billing.usage import Usage
@@ -100,7 +100,8 @@ async def build(shared: Shared) -> Built[BillingFeature]:
         await gateway.close()
 
     job = Periodic("billing-sweep", config.billing_webhook_retry_seconds, sweep)
+    reconciler = Periodic("billing-refund-reconciler", RECONCILE_SECONDS, payments.reconcile_refunds)
     receipts = Receipts(payment_store, BookingStore(shared.db), shared.users, shared.documents)
     parts = Parts(plans, PaymentMethods(customers, gateway), subscriptions, invoices, payments, usage, webhooks,
                   receipts)
-    return Built(BillingFeature(parts), jobs=(job,), close=close)
+    return Built(BillingFeature(parts), jobs=(job, reconciler), close=close)

@@ -28,11 +28,19 @@ from stores.users import UserStore
 NAMESPACE = "/billing"
 Obj = dict[str, Any]
 RETRY_CLAIMS_AFTER = timedelta(minutes=2)  # a refund claim without a refund this long belongs to a dead process
+RECONCILE_GRACE = timedelta(minutes=2)  # a cancel's own refund has had this long to be claimed
+RECONCILE_WINDOW = timedelta(days=7)  # how far back cancelled bookings are checked for a missed refund
+RECONCILE_SECONDS = 60.0  # how often they are
 FAILED = ("requires_payment_method", "canceled")
 
 
 def _id(value: Any) -> str | None:
     return value.get("id") if isinstance(value, dict) else value
+
+
+def _cancel_key(booking_id: str) -> str:
+    """The claim (and Stripe idempotency) key of a booking's refund by policy."""
+    return f"{booking_id}|cancelled"
 
 
 class SessionPayments:
@@ -183,10 +191,12 @@ class SessionPayments:
             charge = await self.gateway.charge(charge)
         return charge.get("receipt_url") if isinstance(charge, dict) else None
 
-    async def _tell(self, record: BookingPayment) -> None:
-        """The booking's paymentStatus (and refunded amount) moves; both parties get payment:updated."""
-        refunded = record.refunded if record.refund_ids else None
-        await self.bus.deliver(BookingPaymentChanged(record.id, record.status, refunded))
+    async def _tell(self, record: BookingPayment, booking_moves: bool = True) -> None:
+        """The booking's paymentStatus (and refunded amount) moves unless `booking_moves` is False (a change
+        the booking does not show, such as a dispute); both parties get payment:updated."""
+        if booking_moves:
+            refunded = record.refunded if record.refund_ids else None
+            await self.bus.deliver(BookingPaymentChanged(record.id, record.status, refunded))
         await asyncio.gather(*(self.publisher.to_user(NAMESPACE, party, "payment:updated", record)
                                for party in {record.client_id, record.therapist_id}))
 
@@ -197,16 +207,31 @@ class SessionPayments:
         if event.change == "cancelled":
             await self.refund_by_policy(event.booking)
 
-    async def refund_by_policy(self, booking: BookingRecord) -> None:
+    async def refund_by_policy(self, booking: BookingRecord) -> Obj | None:
         """The snapshotted tier's percent of the service amount (100 % when the therapist or an admin
-        cancelled, as the booking recorded) plus the whole tip; once per booking."""
+        cancelled, as the booking recorded) plus the whole tip; once per booking. The refund made, or None
+        (nothing due, or claimed before)."""
         record = await self.payments.get(booking.id)
         if record is None or record.status not in SETTLED or booking.refund is None:
-            return
+            return None
         left = record.total - record.refunded  # an admin may have refunded part already
         tip = min(record.tip - record.refunded_tip, left)
         service = min(percent_of(record.amount, int(booking.refund["percent"])), left - tip)
-        await self._refund_once(record, f"{booking.id}|cancelled", service, tip)
+        return await self._refund_once(record, _cancel_key(booking.id), service, tip)
+
+    async def reconcile_refunds(self) -> int:
+        """Refund the cancelled, paid bookings whose refund by policy was never claimed: the process that
+        cancelled stopped before it asked (periodic, any process). The claim per booking keeps it to one
+        refund however many processes reconcile at once, and Stripe's idempotency key to one at Stripe.
+        Returns how many refunds were made."""
+        now = self.clock()
+        bookings = await self.bookings.cancelled_while_paid(now - RECONCILE_WINDOW, now - RECONCILE_GRACE)
+        claimed = await self.claims.taken([_cancel_key(booking.id) for booking in bookings])
+        made = 0
+        for booking in bookings:
+            if _cancel_key(booking.id) not in claimed and await self.refund_by_policy(booking) is not None:
+                made += 1
+        return made
 
     async def refund(self, user: User, payment_intent_id: str, amount: int | None) -> RefundDone:
         """payment:refund (admin): any amount up to what is left (service first, then the tip)."""
@@ -286,6 +311,6 @@ class SessionPayments:
                                                                     "updated_at": self.clock()})
         if moved is None or record.dispute == status:
             return
-        await self._tell(moved)
+        await self._tell(moved, booking_moves=False)  # the status and refunds stay: the booking stays as it is
         admins = tuple(await self.users.ids_with_role("admin"))
         await self.bus.publish(PaymentDisputed(record.id, str(dispute.get("id")), status, admins))

@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-import aiojobs
-
 from clock import utcnow
 from errors import AppError, NotFound, Unavailable
+from handlers.billing.appliers import BackgroundAppliers
 from handlers.billing.customers import Customers
 from handlers.billing.invoices import Invoices
 from handlers.billing.payments import SessionPayments
@@ -29,7 +28,6 @@ log = logging.getLogger("careline.billing.webhooks")
 Obj = dict[str, Any]
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=10)
-APPLIERS = 8  # events applied at once per process: answering deliveries stays fast under a burst
 FACTS = ("payment_intent", "charge", "status", "customer", "subscription", "invoice")
 
 
@@ -56,7 +54,7 @@ class StripeWebhooks:
         self.payments = payments
         self.subscriptions = subscriptions
         self.invoices = invoices
-        self.scheduler: aiojobs.Scheduler | None = None
+        self.appliers_queue = BackgroundAppliers(inbox, self._attempt)
         self.counters = QueueCounters()  # events applied, or put back for a retry (job monitoring)
         self.appliers: dict[str, Callable[[InboxEvent], Awaitable[None]]] = {
             "payment_intent": self._payment_intent, "charge.refunded": self._charge_refunded,
@@ -74,22 +72,21 @@ class StripeWebhooks:
         except Backlogged:
             raise Unavailable("Too many webhook events are waiting to be stored; send again later") from None
         if created:  # stored first here: this process holds its lease already
-            await self._spawn(event)
+            self.appliers_queue.submit(event)
         return created
-
-    async def _spawn(self, event: InboxEvent) -> None:
-        if self.scheduler is None:  # made on first use: it belongs to the running loop
-            self.scheduler = aiojobs.Scheduler(limit=APPLIERS, pending_limit=100_000)
-        await self.scheduler.spawn(self._apply_leased(event))
 
     async def apply(self, event: InboxEvent) -> bool:
         """Apply one stored event if its lease is free (a retry, or one a stopped process left)."""
         if not await self.inbox.lease(event.id, utcnow(), LEASE):
             return False
-        return await self._apply_leased(event)
+        if not await self._attempt(event):
+            return False
+        await self.inbox.applied(event.id, utcnow())
+        return True
 
-    async def _apply_leased(self, event: InboxEvent) -> bool:
-        """Apply an event this process holds the lease of; a failure is retried later with backoff."""
+    async def _attempt(self, event: InboxEvent) -> bool:
+        """Apply an event this process holds the lease of (its caller marks it applied); a failure is
+        recorded for a retry with backoff."""
         try:
             await self._apply(event)
         except Exception as exc:
@@ -99,7 +96,6 @@ class StripeWebhooks:
             await self.inbox.failed(event.id, utcnow() + delay, type(exc).__name__)
             self.counters.retried()
             return False
-        await self.inbox.applied(event.id, utcnow())
         self.counters.succeeded()
         return True
 
@@ -119,9 +115,8 @@ class StripeWebhooks:
             await self.apply(event)
 
     async def close(self) -> None:
-        """Let running appliers finish."""
-        if self.scheduler is not None:
-            await self.scheduler.close()
+        """Let running appliers finish; events not started are left to any process."""
+        await self.appliers_queue.close()
 
     # -- appliers: each re-reads the current state ----------------------------------------------------
 

@@ -68,6 +68,22 @@ class WebhookInbox:
         await self._events.update_one({"_id": event_id}, {"$set": {"applied": True, "appliedAt": now,
                                                                    "leaseUntil": EPOCH}})
 
+    async def applied_many(self, event_ids: list[str], now: datetime) -> None:
+        """Several events took effect: one write for all of them."""
+        if event_ids:
+            await self._events.update_many({"_id": {"$in": event_ids}},
+                                           {"$set": {"applied": True, "appliedAt": now, "leaseUntil": EPOCH}})
+
+    async def release(self, event_ids: list[str]) -> None:
+        """Give up the leases of events this process will not apply (it stops): any process may take them."""
+        if event_ids:
+            await self._events.update_many({"_id": {"$in": event_ids}, "applied": False},
+                                           {"$set": {"leaseUntil": EPOCH}})
+
+    async def storing_done(self, within: float) -> bool:
+        """Wait up to `within` seconds until no delivery waits for its insert; whether none does now."""
+        return await self._inserts.idle(within)
+
     async def failed(self, event_id: str, next_at: datetime, error: str) -> None:
         """Applying failed: try again from `next_at`."""
         await self._events.update_one({"_id": event_id}, {"$set": {"nextAt": next_at, "leaseUntil": EPOCH,

@@ -93,6 +93,12 @@ class RefundClaimStore:
             return False
         return True
 
+    async def taken(self, keys: list[str]) -> set[str]:
+        """Those of `keys` claimed already."""
+        if not keys:
+            return set()
+        return {doc["_id"] async for doc in self._claims.find({"_id": {"$in": keys}}, {"_id": 1})}
+
     async def done(self, key: str, refund_id: str) -> None:
         """The refund exists at Stripe."""
         await self._claims.update_one({"_id": key}, {"$set": {"refundId": refund_id}})

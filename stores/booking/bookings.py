@@ -120,6 +120,8 @@ class BookingStore:
             await self._bookings.create_index([(party, ASCENDING), ("start", ASCENDING), ("_id", ASCENDING)])
         await self._bookings.create_index([("start", ASCENDING), ("_id", ASCENDING)])
         await self._bookings.create_index([("status", ASCENDING), ("expiresAt", ASCENDING)])
+        await self._bookings.create_index([("status", ASCENDING), ("paymentStatus", ASCENDING),
+                                           ("updatedAt", ASCENDING)])
         await self._claims.create_index([("therapistId", ASCENDING), ("unit", ASCENDING)], unique=True)
         await self._claims.create_index([("bookingId", ASCENDING), ("unit", ASCENDING)])
         await self._claims.create_index([("settled", ASCENDING), ("at", ASCENDING)])
@@ -298,6 +300,16 @@ class BookingStore:
         """Ids of pending bookings whose confirmation deadline has passed."""
         cursor = self._bookings.find({"status": "pending", "expiresAt": {"$lte": now}}, {"_id": 1}).limit(limit)
         return [doc["_id"] async for doc in cursor]
+
+    async def cancelled_while_paid(self, since: datetime, until: datetime, limit: int = 200) -> list[BookingRecord]:
+        """Cancelled bookings last changed in [since, until) whose payment shows paid or partly refunded
+        (billing checks their refunds); one index range per payment status."""
+        found: list[BookingRecord] = []
+        for payment in ("paid", "partially_refunded"):
+            cursor = self._bookings.find({"status": "cancelled", "paymentStatus": payment,
+                                          "updatedAt": {"$gte": since, "$lt": until}}).limit(limit)
+            found.extend([_record(doc) async for doc in cursor])
+        return found
 
     async def page(self, party: str | None, user_id: str | None, filters: BookingFilter,
                    after: tuple[datetime, str] | None, limit: int) -> list[BookingRecord]:

@@ -184,3 +184,49 @@ async def test_a_double_submitted_payment_charges_once(start_server: StartServer
     assert (await billing.ok("booking:pay", winner))["paymentIntentId"] == intent_id
     ledger = await server.app[MONGO_DB]["billing_ledger"].find({}).to_list()
     assert [(e["kind"], e["intentId"]) for e in ledger] == [("payment", intent_id)]
+
+
+async def test_a_refund_missed_because_the_cancelling_process_stopped_is_made_once_later(
+        start_server: StartServer, peer: StripePeer) -> None:
+    server = await billing_server(start_server, peer, redis=True)
+    other = await billing_server(start_server, peer, hook="careline-2", redis=True, deliveries=False)
+    _t, client, billing, booking, intent_id = await paid_booking(server, peer)
+    cancel_at = START - timedelta(hours=5)
+    clock = fix_clock(server, other, now=cancel_at)
+    payments = server.billing.parts.payments
+
+    async def stopped_before_refunding(_booking: Any) -> None:  # the process died between cancel and refund
+        return None
+
+    payments.refund_by_policy = stopped_before_refunding  # type: ignore[method-assign,assignment]
+    cancelled = await client.ok("booking:cancel", {"bookingId": booking["id"]})
+    assert cancelled["refund"] == {"percent": 75, "amount": None}
+    del payments.refund_by_policy  # the next process runs the real code
+    reconcilers = [each.billing.parts.payments for each in (server, other)]
+    assert await reconcilers[0].reconcile_refunds() == 0  # within the grace: the cancel's own refund may still come
+    assert (await peer.v1.refunds.list_async({"payment_intent": intent_id})).data == []
+    clock[0] = cancel_at + timedelta(minutes=3)
+    made = await asyncio.gather(*(each.reconcile_refunds() for each in reconcilers for _ in range(3)))
+    assert sum(made) == 1
+    refunds = (await peer.v1.refunds.list_async({"payment_intent": intent_id})).data
+    assert [(r.amount, r.metadata["careline_key"]) for r in refunds] == [(7500 + TIP, f"{booking['id']}|cancelled")]
+    refunded = await client.expect("booking:updated", lambda b: (b["refund"] or {}).get("amount") is not None)
+    assert refunded["refund"] == {"percent": 75, "amount": 7500 + TIP}
+    await billing.expect("payment:updated", lambda p: p["refunded"] == 7500 + TIP)
+    entries = await server.app[MONGO_DB]["billing_ledger"].find({"kind": "refund"}).to_list()
+    assert [(e["amount"], e["tip"], e["commission"]) for e in entries] == [(7500, TIP, 750)]
+    assert await reconcilers[1].reconcile_refunds() == 0  # claimed and made: never again
+    assert len((await peer.v1.refunds.list_async({"payment_intent": intent_id})).data) == 1
+
+
+async def test_the_reconciler_leaves_bookings_with_nothing_due_or_refunded_already(
+        start_server: StartServer, peer: StripePeer) -> None:
+    server = await billing_server(start_server, peer)
+    _t, client, _billing, booking, intent_id = await paid_booking(server, peer)
+    clock = fix_clock(server, now=START - timedelta(hours=5))
+    assert (await client.ok("booking:cancel", {"bookingId": booking["id"]}))["refund"]["percent"] == 75
+    partly = await client.expect("booking:updated", lambda b: (b["refund"] or {}).get("amount") is not None)
+    assert partly["paymentStatus"] == "partially_refunded"  # still a candidate: its claim is what rules it out
+    clock[0] += timedelta(minutes=3)
+    assert await server.billing.parts.payments.reconcile_refunds() == 0
+    assert len((await peer.v1.refunds.list_async({"payment_intent": intent_id})).data) == 1

@@ -43,7 +43,7 @@ async def test_plans_cards_and_the_whole_subscription_lifecycle(start_server: St
     listed = (await client.ok("payment-method:list", {}))["items"]
     assert listed == [{"id": card, "brand": "visa", "last4": "4242", "expMonth": 12, "expYear": 2034,
                        "isDefault": True}]
-    assert await client.ok("subscription:get", {}) == {}   # none yet (null data is sent as {})
+    assert await client.call("subscription:get", {}) == {"ok": True, "data": None}   # none yet: null (CONTRACT §7)
 
     created = await client.ok("subscription:create", {"planId": basic, "requestId": "s1"})
     assert created["planId"] == basic and created["status"] == "active" and created["amount"] == 1000
@@ -69,7 +69,7 @@ async def test_plans_cards_and_the_whole_subscription_lifecycle(start_server: St
     await eventually(lambda: inbox.count_documents({"type": "customer.subscription.created", "applied": True}))
 
     stranger = await server.client("c2", "client", NS)
-    assert await stranger.ok("subscription:get", {}) == {}
+    assert await stranger.ok("subscription:get", {}) is None
     assert (await stranger.ok("invoice:list", {}))["items"] == []
     await stranger.error("payment-method:set-default", {"paymentMethodId": card}, "not_found")
     await stranger.error("payment-method:remove", {"paymentMethodId": card}, "not_found")

@@ -146,7 +146,8 @@ def test_every_request_is_a_send_operation_answered_by_its_ack(document: Documen
             if spec.ack is None:
                 assert data["maxProperties"] == 0
             else:
-                assert data == {"$ref": "#/components/schemas/" + _name(document, spec.ack)}
+                ref = {"$ref": "#/components/schemas/" + _name(document, spec.ack)}
+                assert data == ({"oneOf": [ref, {"type": "null"}]} if spec.nullable else ref)
             assert operation.get("x-roles") == (list(spec.roles) if spec.roles is not None else None)
             assert "x-rate-limit" in operation
 
