@@ -47,6 +47,7 @@ class RoomHandler:
             await asyncio.gather(self.ctx.log(meeting_id, user.id, "lobby_wait"), self.ctx.to_seats(
                 meeting_id, [meeting.host_id], "lobby:waiting",
                 SeatEvent(meeting_id, user.id, user.name, _role(meeting, user.id))))
+            await self.seats.settled(meeting_id)  # a returning seat's old admission may have been revoked
             return JoinAnswer(self.ctx.shown(meeting), "waiting", [], [], None)
         meeting, seats = await self._arrived(meeting, user.id, user.id)
         if user.id == meeting.host_id:
@@ -150,6 +151,7 @@ class RoomHandler:
         await self.ctx.log(meeting_id, user.id, "leave")
         if seat.state == "admitted":
             await self.ctx.to_admitted(meeting_id, "participant:left", SeatEvent(meeting_id, user.id))
+        await self.seats.settled(meeting_id)
 
     async def kick(self, user: User, meeting_id: str, user_id: str) -> None:
         """participant:kick (host): out of the room, no new credentials, back through the lobby to return."""
@@ -163,6 +165,7 @@ class RoomHandler:
         await self.ctx.publisher.to_user(NAMESPACE, user_id, "meeting:kicked", SeatEvent(meeting_id, user_id))
         await self._unseat(meeting_id, user_id, seat.sids)
         await self.ctx.to_admitted(meeting_id, "participant:left", SeatEvent(meeting_id, user_id))
+        await self.seats.settled(meeting_id)
 
     async def _unseat(self, meeting_id: str, user_id: str, sids: tuple[str, ...]) -> None:
         """Take the seat's sockets out of its room (on whichever process they are)."""
@@ -177,6 +180,7 @@ class RoomHandler:
             raise PreconditionFailed(f"The meeting is {(await self.ctx.visible(user, meeting_id)).status}")
         for seat in await self.seats.of_meeting(meeting_id):
             await self._unseat(meeting_id, seat.user_id, seat.sids)
+        await self.seats.settled(meeting_id)
         return self.ctx.shown(ended)
 
     async def socket_dropped(self, user: User, sid: str, meeting_id: str) -> None:
