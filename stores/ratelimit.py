@@ -30,7 +30,7 @@ return {granted, retry}
 #: share of a bucket's burst one process leases at a time (bursts under 1/LEASE_SHARE lease one token: exact)
 LEASE_SHARE = 0.1
 #: leased tokens not used within this many seconds are dropped (never given back: the limit only gets stricter)
-LEASE_SECONDS = 1.0
+LEASE_SECONDS = 5.0
 
 
 def lease_size(burst: int) -> int:
