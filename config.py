@@ -315,7 +315,7 @@ class Config:
     meeting_no_show_minutes: int = 15
     meeting_tick_seconds: float = 5.0
     meeting_lease_seconds: float = 60.0
-    meeting_seat_hold_ms: float = 500.0
+    meeting_seat_hold_ms: float = 1000.0
     notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property

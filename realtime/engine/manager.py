@@ -140,15 +140,22 @@ class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         """Upstream's listener with its retries capped at LISTEN_RETRY_MAX seconds (upstream doubles to 60 s),
-        so delivery between processes resumes within seconds of Redis answering again."""
+        so delivery between processes resumes within seconds of Redis answering again.
+
+        This process's own emits and room operations come back on the channel too; upstream decodes each and
+        then ignores it (its `host_id` is ours). They are dropped here undecoded: the encoded message's last
+        key is `host_id` (upstream builds them so), callbacks (which name the host they go to) end otherwise."""
         retry_sleep = LISTEN_RETRY_FIRST
+        own = f',"host_id":"{self.host_id}"}}'.encode()
         while True:
             try:
                 self._redis_connect()  # as upstream: a fresh connection and subscription on every round
                 await self.pubsub.subscribe(self.channel)
                 retry_sleep = LISTEN_RETRY_FIRST
                 async for message in self.pubsub.listen():
-                    yield message
+                    data = message.get("data")
+                    if not (isinstance(data, bytes) and data.endswith(own)):
+                        yield message
             except Exception as exc:
                 log.warning("cannot receive from redis (%s), retrying in %.1f s", type(exc).__name__, retry_sleep)
                 await asyncio.sleep(retry_sleep)
