@@ -120,7 +120,7 @@ def main() -> None:
     print(f"{r['meetings']} meetings, {r['peers']} peers, offered {r['offered']:.0f} signals/s "
           f"({args.per_peer:g} per peer) for {args.duration:g} s, every signal crossing processes")
     print(f"achieved {r['achieved']:.0f} signals/s  sent {r['sent']}  received {r['received']}  lost {r['lost']}  "
-          f"failed acks {r['failed']}")
+          f"failed acks {r['failed']} {r['failedCodes'] or ''}")
     print(f"signal delivery ms: p50 {r['p50']:.2f}  p99 {r['p99']:.2f}  max {r['max']:.2f}  (target p99 <= 15)")
     print(f"meeting:join -> lobby:admitted ms ({args.join_batch} guests at once): p50 {r['joinP50']:.2f}  "
           f"p99 {r['joinP99']:.2f}  max {r['joinMax']:.2f}  (target p99 <= 50)")

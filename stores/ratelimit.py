@@ -6,7 +6,10 @@ import math
 import time
 from typing import Protocol
 
+from redis.exceptions import NoScriptError
+
 from stores.redis import REDIS_DOWN, Redis, RedisOutage
+from stores.redis_batch import RedisBatch
 
 #: takes up to ARGV[3] whole tokens at once (a lease); returns {tokens granted, ms to wait when none}
 _LEASE_TOKENS = """
@@ -52,7 +55,8 @@ class RedisRateLimiter:
     leased tokens were taken from the shared bucket, so all processes together never let a user
     exceed the configured bucket; leased tokens a process did not use in time are dropped, so a
     user may be refused up to one lease per process early (docs/storage.md, "Rate limits").
-    Concurrent requests of one key share one Redis call.
+    Concurrent requests of one key share one Redis call; the calls of all keys go out in pipelined batches
+    (stores/redis_batch.py).
 
     While Redis is down or too slow the limits stay on, per process (each process its own buckets, so
     a user may get up to one burst per process): failing open would let a flooder through exactly when
@@ -65,6 +69,7 @@ class RedisRateLimiter:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._prefix = prefix + "rl:"
         self._script = redis.register_script(_LEASE_TOKENS)
+        self._batch = RedisBatch(redis)
         self._local = MemoryRateLimiter()
         self._outage = RedisOutage("rate limits per process")
         self._leases: dict[str, tuple[int, float]] = {}  # key -> (tokens left, usable until (monotonic))
@@ -92,9 +97,12 @@ class RedisRateLimiter:
         wait = 0
         try:
             issued = time.monotonic()
+            args = (burst, per_second / 1000.0, lease_size(burst))
             try:
-                granted, wait = await self._script(keys=[self._prefix + key],
-                                                   args=[burst, per_second / 1000.0, lease_size(burst)])
+                try:
+                    granted, wait = await self._batch.call("EVALSHA", self._script.sha, 1, self._prefix + key, *args)
+                except NoScriptError:  # Redis restarted without its scripts: this call loads it again
+                    granted, wait = await self._script(keys=[self._prefix + key], args=args)
             except REDIS_DOWN as error:
                 self._outage.failed(error)
                 self._leases.pop(key, None)

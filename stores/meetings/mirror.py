@@ -19,6 +19,7 @@ import time
 from typing import Protocol
 
 from stores.redis import REDIS_DOWN, Redis
+from stores.redis_batch import RedisBatch
 
 log = logging.getLogger("careline.meetings")
 TTL_SECONDS = 12 * 3600  # a meeting's mirror outlives any meeting; missing entries are read from the database
@@ -100,9 +101,9 @@ class RedisSeatMirror:
     """The mirror every process shares."""
 
     def __init__(self, redis: Redis, prefix: str) -> None:
-        self._redis = redis
         self._prefix = prefix + "seats:"
         self._script = redis.register_script(_SET_IF_NEWER)
+        self._batch = RedisBatch(redis)  # the signal check's reads, pipelined
 
     async def _set(self, meeting_id: str, user_id: str, kind: str, version: int) -> None:
         await self._script(keys=[self._prefix + meeting_id], args=[user_id, version, kind, TTL_SECONDS])
@@ -121,7 +122,7 @@ class RedisSeatMirror:
     async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
         """True when both seats are known admitted; False on any doubt (Redis down included)."""
         try:
-            states = await self._redis.hmget(self._prefix + meeting_id, [first, second])
+            states = await self._batch.call("HMGET", self._prefix + meeting_id, first, second)
         except REDIS_DOWN:
             return False
         return all(isinstance(state, str) and state.startswith("a:") for state in states)
