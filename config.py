@@ -315,6 +315,7 @@ class Config:
     meeting_no_show_minutes: int = 15
     meeting_tick_seconds: float = 5.0
     meeting_lease_seconds: float = 60.0
+    meeting_seat_hold_ms: float = 1000.0
     notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -533,6 +534,10 @@ SETTINGS: tuple[Setting, ...] = (
        "how often the meeting scheduler runs (outcomes, auto-end, seats given up)", bounds=_POSITIVE),
     _S("MEETING_LEASE_SECONDS", "meeting_lease_seconds", NUMBER,
        "how long a scheduler loop holds a meeting it is deciding before another may take it", bounds=_POSITIVE),
+    _S("MEETING_SEAT_HOLD_MS", "meeting_seat_hold_ms", NUMBER,
+       "how long a process trusts an admitted seat it read from the shared mirror for `signal` (a kick, leave "
+       "or end is acknowledged only this long after it took effect; 0: read the mirror on every signal)",
+       bounds=Bounds(at_least=0, at_most=5000)),
 )
 SETTING: dict[str, Setting] = {setting.env: setting for setting in SETTINGS}
 

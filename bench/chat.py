@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
@@ -94,8 +95,10 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
 LoadRun = tuple[subprocess.CompletedProcess[str], list[float]]
 
 
-def _run_load(config: Path, measured: list[int], script: str = "chat_load.js") -> LoadRun:
-    """Run the load generator; also the cpu seconds each measured process used while it sent measured load."""
+def _run_load(config: Path, measured: list[int], script: str = "chat_load.js",
+              on_measure: Callable[[], object] | None = None) -> LoadRun:
+    """Run the load generator; also the cpu seconds each measured process used while it sent measured load
+    (`on_measure` is called as the measured load starts, e.g. to start a profiler)."""
     generator = subprocess.Popen(["taskset", "-c", "1", "node", str(BENCH / script), str(config)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert generator.stderr is not None and generator.stdout is not None
@@ -105,6 +108,8 @@ def _run_load(config: Path, measured: list[int], script: str = "chat_load.js") -
     for line in generator.stderr:
         if line.strip() == "measure:start":
             start = [procstat.cpu_seconds(pid) for pid in measured]
+            if on_measure is not None:
+                on_measure()
         elif line.strip() == "measure:end" and start:
             cpu = [procstat.cpu_seconds(pid) - began for pid, began in zip(measured, start)]
         else:

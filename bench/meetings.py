@@ -7,16 +7,21 @@ load generator (bench/meetings_load.js, on core 1) holds every peer's socket. Ea
 are on different processes, so every signal crosses the Redis manager. Figures: `signal` send -> receipt
 p50/p99 while every peer trickles candidates at `--per-peer` signals/s, and `meeting:join` -> `lobby:admitted`
 (the host admitting as soon as `lobby:waiting` arrives) p50/p99.
+
+`--profile DIR` samples both careline processes with py-spy (`.venv/bin/pip install py-spy`) while the
+measured load runs and writes DIR/process-N.txt (collapsed stacks: one stack and its sample count a line).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -39,6 +44,24 @@ def _servers(data_dir: str, secret: str, uri: str, cores: list[str]) -> list[tup
     return servers
 
 
+def _profiler(directory: str | None, pids: list[int], seconds: float) -> tuple[list[subprocess.Popen[bytes]],
+                                                                          Callable[[], None] | None]:
+    """py-spy on each careline process for `seconds`, started by the returned callback (None: no profile)."""
+    if directory is None:
+        return [], None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        started.extend(subprocess.Popen([spy, "record", "--nonblocking", "-r", "100", "--format", "raw",
+                                         "-d", str(int(seconds)), "-p", str(pid), "-o",
+                                         str(Path(directory) / f"process-{n + 1}.txt")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       for n, pid in enumerate(pids))
+    return started, start
+
+
 def _therapist_token(secret: str, sub: str) -> str:
     import time
 
@@ -58,6 +81,7 @@ def main() -> None:
     parser.add_argument("--join-batch", type=int, default=10, help="guests joining at once")
     parser.add_argument("--spread", action="store_true",
                         help="the second careline process on core 1 (with the load generator) instead of core 0")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy both careline processes during the measured load")
     args = parser.parse_args()
     if not (BENCH / "node_modules" / "ws").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BENCH, check=True)
@@ -79,7 +103,10 @@ def main() -> None:
                 "joinBatch": args.join_batch, "start": (now - timedelta(minutes=1)).isoformat(),
                 "end": (now + timedelta(hours=2)).isoformat()}))
             measured = [process.pid for _, process in servers]
-            load, cpu = _run_load(config, measured, script="meetings_load.js")
+            profilers, start_profile = _profiler(args.profile, measured, args.duration)
+            load, cpu = _run_load(config, measured, script="meetings_load.js", on_measure=start_profile)
+            for profiler in profilers:
+                profiler.wait()
         finally:
             for _, process in servers:
                 _stop(process)
@@ -93,12 +120,16 @@ def main() -> None:
     print(f"{r['meetings']} meetings, {r['peers']} peers, offered {r['offered']:.0f} signals/s "
           f"({args.per_peer:g} per peer) for {args.duration:g} s, every signal crossing processes")
     print(f"achieved {r['achieved']:.0f} signals/s  sent {r['sent']}  received {r['received']}  lost {r['lost']}  "
-          f"failed acks {r['failed']}")
+          f"failed acks {r['failed']} {r['failedCodes'] or ''}")
     print(f"signal delivery ms: p50 {r['p50']:.2f}  p99 {r['p99']:.2f}  max {r['max']:.2f}  (target p99 <= 15)")
     print(f"meeting:join -> lobby:admitted ms ({args.join_batch} guests at once): p50 {r['joinP50']:.2f}  "
           f"p99 {r['joinP99']:.2f}  max {r['joinMax']:.2f}  (target p99 <= 50)")
     print("cpu while sending: " + ", ".join(
         f"process {n + 1} {100 * seconds / args.duration:.0f} % of a core" for n, seconds in enumerate(cpu)))
+    if r["received"]:
+        print("cpu per delivered signal: " + ", ".join(
+            f"process {n + 1} {1e6 * seconds / r['received']:.0f} µs" for n, seconds in enumerate(cpu))
+            + f", together {1e6 * sum(cpu) / r['received']:.0f} µs")
 
 
 if __name__ == "__main__":

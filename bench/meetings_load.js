@@ -62,6 +62,7 @@ async function main() {
   const peers = rooms.flatMap((r) => [[r.host, r.meeting, r.subs[1]], [r.guest, r.meeting, r.subs[0]]]);
   const latencies = [];
   let received = 0, firstSend = Infinity, sent = 0, failed = 0;
+  const failedCodes = {};
   for (const [socket] of peers) {
     socket.onRawEvent = (body) => {
       const k = body.indexOf(PROBE);
@@ -76,8 +77,9 @@ async function main() {
     const [socket, meetingId, to] = peers[n % peers.length];
     const t = performance.now();
     const candidate = `p:${t} 1 udp 2122260223 10.0.${(n >> 8) & 255}.${n & 255} ${50000 + (n % 10000)} typ host generation 0`;
+    const fail = (code) => { failed++; failedCodes[code] = (failedCodes[code] || 0) + 1; };
     socket.emitWithAck('signal', { meetingId, to, type: 'candidate', payload: { candidate, sdpMid: '0', sdpMLineIndex: 0 } })
-      .then((a) => { if (!a || !a.ok) failed++; }, () => { failed++; });
+      .then((a) => { if (!a || !a.ok) fail(a && a.error ? a.error.code : 'no ack'); }, () => fail('no ack'));
     if (measure) sent++;
   };
   const total = cfg.perPeer * peers.length;
@@ -101,7 +103,8 @@ async function main() {
   await sleep(cfg.drain * 1000);
   latencies.sort((x, y) => x - y);
   process.stdout.write(JSON.stringify({
-    meetings: rooms.length, peers: peers.length, offered: total, sent, received, failed, lost: sent - received,
+    meetings: rooms.length, peers: peers.length, offered: total, sent, received, failed, failedCodes,
+    lost: sent - received,
     achieved: received / ((t1 - t0) / 1000), p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99),
     max: latencies[latencies.length - 1] ?? null, joinP50: quantile(joins, 0.5), joinP99: quantile(joins, 0.99),
     joinMax: joins[joins.length - 1],

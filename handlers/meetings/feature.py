@@ -12,7 +12,7 @@ from handlers.meetings.room import RoomHandler
 from stores.booking.bookings import BookingStore
 from stores.meetings.log import AuditStore, RecordingStore
 from stores.meetings.meetings import MeetingStore
-from stores.meetings.mirror import MemorySeatMirror, RedisSeatMirror, SeatMirror
+from stores.meetings.mirror import HeldSeatMirror, MemorySeatMirror, RedisSeatMirror, SeatMirror
 from stores.meetings.seats import SeatStore
 
 
@@ -29,8 +29,11 @@ class MeetingsFeature:
 
 async def build(shared: Shared) -> Built[MeetingsFeature]:
     """Create the meeting stores (ensuring their indexes) and handlers; follow bookings; run the scheduler."""
-    mirror: SeatMirror = RedisSeatMirror(shared.redis, shared.config.redis_prefix) if shared.redis is not None \
-        else MemorySeatMirror()
+    mirror: SeatMirror = MemorySeatMirror()
+    if shared.redis is not None:
+        mirror = RedisSeatMirror(shared.redis, shared.config.redis_prefix)
+        if shared.config.meeting_seat_hold_ms > 0:
+            mirror = HeldSeatMirror(mirror, shared.config.meeting_seat_hold_ms / 1000)
     stores = Stores(MeetingStore(shared.db), SeatStore(shared.db, mirror), AuditStore(shared.db),
                     RecordingStore(shared.db), BookingStore(shared.db))
     for store in (stores.meetings, stores.seats, stores.audit, stores.recordings):

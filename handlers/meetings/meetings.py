@@ -110,6 +110,7 @@ class MeetingHandler:
             if cancelled is not None:
                 await self.ctx.stores.seats.close_meeting(meeting.id)
                 await self._announce(self.ctx.shown(cancelled))
+                await self.ctx.stores.seats.settled(meeting.id)
             return cancelled or meeting
         if (meeting.start, meeting.end) != (ms(booking.start), ms(booking.end)):
             moved = await self.store.move(meeting.id, booking.start, booking.end,

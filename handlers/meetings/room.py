@@ -36,17 +36,18 @@ class RoomHandler:
 
     async def join(self, user: User, sid: str, meeting_id: str) -> JoinAnswer:
         """meeting:join: every rule checked, then straight in (host, returning, auto-admitted) or the lobby."""
-        meeting = await self.ctx.member(user, meeting_id)
+        meeting, seat = await asyncio.gather(self.ctx.member(user, meeting_id), self.seats.get(meeting_id, user.id))
         now = self.ctx.clock()
         self._in_window(meeting, now)
         if user.id != meeting.host_id:
             await self._paid(meeting)
-        state = await self._take_seat(meeting, user, sid, now)
+        state = await self._take_seat(meeting, user, sid, now, seat)
         await self.ctx.publisher.join(NAMESPACE, sid, seat_room(meeting_id, user.id), user.id)
         if state == "waiting":
             await asyncio.gather(self.ctx.log(meeting_id, user.id, "lobby_wait"), self.ctx.to_seats(
                 meeting_id, [meeting.host_id], "lobby:waiting",
                 SeatEvent(meeting_id, user.id, user.name, _role(meeting, user.id))))
+            await self.seats.settled(meeting_id)  # a returning seat's old admission may have been revoked
             return JoinAnswer(self.ctx.shown(meeting), "waiting", [], [], None)
         meeting, seats = await self._arrived(meeting, user.id, user.id)
         if user.id == meeting.host_id:
@@ -72,13 +73,14 @@ class RoomHandler:
         if booking is not None and booking.policy.get("require_payment") and booking.payment_status != "paid":
             raise PaymentRequired("The session must be paid before joining")
 
-    async def _take_seat(self, meeting: MeetingRecord, user: User, sid: str, now: datetime) -> str:
-        """Move the caller's seat to admitted or waiting (compare-and-set on what was read)."""
+    async def _take_seat(self, meeting: MeetingRecord, user: User, sid: str, now: datetime, seat: Seat | None) -> str:
+        """Move the caller's seat (`seat`: as read with the meeting) to admitted or waiting (compare-and-set on
+        what was read; read again when it changed meanwhile)."""
         for _ in range(5):
-            seat = await self.seats.get(meeting.id, user.id)
             target = "admitted" if self._straight_in(meeting, user.id, seat, now) else "waiting"
             if await self.seats.move(meeting.id, user.id, seat, target, sid):
                 return target
+            seat = await self.seats.get(meeting.id, user.id)
         raise Conflict("The seat keeps changing; try again")
 
     def _straight_in(self, meeting: MeetingRecord, user_id: str, seat: Seat | None, now: datetime) -> bool:
@@ -110,8 +112,8 @@ class RoomHandler:
 
     async def admit(self, user: User, meeting_id: str, user_id: str) -> None:
         """lobby:admit (host): the waiting guest is in and told how to connect."""
-        meeting = await self.ctx.hosted(user, meeting_id)
-        await self._from_lobby(meeting_id, user_id, "admitted")
+        meeting, seat = await asyncio.gather(self.ctx.hosted(user, meeting_id), self.seats.get(meeting_id, user_id))
+        await self._from_lobby(meeting_id, user_id, "admitted", seat)
         now = self.ctx.clock()
         jitsi = self.ctx.access.jitsi(meeting, await self._user(user_id, meeting), now) \
             if self.ctx.access.jitsi_enabled else None
@@ -122,14 +124,14 @@ class RoomHandler:
 
     async def deny(self, user: User, meeting_id: str, user_id: str) -> None:
         """lobby:deny (host): the waiting guest is turned away."""
-        await self.ctx.hosted(user, meeting_id)
-        await self._from_lobby(meeting_id, user_id, "denied")
+        _meeting, seat = await asyncio.gather(self.ctx.hosted(user, meeting_id), self.seats.get(meeting_id, user_id))
+        await self._from_lobby(meeting_id, user_id, "denied", seat)
         await self.ctx.log(meeting_id, user.id, "deny", user_id)
         await self.ctx.to_seats(meeting_id, [user_id], "lobby:denied", Admission(meeting_id, [], None))
         await self.ctx.bus.publish(MeetingNotice("denied", meeting_id, (user_id,)))
 
-    async def _from_lobby(self, meeting_id: str, user_id: str, state: str) -> None:
-        seat = await self.seats.get(meeting_id, user_id)
+    async def _from_lobby(self, meeting_id: str, user_id: str, state: str, seat: Seat | None) -> None:
+        """The waiting seat (as read with the meeting) moves to `state`."""
         if seat is None or seat.state != "waiting" or not await self.seats.move(meeting_id, user_id, seat, state):
             raise NotFound("Nobody by that id is waiting")
 
@@ -150,6 +152,7 @@ class RoomHandler:
         await self.ctx.log(meeting_id, user.id, "leave")
         if seat.state == "admitted":
             await self.ctx.to_admitted(meeting_id, "participant:left", SeatEvent(meeting_id, user.id))
+        await self.seats.settled(meeting_id)
 
     async def kick(self, user: User, meeting_id: str, user_id: str) -> None:
         """participant:kick (host): out of the room, no new credentials, back through the lobby to return."""
@@ -163,6 +166,7 @@ class RoomHandler:
         await self.ctx.publisher.to_user(NAMESPACE, user_id, "meeting:kicked", SeatEvent(meeting_id, user_id))
         await self._unseat(meeting_id, user_id, seat.sids)
         await self.ctx.to_admitted(meeting_id, "participant:left", SeatEvent(meeting_id, user_id))
+        await self.seats.settled(meeting_id)
 
     async def _unseat(self, meeting_id: str, user_id: str, sids: tuple[str, ...]) -> None:
         """Take the seat's sockets out of its room (on whichever process they are)."""
@@ -177,6 +181,7 @@ class RoomHandler:
             raise PreconditionFailed(f"The meeting is {(await self.ctx.visible(user, meeting_id)).status}")
         for seat in await self.seats.of_meeting(meeting_id):
             await self._unseat(meeting_id, seat.user_id, seat.sids)
+        await self.seats.settled(meeting_id)
         return self.ctx.shown(ended)
 
     async def socket_dropped(self, user: User, sid: str, meeting_id: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import socketio
 from socketio import packet as sio_packet
 
+from realtime.engine.outbox import PublishOutbox
 from realtime.engine.session_output import eio_messages
 
 log = logging.getLogger("careline.engine")
@@ -82,13 +83,18 @@ class FastEmitManager(socketio.AsyncManager):
         skip = self._skipped(namespace, skip_sid)
         payload = [event, *emit_args(data)]
         send = self.server.send_eio_nowait
-        shared = None if callback else eio_messages(
-            self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=payload).encode())
+        shared: list[Any] | None = None  # encoded at the first recipient on this process (often there is none)
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
                 continue
-            parts = shared or eio_messages(self.server.packet_class(
-                sio_packet.EVENT, namespace=namespace, data=payload, id=self._generate_ack_id(sid, callback)).encode())
+            if callback:
+                parts = eio_messages(self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=payload,
+                                                              id=self._generate_ack_id(sid, callback)).encode())
+            else:
+                if shared is None:
+                    shared = eio_messages(
+                        self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=payload).encode())
+                parts = shared
             for part in parts:
                 send(eio_sid, part)
 
@@ -114,29 +120,42 @@ class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
         """Connect to Redis at `url` on `channel` (AsyncRedisManager's arguments; FastEmitManager's index too)."""
         socketio.AsyncRedisManager.__init__(self, url, channel=channel, write_only=write_only, json=json)
         self.publish_timeout = publish_timeout
+        self._outbox = PublishOutbox(self._send_batch, publish_timeout)
+        self._publisher: Any = None  # the publishing client (its own pool: the listener's is replaced on errors)
 
     async def _publish(self, data: Any) -> Any:
-        """Upstream's publish (two tries), bounded: a Redis that stopped answering must not hold up the emit,
-        and with it the request that emitted (upstream's connection has no timeout). What is not published
-        is not delivered to other processes; their clients catch up by seq."""
-        try:
-            return await asyncio.wait_for(super()._publish(data), self.publish_timeout)
-        except TimeoutError:
-            self.connected = False
-            log.error("cannot publish to redis within %.1f s: giving up on this event", self.publish_timeout)
-            return None
+        """Publish through the outbox (realtime/engine/outbox.py): in batches, in order, two tries, bounded, so a
+        Redis that stopped answering does not hold up the emit and with it the request that emitted. What is
+        not published is not delivered to other processes; their clients catch up by seq."""
+        await self._outbox.publish(self.json.dumps(data))
+
+    async def _send_batch(self, messages: list[str]) -> None:
+        """One pipeline of PUBLISH commands (one write, one round trip)."""
+        if self._publisher is None:
+            self._publisher = self._get_redis_module().Redis.from_url(self.redis_url, **self.redis_options)
+        pipe = self._publisher.pipeline(transaction=False)
+        for message in messages:
+            pipe.publish(self.channel, message)
+        await pipe.execute()
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         """Upstream's listener with its retries capped at LISTEN_RETRY_MAX seconds (upstream doubles to 60 s),
-        so delivery between processes resumes within seconds of Redis answering again."""
+        so delivery between processes resumes within seconds of Redis answering again.
+
+        This process's own emits and room operations come back on the channel too; upstream decodes each and
+        then ignores it (its `host_id` is ours). They are dropped here undecoded: the encoded message's last
+        key is `host_id` (upstream builds them so), callbacks (which name the host they go to) end otherwise."""
         retry_sleep = LISTEN_RETRY_FIRST
+        own = f',"host_id":"{self.host_id}"}}'.encode()
         while True:
             try:
                 self._redis_connect()  # as upstream: a fresh connection and subscription on every round
                 await self.pubsub.subscribe(self.channel)
                 retry_sleep = LISTEN_RETRY_FIRST
                 async for message in self.pubsub.listen():
-                    yield message
+                    data = message.get("data")
+                    if not (isinstance(data, bytes) and data.endswith(own)):
+                        yield message
             except Exception as exc:
                 log.warning("cannot receive from redis (%s), retrying in %.1f s", type(exc).__name__, retry_sleep)
                 await asyncio.sleep(retry_sleep)

@@ -5,14 +5,21 @@ state change increments. A seat becomes `admitted@v` in the mirror after the dat
 change away from admitted writes `revoked@v` *before* the database write. A write never replaces a higher
 version, and at equal versions `revoked` wins, so a late `admitted` cannot cover a kick. Anything but
 `admitted` for both ends of a signal (including a missing entry or Redis being down) means: ask the database.
+
+In front of the shared mirror each process may keep the seats it found admitted for a bounded time
+(`HeldSeatMirror`, MEETING_SEAT_HOLD_MS), so a signal trickle does not read Redis per signal. A
+revocation is then in force everywhere only once that time has passed: whoever revokes waits for
+`settled(meeting)` before acknowledging.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Protocol
 
 from stores.redis import REDIS_DOWN, Redis
+from stores.redis_batch import RedisBatch
 
 log = logging.getLogger("careline.meetings")
 TTL_SECONDS = 12 * 3600  # a meeting's mirror outlives any meeting; missing entries are read from the database
@@ -42,6 +49,9 @@ class SeatMirror(Protocol):
 
     async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
         """True only when both seats are known admitted (False: ask the database)."""
+
+    async def settled(self, meeting_id: str) -> None:
+        """Return once every revocation this process made in the meeting is in force on every process."""
 
 
 def _newer(current: tuple[str, int] | None, kind: str, version: int) -> bool:
@@ -83,14 +93,17 @@ class MemorySeatMirror:
         """True when both seats are known admitted."""
         return all(self._seats.get((meeting_id, uid), ("", 0))[0] == "a" for uid in (first, second))
 
+    async def settled(self, meeting_id: str) -> None:
+        """Revocations are in force as soon as they are written."""
+
 
 class RedisSeatMirror:
     """The mirror every process shares."""
 
     def __init__(self, redis: Redis, prefix: str) -> None:
-        self._redis = redis
         self._prefix = prefix + "seats:"
         self._script = redis.register_script(_SET_IF_NEWER)
+        self._batch = RedisBatch(redis)  # the signal check's reads, pipelined
 
     async def _set(self, meeting_id: str, user_id: str, kind: str, version: int) -> None:
         await self._script(keys=[self._prefix + meeting_id], args=[user_id, version, kind, TTL_SECONDS])
@@ -109,7 +122,64 @@ class RedisSeatMirror:
     async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
         """True when both seats are known admitted; False on any doubt (Redis down included)."""
         try:
-            states = await self._redis.hmget(self._prefix + meeting_id, [first, second])
+            states = await self._batch.call("HMGET", self._prefix + meeting_id, first, second)
         except REDIS_DOWN:
             return False
         return all(isinstance(state, str) and state.startswith("a:") for state in states)
+
+    async def settled(self, meeting_id: str) -> None:
+        """Every process reads this mirror directly: revocations are in force as soon as they are written."""
+
+
+class HeldSeatMirror:
+    """A shared mirror with this process's short-lived memory of the seats it found admitted there.
+
+    A seat read as admitted is trusted for `hold_seconds` from the moment the read was sent (never
+    longer, whatever the scheduling), only admitted answers are kept (an admission or a refusal is
+    seen at once), and this process's own revocations drop its entries at once. Another process may
+    still trust a revoked seat until its entry runs out, which is at most `hold_seconds` after the
+    revocation was written: `settled(meeting)` waits out that time after this process's latest revocation
+    in the meeting.
+    """
+
+    _PRUNE_AT = 20_000
+
+    def __init__(self, shared: SeatMirror, hold_seconds: float) -> None:
+        self._shared = shared
+        self._hold = hold_seconds
+        self._until: dict[tuple[str, str], float] = {}  # (meeting, user) -> trusted until (monotonic)
+        self._settles_at: dict[str, float] = {}  # meeting -> when its latest revocation here is in force
+
+    async def admitted(self, meeting_id: str, version: int, user_id: str) -> None:
+        """The database admitted the seat at `version` (written to the shared mirror only)."""
+        await self._shared.admitted(meeting_id, version, user_id)
+
+    async def revoke(self, meeting_id: str, version: int, user_id: str) -> None:
+        """Forget the seat here, record the revocation in the shared mirror, start the wait for `settled`."""
+        self._until.pop((meeting_id, user_id), None)
+        await self._shared.revoke(meeting_id, version, user_id)
+        self._until.pop((meeting_id, user_id), None)  # a read that was under way meanwhile
+        now = time.monotonic()
+        if len(self._settles_at) >= self._PRUNE_AT:
+            self._settles_at = {meeting: at for meeting, at in self._settles_at.items() if at > now}
+        self._settles_at[meeting_id] = now + self._hold
+
+    async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
+        """From memory while both entries are fresh, else from the shared mirror (kept when admitted)."""
+        now = time.monotonic()
+        keys = ((meeting_id, first), (meeting_id, second))
+        if all(self._until.get(key, 0.0) > now for key in keys):
+            return True
+        if not await self._shared.both_admitted(meeting_id, first, second):
+            return False
+        if len(self._until) >= self._PRUNE_AT:
+            self._until = {key: until for key, until in self._until.items() if until > now}
+        for key in keys:
+            self._until[key] = now + self._hold
+        return True
+
+    async def settled(self, meeting_id: str) -> None:
+        """Wait until no process can still trust a seat of the meeting this process revoked."""
+        wait = self._settles_at.get(meeting_id, 0.0) - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)

@@ -78,6 +78,10 @@ class SeatStore:
         """The fast signal check: True only when the mirror knows both seats admitted (else read `pair`)."""
         return await self._mirror.both_admitted(meeting_id, first, second)
 
+    async def settled(self, meeting_id: str) -> None:
+        """Return once this process's revocations in the meeting stop signals on every process (before an ack)."""
+        await self._mirror.settled(meeting_id)
+
     async def remember(self, seat: Seat) -> None:
         """Put an admitted seat read from the database into the mirror."""
         if seat.state == "admitted":

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from realtime.base import BaseNamespace, request
 from realtime.schemas.common import OutputSchema, RequestId, RequestSchema, fields, validate
 from rest.app_keys import METRICS, MONGO_DB
 from server import SIO
+from stores.ratelimit import lease_size
 from tests.conftest import RunningServer, StartServer
 
 
@@ -30,6 +33,9 @@ class CountOut(OutputSchema):
     n = fields.Integer()
 
 
+BURST = 40  # leased four tokens at a time (stores/ratelimit.py lease_size)
+
+
 class ProbeNamespace(BaseNamespace[None]):
     """A namespace that stores what it is sent, to prove invalid requests store nothing."""
 
@@ -46,6 +52,10 @@ class ProbeNamespace(BaseNamespace[None]):
 
     @request("item:slow", ack=CountOut, rate=(3, 1.0))
     async def slow(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"n": 1}
+
+    @request("item:burst", ack=CountOut, rate=(BURST, 1.0))
+    async def burst(self, sid: str, user: User, payload: dict[str, Any]) -> dict[str, Any]:
         return {"n": 1}
 
 
@@ -129,3 +139,22 @@ async def test_rate_limits_are_shared_across_processes(start_server: StartServer
     b = await second.client("u1", namespace="/probe")
     acks = [await a.call("item:slow", {}) for _ in range(2)] + [await b.call("item:slow", {}) for _ in range(2)]
     assert [ack["ok"] for ack in acks] == [True, True, True, False]
+
+
+async def test_leased_tokens_never_exceed_the_shared_bucket(start_server: StartServer) -> None:
+    """Each process serves a large bucket from tokens it leased from Redis: together never more than the bucket,
+    and at most one unused lease per process short of it (docs/storage.md)."""
+    first, second = await start_server(redis=True), await start_server(redis=True)
+    for server in (first, second):
+        await probe(server)
+    a = await first.client("u1", namespace="/probe")
+    b = await second.client("u1", namespace="/probe")
+    began = time.monotonic()
+    acks = await asyncio.gather(*(client.call("item:burst", {}) for _ in range(BURST) for client in (a, b)))
+    refilled = math.ceil(time.monotonic() - began)  # the bucket refills one token a second meanwhile
+    allowed = sum(ack["ok"] for ack in acks)
+    assert BURST - 2 * (lease_size(BURST) - 1) <= allowed <= BURST + refilled
+    refused = [ack["error"] for ack in acks if not ack["ok"]]
+    assert all(error["code"] == "rate_limited" and 0 < error["details"]["retryAfterMs"] <= 1000 for error in refused)
+    other = await second.client("u2", namespace="/probe")
+    assert (await other.call("item:burst", {}))["ok"] is True

@@ -1,6 +1,7 @@
 """The admitted-seat mirror (Redis and memory): a late `admitted` never covers a revocation."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -33,3 +34,13 @@ async def test_versions_decide_and_revocations_win_ties(mirror: SeatMirror) -> N
     await mirror.admitted("m1", 3, "b")  # admitted again through the lobby
     assert await mirror.both_admitted("m1", "a", "b")
     assert not await mirror.both_admitted("m2", "a", "b")
+
+
+async def test_a_burst_of_signal_checks_shares_pipelined_reads(mirror: SeatMirror) -> None:
+    """300 checks at once (beyond redis-py's 100 pool connections) all answer: a burst is not taken for an outage."""
+    for n in range(150):
+        await mirror.admitted(f"m{n}", 0, "a")
+        await mirror.admitted(f"m{n}", 0, "b")
+    answers = await asyncio.gather(*(mirror.both_admitted(f"m{n % 150}", "a", "b") for n in range(300)))
+    assert all(answers)
+    assert not any(await asyncio.gather(*(mirror.both_admitted(f"m{n}", "a", "c") for n in range(150))))
