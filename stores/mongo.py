@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import pymongo
@@ -52,6 +53,15 @@ async def ping(client: AsyncMongoClient[Doc]) -> None:
     """Raise unless the server answers."""
     await client.admin.command("ping")
 
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def due_by(moment: datetime) -> Doc:
+    """A time range from the epoch up to `moment`: an open `$lte` makes SecantusDB walk every index entry of
+    documents lacking the field (a meeting without `dueAt`: 550 ms at 20,000 meetings, against 3 ms)."""
+    return {"$gte": EPOCH, "$lte": moment}
 
 
 def new_id() -> str:

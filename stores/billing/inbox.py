@@ -8,16 +8,14 @@ never the whole object (it may carry personal data); appliers read the object's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from stores.group_commit import GroupInsert
-from stores.mongo import Database
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+from stores.mongo import EPOCH, Database
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from stores.mongo import Database, Doc, insert_or_existing
+from stores.mongo import Database, Doc, due_by, insert_or_existing
 
 OPEN = ("scheduled", "live")
 DUE_BATCH = 50  # meetings one scheduler pass claims at most
@@ -206,7 +206,7 @@ class MeetingStore:
 
     async def claim_due(self, now: datetime, lease: timedelta) -> list[MeetingRecord]:
         """Meetings whose due time has come, each taken by this loop for `lease` (compare-and-set on dueAt)."""
-        cursor = self._meetings.find({"dueAt": {"$lte": now}}).sort("dueAt", ASCENDING).limit(DUE_BATCH)
+        cursor = self._meetings.find({"dueAt": due_by(now)}).sort("dueAt", ASCENDING).limit(DUE_BATCH)
         claimed = []
         async for doc in cursor:
             taken = ms(now + lease)

@@ -13,17 +13,16 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from stores.mongo import Database, Doc, new_id
+from stores.mongo import Database, Doc, due_by, new_id
 
 QUEUED, SENDING, SENT, FAILED, DROPPED = "queued", "sending", "sent", "failed", "dropped"
 OUTBOX = "email_outbox"
 SLOTS = 64  # the outbox is split by user into this many slots, each listed on its own (`slot_of`)
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 Group = tuple[str, str]  # (user id, category): the items one email combines
 
 
@@ -38,10 +37,6 @@ def every_slot() -> list[int | None]:
     slots: list[int | None] = [None, *range(SLOTS)]
     random.shuffle(slots)
     return slots
-
-
-def _due(now: datetime) -> Doc:
-    return {"$gte": EPOCH, "$lte": now}
 
 
 @dataclass(frozen=True)
@@ -106,11 +101,11 @@ class EmailQueue:
 
     async def anything_due(self, now: datetime) -> bool:
         """Whether any item is due now."""
-        return await self._outbox.find_one({"state": QUEUED, "dueAt": _due(now)}, {"_id": 1}) is not None
+        return await self._outbox.find_one({"state": QUEUED, "dueAt": due_by(now)}, {"_id": 1}) is not None
 
     async def due_groups(self, slot: int | None, now: datetime) -> list[Group]:
         """(user, category) pairs of one slot with an item due now (the `(state, slot, dueAt)` range)."""
-        cursor = self._outbox.find({"state": QUEUED, "slot": slot, "dueAt": _due(now)}, {"userId": 1, "category": 1})
+        cursor = self._outbox.find({"state": QUEUED, "slot": slot, "dueAt": due_by(now)}, {"userId": 1, "category": 1})
         return list(dict.fromkeys([(doc["userId"], doc["category"]) async for doc in cursor]))
 
     async def last_sent(self, groups: list[Group]) -> dict[Group, datetime]:
@@ -123,7 +118,7 @@ class EmailQueue:
         """Take every due item of these users for this sender (items another sender took stay theirs)."""
         token = new_id()
         await self._outbox.update_many(
-            {"userId": {"$in": user_ids}, "state": QUEUED, "dueAt": _due(now)},
+            {"userId": {"$in": user_ids}, "state": QUEUED, "dueAt": due_by(now)},
             {"$set": {"state": SENDING, "leaseToken": token, "leaseUntil": now + lease}})
         items = [_item(doc) async for doc in self._outbox.find({"userId": {"$in": user_ids}, "leaseToken": token})]
         return Claim(token, sorted(items, key=lambda item: item.created_at))
