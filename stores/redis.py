@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -14,11 +14,21 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)  # Redis unreachable or s
 log = logging.getLogger("careline.redis")
 
 
+POOL_SIZE = 100  # connections per process; a burst beyond it waits for a free one
+
+
 def connect(url: str, timeout_ms: int = 2000) -> Redis:
-    """Create the process-wide Redis client (decoded strings; every command and connect bounded by `timeout_ms`)."""
+    """Create the process-wide Redis client (decoded strings; every command and connect bounded by `timeout_ms`).
+
+    The pool blocks: a burst needing more than POOL_SIZE connections at once waits (within `timeout_ms`) for
+    one to come free, instead of failing at once with MaxConnectionsError, which redis-py derives from its
+    ConnectionError and callers would take for an outage of Redis.
+    """
     seconds = timeout_ms / 1000
-    return Redis.from_url(url, decode_responses=True, socket_timeout=seconds, socket_connect_timeout=seconds,
-                          health_check_interval=30)
+    pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=seconds, decode_responses=True,
+                                           socket_timeout=seconds, socket_connect_timeout=seconds,
+                                           health_check_interval=30)
+    return Redis.from_pool(pool)
 
 
 async def ping(client: Redis) -> None:

@@ -131,3 +131,17 @@ async def test_delivery_between_processes_resumes_after_redis_comes_back(
     assert resumed is not None and resumed <= RESUME_WITHIN, resumed
     stored = [item["text"] for item in await catch_up(bob, conversation)]
     assert set(acked) <= set(stored) and len(stored) == len(set(stored))
+
+
+async def test_a_burst_beyond_the_pool_waits_for_a_connection_instead_of_failing(
+        private_redis: RedisProcess) -> None:
+    """More commands at once than the pool has connections: the rest wait for a free one (redis-py's default
+    pool fails them at once with MaxConnectionsError, a ConnectionError callers take for an outage)."""
+    from stores.redis import POOL_SIZE, connect
+
+    client = connect(private_redis.url)
+    try:
+        waits = [client.blpop([f"nothing:{n}"], timeout=0.2) for n in range(POOL_SIZE + 50)]
+        assert await asyncio.gather(*waits) == [None] * (POOL_SIZE + 50)
+    finally:
+        await client.aclose()
