@@ -228,6 +228,7 @@ class Config:
     env: str = "development"
     host: str = "0.0.0.0"
     port: int = 8080
+    worker_port: int = 9108
     mongodb_uri: str | None = None
     mongodb_db: str = "careline"
     mongodb_pool_size: int = 100
@@ -372,6 +373,8 @@ SETTINGS: tuple[Setting, ...] = (
        choices=("development", "production")),
     _S("HOST", "host", TEXT, "address the web server listens on"),
     _S("PORT", "port", INTEGER, "port the web server listens on", bounds=Bounds(0, 65535)),
+    _S("WORKER_PORT", "worker_port", INTEGER, "port `python server.py worker` serves /health, /ready and /metrics "
+       "on (its jobs' counters), 0 for none", bounds=Bounds(0, 65535)),
     _S("MONGODB_URI", "mongodb_uri", TEXT, "MongoDB connection string (PyMongo `AsyncMongoClient`)",
        shown="unset: embedded SecantusDB", production=Required(reason="refuses the embedded database")),
     _S("MONGODB_DB", "mongodb_db", TEXT, "database name"),

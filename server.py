@@ -230,9 +230,30 @@ async def run_worker(config: Config) -> None:
     async with open_connections(config) as connections:
         shared = shared_resources(config, connections, publisher, socket_registry(config, connections), utcnow)
         built = await build_features(shared)
+        ops_site = await _serve_worker_ops(config, connections, built)
         log.info("worker started")
-        await run_all(_jobs(built), stop)
-        await close_features(shared, built)
+        try:
+            await run_all(_jobs(built), stop)
+        finally:
+            if ops_site is not None:
+                await ops_site.cleanup()
+            await close_features(shared, built)
+
+
+async def _serve_worker_ops(config: Config, connections: Connections,
+                            built: list[tuple[Slice[Any], Built[Any]]]) -> web.AppRunner | None:
+    """/health, /ready and /metrics of a worker on WORKER_PORT (None when 0): its jobs' successes, retries and
+    failures are counted in this process, so it must be scraped like a web process."""
+    if not config.worker_port:
+        return None
+    app = web.Application()
+    app[CONNECTIONS], app[METRICS] = connections, Metrics()
+    app[NOTIFICATIONS] = next(each.handler for feature, each in built if feature.key is NOTIFICATIONS)
+    ops.setup(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, config.host, config.worker_port).start()
+    return runner
 
 
 def _token_command(config: Config, argv: list[str]) -> None:

@@ -1,12 +1,14 @@
 """Process lifecycle: the embedded database never outlives careline; configuration refusals; dev tokens."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import jwt
@@ -98,7 +100,6 @@ def test_development_secrets_are_generated_once(tmp_path: Path) -> None:
     first, second = token(), token()
     secrets_file = tmp_path / "dev-secrets.json"
     assert secrets_file.exists() and oct(secrets_file.stat().st_mode)[-3:] == "600"
-    import json
 
     secret = json.loads(secrets_file.read_text())["JWT_SECRET"]
     for value in (first, second):
@@ -117,7 +118,7 @@ def test_worker_refuses_the_embedded_default(tmp_path: Path) -> None:
 def test_worker_runs_the_background_jobs_and_stops_cleanly(tmp_path: Path, test_env: dict[str, str]) -> None:
     env = _env(tmp_path, MONGODB_URI=test_env["MONGODB_URI"], MONGODB_DB=test_env["MONGODB_DB"],
                REDIS_URL=test_env["_REDIS_URL"], REDIS_PREFIX=test_env["REDIS_PREFIX"], JWT_SECRET="s" * 40)
-    env["LOG_LEVEL"] = "INFO"
+    env["LOG_LEVEL"], env["WORKER_PORT"] = "INFO", str(free_port())
     process = subprocess.Popen([sys.executable, "server.py", "worker"], cwd=ROOT, env=env,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -129,6 +130,15 @@ def test_worker_runs_the_background_jobs_and_stops_cleanly(tmp_path: Path, test_
             if "background jobs running" in lines[-1]:
                 break
         assert "booking-scheduler" in lines[-1] and "notifications-held-pushes" in lines[-1]
+        # The worker's own jobs are counted in it: it serves /metrics (and /health) on WORKER_PORT.
+        ops = f"http://127.0.0.1:{env['WORKER_PORT']}"
+        with urllib.request.urlopen(f"{ops}/health", timeout=5) as health:
+            assert json.load(health) == {"status": "ok"}
+        with urllib.request.urlopen(f"{ops}/metrics", timeout=5) as scrape:
+            metrics = scrape.read().decode()
+        for series in ('careline_job_queue_due{queue="emails"}', 'careline_job_successes_total{queue="emails"}',
+                       'careline_job_failures_total{queue="booking-reminders"}'):
+            assert series in metrics
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
     finally:
