@@ -72,6 +72,8 @@ def parse_args(argv):
     g.add_argument("--careline-log-level", default="WARNING")
     g.add_argument("--careline-ready-timeout", type=float, default=60.0)
     g.add_argument("--jwt-secret", default=None, help="JWT_SECRET given to careline and used to mint tokens (default random)")
+    p.add_argument("--profile", action="store_true", help="sample every server process with py-spy; collapsed stacks "
+                   "go to bench/results/run-<time>/profiles/<scenario>-<target>-<i>.txt (slows the server a little)")
     p.add_argument("--out", default=None, help="JSON output path (default bench/results/bench-<time>.json)")
     a = p.parse_args(argv)
     full = dict(sockets=1000, rates="5000,10000,20000,50000", step_duration=5.0, memory_conns=10000, last_sockets=5000,
@@ -237,6 +239,8 @@ def with_servers(args, target: Target, n: int, workdir: Path, label: str, redis:
                                       redis_url=args.redis_url if redis else None, redis_prefix=args.redis_prefix))
         for s in servers:
             s.wait_ready()
+            if args.profile:
+                s.profile(workdir / "profiles")
         return servers
     except BaseException:
         for s in servers:

@@ -5,9 +5,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from clock import utcnow
+from stores.coalesce import Coalescer
+from stores.group_commit import write_error_of
 from stores.mongo import Database, Doc
 
 RECORD_INTERVAL_SECONDS = 60.0
@@ -36,6 +39,8 @@ class UserStore:
         # user id -> (role, name, when this process last recorded them): reconnect storms and the
         # six namespaces of one client cost one write a minute, not one per socket.
         self._recorded: dict[str, tuple[str, str | None, str | None, float]] = {}
+        # the connect/disconnect bookkeeping of every socket of a burst goes out as one bulk write
+        self._updates: Coalescer[UpdateOne, None] = Coalescer(self._write_updates)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -53,10 +58,14 @@ class UserStore:
             update["$set"]["name"] = name
         if email:
             update["$set"]["tokenEmail"] = email
-        await self._users.update_one({"_id": user_id}, update, upsert=True)
         if len(self._recorded) >= RECORDED_MAX:
             self._recorded.clear()
-        self._recorded[user_id] = (role, name, email, moment)
+        self._recorded[user_id] = (role, name, email, moment)  # before the write: a client's other namespaces skip it
+        try:
+            await self._updates.submit(UpdateOne({"_id": user_id}, update, upsert=True))
+        except BaseException:
+            self._recorded.pop(user_id, None)
+            raise
 
     async def email_of(self, user_id: str) -> str | None:
         """Where the user's email notifications go: the address they confirmed (`profile:set-email`), else their
@@ -71,7 +80,16 @@ class UserStore:
 
     async def touch(self, user_id: str) -> None:
         """Move lastSeenAt to now."""
-        await self._users.update_one({"_id": user_id}, {"$set": {"lastSeenAt": utcnow()}})
+        await self._updates.submit(UpdateOne({"_id": user_id}, {"$set": {"lastSeenAt": utcnow()}}))
+
+    async def _write_updates(self, updates: list[UpdateOne]) -> list[BaseException | None]:
+        """One unordered bulk write; a failed update is reported to its caller only."""
+        try:
+            await self._users.bulk_write(updates, ordered=False)
+        except BulkWriteError as error:
+            failed = {each["index"]: write_error_of(each) for each in error.details.get("writeErrors", [])}
+            return [failed.get(index) for index in range(len(updates))]
+        return [None] * len(updates)
 
     async def get(self, user_id: str) -> UserRecord | None:
         """One user by id."""
