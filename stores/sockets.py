@@ -55,13 +55,6 @@ class MemorySocketRegistry:
         sids.add(sid)
         return len(sids)
 
-    async def _registered(self) -> None:
-        """Beat once before the first entry (others count this process's entries once it has beaten)."""
-        beat: asyncio.Future[None] | None = self._first_beat
-        if beat is None or (beat.done() and (beat.cancelled() or beat.exception() is not None)):
-            beat = self._first_beat = asyncio.ensure_future(self.heartbeat())
-        await asyncio.shield(beat)
-
     async def remove(self, group: str, sid: str, user_id: str) -> int:
         """Forget a socket."""
         users = self._groups.get(group)
@@ -131,6 +124,13 @@ class RedisSocketRegistry:
         except REDIS_DOWN as error:
             self._outage.failed(error)
             return 1
+
+    async def _registered(self) -> None:
+        """Beat once before the first entry (others count this process's entries once it has beaten)."""
+        beat: asyncio.Future[None] | None = self._first_beat
+        if beat is None or (beat.done() and (beat.cancelled() or beat.exception() is not None)):
+            beat = self._first_beat = asyncio.ensure_future(self.heartbeat())
+        await asyncio.shield(beat)
 
     async def _registered(self) -> None:
         """Beat once before the first entry (others count this process's entries once it has beaten)."""
