@@ -132,13 +132,6 @@ class RedisSocketRegistry:
             beat = self._first_beat = asyncio.ensure_future(self.heartbeat())
         await asyncio.shield(beat)
 
-    async def _registered(self) -> None:
-        """Beat once before the first entry (others count this process's entries once it has beaten)."""
-        beat: asyncio.Future[None] | None = self._first_beat
-        if beat is None or (beat.done() and (beat.cancelled() or beat.exception() is not None)):
-            beat = self._first_beat = asyncio.ensure_future(self.heartbeat())
-        await asyncio.shield(beat)
-
     async def remove(self, group: str, sid: str, user_id: str) -> int:
         """Forget a socket."""
         try:
