@@ -138,3 +138,18 @@ async def test_connect_records_the_user(server: RunningServer) -> None:
     record = await server.shared.users.get("t1")
     assert record is not None and record.role == "therapist" and record.name == "Dr Who"
     assert record.last_seen_at is not None
+
+
+async def test_a_token_verified_before_is_refused_once_it_has_expired(server: RunningServer, js: JsDriver) -> None:
+    """Verified tokens are remembered (a client's namespaces share one): that never lengthens a token's life."""
+    token = _token("u1", exp_in=2)
+    for index, namespace in enumerate(NAMESPACES[:2]):  # the second connect is answered from what the first verified
+        reply = await js.connect(f"s{index}", server.url, namespace, auth={"token": token})
+        assert reply["ok"] is True
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")  # same claims, another signature
+    reply = await js.connect("tampered", server.url, "/chat", auth={"token": tampered})
+    assert reply["ok"] is False and reply["error"]["data"]["code"] == "unauthorized"
+    await asyncio.sleep(2.5)
+    for index, namespace in enumerate(NAMESPACES[:2]):
+        reply = await js.connect(f"late{index}", server.url, namespace, auth={"token": token})
+        assert reply["ok"] is False and reply["error"]["data"]["code"] == "token_expired"
