@@ -179,6 +179,9 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
     requests: ClassVar[dict[str, RequestSpec]] = {}
     emits: ClassVar[dict[str, type[Schema]]] = {"session:expired": SessionExpired}
     all_emits: ClassVar[dict[str, type[Schema]]] = {}
+    #: True when `on_user_disconnected` unregisters the socket from its user room (presence: the removal's
+    #: count is what tells, in order with every other socket of the user, whether it was the last one)
+    removes_user_room: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -245,9 +248,11 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         await self._safely(self.on_user_disconnected(sid, user))
 
     async def _forget_rooms(self, sid: str, user: User) -> None:
-        """Unregister the socket from every tracked room (user and feature rooms) it was in."""
+        """Unregister the socket from every tracked room (user and feature rooms) it was in (but its user room
+        when the namespace's `on_user_disconnected` takes it out itself, counting what is left)."""
+        kept = user_room(user.id) if self.removes_user_room else None
         for room in self.rooms(sid):
-            if room != sid and not room.startswith("role:"):
+            if room != sid and room != kept and not room.startswith("role:"):
                 await self.shared.sockets.remove(room_group(self.namespace, room), sid, user.id)
 
     async def on_user_connected(self, sid: str, user: User) -> None:

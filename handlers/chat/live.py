@@ -109,8 +109,12 @@ class PresenceTracker:
             await self._announcements.submit((user.id, "online"))
 
     async def disconnected(self, sid: str, user: User) -> None:
-        """Announce `offline` (and persist lastSeenAt) when the user's last /chat socket is gone."""
-        if user.id in await self.deps.sockets.users(room_group(NAMESPACE, user_room(user.id))):
+        """Unregister the socket; announce `offline` (and persist lastSeenAt) when it was the user's last /chat one.
+
+        The count comes from the removal itself (registry operations run in order), so of two sockets of a
+        user closing at once exactly one finds none left.
+        """
+        if await self.deps.sockets.remove(room_group(NAMESPACE, user_room(user.id)), sid, user.id):
             return
         await self.deps.users.touch(user.id)
         await self._announcements.submit((user.id, "offline"))
