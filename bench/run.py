@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -74,6 +75,8 @@ def parse_args(argv):
     g.add_argument("--jwt-secret", default=None, help="JWT_SECRET given to careline and used to mint tokens (default random)")
     p.add_argument("--profile", action="store_true", help="sample every server process with py-spy; collapsed stacks "
                    "go to bench/results/run-<time>/profiles/<scenario>-<target>-<i>.txt (slows the server a little)")
+    p.add_argument("--memory-snapshots", action="store_true", help="careline-transport: trace allocations and write a "
+                   "tracemalloc snapshot at every checkpoint to bench/results/run-<time>/snapshots/<label>.<n> (slow)")
     p.add_argument("--out", default=None, help="JSON output path (default bench/results/bench-<time>.json)")
     a = p.parse_args(argv)
     full = dict(sockets=1000, rates="5000,10000,20000,50000", step_duration=5.0, memory_conns=10000, last_sockets=5000,
@@ -195,6 +198,9 @@ def run_loadgen(args, cfg: dict, servers: list[ServerProc], workdir: Path) -> tu
                 for s in servers:
                     if s.proc.poll() is not None:
                         raise RuntimeError(f"{s.target.name} died (exit {s.proc.returncode}); log {s.log_path}\n{s.tail()}")
+                    if args.memory_snapshots and s.target.name == "careline-transport":
+                        os.kill(s.pid, signal.SIGUSR1)  # a tracemalloc snapshot (bench/careline_server.py)
+                        time.sleep(5)
                 checkpoints.append({"name": msg["name"], "mono": time.monotonic(), "msg": msg,
                                     "servers": [procstat.sample(s.pid) for s in servers],
                                     "loadgen": procstat.sample(proc.pid)})
@@ -236,7 +242,8 @@ def with_servers(args, target: Target, n: int, workdir: Path, label: str, redis:
     try:
         for i in range(n):
             servers.append(ServerProc(target, pin(args.server_cpu, args), workdir / "logs", f"{label}-{target.name}-{i}",
-                                      redis_url=args.redis_url if redis else None, redis_prefix=args.redis_prefix))
+                                      redis_url=args.redis_url if redis else None, redis_prefix=args.redis_prefix,
+                                      snapshots_dir=workdir / "snapshots" if args.memory_snapshots else None))
         for s in servers:
             s.wait_ready()
             if args.profile:
@@ -293,6 +300,12 @@ def sc_memory(args, target, tokens, workdir):
     res["rssClosedMB"] = by["closed"]["rss"] / 2**20
     res["fdsBaseline"], res["fdsLoaded"], res["fdsClosed"] = by["baseline"]["fds"], by["loaded"]["fds"], by["closed"]["fds"]
     res["rssPerConnKB"] = (by["loaded"]["rss"] - by["baseline"]["rss"]) / 1024 / conn if conn else None
+    # CPU the connects cost (baseline -> loaded, i.e. the connects and --settle idle seconds): less noisy than
+    # the wall time on a shared machine; the children (careline's embedded database) share the server's core
+    cpu = by["loaded"]["cpu_s"] - by["baseline"]["cpu_s"]
+    child_cpu = by["loaded"].get("children_cpu_s", 0.0) - by["baseline"].get("children_cpu_s", 0.0)
+    res["cpuUsPerConn"] = 1e6 * cpu / conn if conn else None
+    res["childCpuUsPerConn"] = 1e6 * child_cpu / conn if conn else None
     res["flags"] = [] if conn == args.memory_conns else [f"ONLY {conn} CONNECTED"]
     return res
 
@@ -454,9 +467,11 @@ def render(res: dict) -> str:
                 rows.append([tname] + ["-"] * 7 + ["ERROR: " + r["error"][:60]])
                 continue
             rows.append([tname, r["aliveAtMeasure"], r["rssBaselineMB"], r["rssLoadedMB"], r["rssPerConnKB"], r["rssClosedMB"],
-                         f"{r['fdsBaseline']}/{r['fdsLoaded']}/{r['fdsClosed']}", r["connectSeconds"], " ".join(r["flags"])])
+                         f"{r['fdsBaseline']}/{r['fdsLoaded']}/{r['fdsClosed']}", r["connectSeconds"], r.get("cpuUsPerConn"),
+                         r.get("childCpuUsPerConn"), " ".join(r["flags"])])
         parts.append(table("memory: idle authenticated connections (server RSS)",
-                           ["target", "conns", "RSS before MB", "RSS loaded MB", "KB/conn", "RSS after close MB", "fds b/l/c", "connect s", "flags"], rows))
+                           ["target", "conns", "RSS before MB", "RSS loaded MB", "KB/conn", "RSS after close MB", "fds b/l/c",
+                            "connect s", "cpu us/conn", "db cpu us/conn", "flags"], rows))
     if "last" in sc:
         rows = []
         for tname, r in sc["last"].items():

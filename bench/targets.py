@@ -130,7 +130,7 @@ class ServerProc:
     alive: set[ServerProc] = set()
 
     def __init__(self, target: Target, cpus: str | None, log_dir: Path, label: str,
-                 redis_url: str | None = None, redis_prefix: str = ""):
+                 redis_url: str | None = None, redis_prefix: str = "", snapshots_dir: Path | None = None):
         self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -140,6 +140,9 @@ class ServerProc:
         for k in ("REDIS_URL", "REDIS_PREFIX", "MONGODB_URI", "PORT", "HOST"):
             env.pop(k, None)
         env.update(target.env(self.port, redis_url, redis_prefix, self.scratch))
+        if snapshots_dir is not None:
+            snapshots_dir.mkdir(parents=True, exist_ok=True)
+            env["BENCH_MEMORY_SNAPSHOTS"] = str(snapshots_dir / label)
         cmd = list(target.cmd)
         if cpus is not None:
             cmd = ["taskset", "-c", cpus] + cmd  # taskset execs: the pid we get is the server's

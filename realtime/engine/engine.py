@@ -15,6 +15,7 @@ from realtime.engine.websocket import (
     is_websocket_request,
     refuse_websocket,
 )
+from realtime.engine.wheel import TimerWheel
 
 #: methods the Engine.IO endpoint understands; anything else is a 400
 ALLOWED_METHODS = ("GET", "POST", "OPTIONS")
@@ -31,6 +32,16 @@ class CarelineEngine(engineio.AsyncServer):
         super().__init__(*args, **kwargs)
         if self.async_mode == "aiohttp":
             self._async: dict[str, Any] = dict(self._async, websocket=UncompressedWebSocket)
+        self._heartbeats: TimerWheel[CarelineSocket] | None = None
+
+    @property
+    def heartbeats(self) -> TimerWheel[CarelineSocket]:
+        """Every session's next PING or PONG deadline, on one loop timer (a twentieth of the shorter period
+        late at most, between 5 ms and 0.5 s)."""
+        if self._heartbeats is None:
+            tick = min(0.5, max(0.005, min(self.ping_interval, self.ping_timeout) / 20))
+            self._heartbeats = TimerWheel(tick, CarelineSocket.heartbeat_due)
+        return self._heartbeats
 
     def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
         """Attach, also routing other HTTP methods here so they get a protocol 400, not a 405."""

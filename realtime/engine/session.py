@@ -22,7 +22,7 @@ UPGRADE_POLL_WAIT = 0.1
 _closing_tasks: set[asyncio.Future[None]] = set()
 
 
-def _keep(task: asyncio.Future[None]) -> asyncio.Future[None]:
+def keep(task: asyncio.Future[None]) -> asyncio.Future[None]:
     """Hold a started task until it finishes."""
     _closing_tasks.add(task)
     task.add_done_callback(_closing_tasks.discard)
@@ -45,41 +45,33 @@ class CarelineSocket(SessionOutput, AsyncSocket):
         super().__init__(server, sid)
         self.last_ping = None  # stock heartbeat bookkeeping is replaced by the fields below
         self._ping_sent_at: float | None = None
-        self._heartbeat: asyncio.TimerHandle | None = None
         self._poll_pending = False
         self._ws_active = False
         self._upgraded_event: asyncio.Event | None = None
 
-    # -- heartbeat -------------------------------------------------------
+    # -- heartbeat (the engine's timer wheel: no timer per session) ------------------------------------
     def schedule_ping(self) -> None:
         """(Re)start the cycle: PING after ping_interval, close if no PONG within ping_timeout."""
-        self._cancel_heartbeat()
-        loop = asyncio.get_running_loop()
-        self._heartbeat = loop.call_later(self.server.ping_interval, self._ping_due)
+        self.server.heartbeats.add(self, self.server.ping_interval)
 
-    def _ping_due(self) -> None:
-        """Send one PING and give the client ping_timeout to answer it."""
+    def heartbeat_due(self) -> None:
+        """The wheel's callback: send the PING that is due, or close if its PONG is overdue."""
         if self.closing or self.closed:
             return
-        self._ping_sent_at = time.monotonic()
-        self.send_nowait(PING)
-        self._heartbeat = asyncio.get_running_loop().call_later(self.server.ping_timeout, self._pong_due)
-
-    def _pong_due(self) -> None:
-        """Close the session if the PONG did not arrive in time."""
-        self._heartbeat = None
-        if self._ping_sent_at is not None and not (self.closing or self.closed):
+        if self._ping_sent_at is None:
+            self._ping_sent_at = time.monotonic()
+            self.send_nowait(PING)
+            self.server.heartbeats.add(self, self.server.ping_timeout)
+        else:
             self.close_soon(self.server.reason.PING_TIMEOUT)
 
     def close_soon(self, reason: str, abort: bool = False) -> None:
         """Close the session from synchronous code (a timer, the output path)."""
-        _keep(asyncio.ensure_future(self.close(wait=False, abort=abort, reason=reason)))
+        keep(asyncio.ensure_future(self.close(wait=False, abort=abort, reason=reason)))
 
     def _cancel_heartbeat(self) -> None:
         """Stop the heartbeat timer."""
-        handle, self._heartbeat = self._heartbeat, None
-        if handle is not None:
-            handle.cancel()
+        self.server.heartbeats.discard(self)
 
     def _on_pong(self) -> None:
         """Accept the PONG for the outstanding PING and schedule the next one."""
@@ -125,7 +117,7 @@ class CarelineSocket(SessionOutput, AsyncSocket):
             self.queue.put_nowait(packet.Packet(packet.NOOP))
         closing_ws = None
         if self._ws is not None:
-            closing_ws = _keep(asyncio.ensure_future(self._close_ws()))
+            closing_ws = keep(asyncio.ensure_future(self._close_ws()))
         if self.server.sockets.get(self.sid) is self:
             del self.server.sockets[self.sid]
         if wait and closing_ws is not None:
