@@ -50,11 +50,28 @@ class CarelineEngine(engineio.AsyncServer):
             app.router.add_route("*", f"/{engineio_path.strip('/')}/", self.handle_request)
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
-        """Reject what the protocol forbids, then let python-engineio handle the request."""
-        early = await self._precheck(await self._environ(*args, **kwargs))  # no local: a WebSocket lives here
+        """Reject what the protocol forbids; open a new WebSocket session here, let python-engineio handle the rest.
+
+        A WebSocket lives inside this call for as long as it is open, so what its frame holds is held per
+        connection: one environ (cleared once the WebSocket runs), no parsed query, no upstream frame.
+        """
+        environ = await self._environ(*args, **kwargs)
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        early = await self._precheck(environ, query)
         if early is not None:
             return early
+        if self._opens_websocket(environ, query):
+            del query
+            return await self._handle_connect(environ, "websocket")
+        del environ, query
         return await super().handle_request(*args, **kwargs)
+
+    def _opens_websocket(self, environ: dict[str, Any], query: dict[str, list[str]]) -> bool:
+        """True for a valid request opening a session on the WebSocket transport (what upstream would accept)."""
+        return (environ["REQUEST_METHOD"] == "GET" and "sid" not in query and "j" not in query
+                and query.get("transport") == ["websocket"] and "websocket" in self.transports
+                and query.get("EIO") == ["4"] and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+                and not self._origin_rejected(environ))
 
     async def _environ(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Build the WSGI-style environ for a request (cheap, done again by the base class)."""
@@ -63,10 +80,9 @@ class CarelineEngine(engineio.AsyncServer):
             environ = await environ
         return environ
 
-    async def _precheck(self, environ: dict[str, Any]) -> Any:
+    async def _precheck(self, environ: dict[str, Any], query: dict[str, list[str]]) -> Any:
         """Return a response for requests that must not reach the stock handler, else None."""
         method = environ["REQUEST_METHOD"]
-        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
         if method not in ALLOWED_METHODS:
             return await self._make_response(self._bad_request("Bad request method"), environ)
         if method == "OPTIONS":

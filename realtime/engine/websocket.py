@@ -9,6 +9,7 @@ from aiohttp import WSMsgType, web_ws
 from aiohttp._websocket.reader import WebSocketDataQueue
 from aiohttp.web import WebSocketResponse
 from engineio.async_drivers import aiohttp as aiohttp_driver
+from multidict import CIMultiDict, CIMultiDictProxy
 
 
 def is_websocket_request(environ: dict[str, Any]) -> bool:
@@ -38,10 +39,38 @@ class UncompressedWebSocket(aiohttp_driver.WebSocket):
         """Accept the WebSocket handshake and run the Engine.IO handler on it."""
         self._sock = SessionWebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
         await self._sock.prepare(environ["aiohttp.request"])
+        shed_http_state(environ["aiohttp.request"])
         self.environ: dict[str, Any] | None = environ
         await self.handler(self)
         self.environ = None
         return self._sock
+
+
+#: what an upgraded request's headers become (a WebSocket never reads them again)
+NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+
+
+class NoMessages(list[Any]):
+    """An upgraded connection's queue of HTTP requests: always empty (aiohttp's is a deque, ~0.7 KB each)."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        """As deque.popleft."""
+        return self.pop(0)
+
+
+def shed_http_state(request: Any) -> None:
+    """After the WebSocket handshake, let go of what aiohttp keeps of the HTTP request for the connection's
+    whole life but never uses again: the parsed headers (raw and decoded), cached request properties, the
+    HTTP parser and the pipelined-request queue (aiohttp 3.14 internals, docs/protocol.md)."""
+    request._message = request._message._replace(headers=NO_HEADERS, raw_headers=())
+    request._headers = NO_HEADERS
+    request._cache.clear()
+    protocol = request._protocol
+    if protocol is not None and protocol._upgraded and protocol._payload_parser is not None:
+        protocol._parser = None
+        protocol._messages = NoMessages()
 
 
 class FrameSink(Protocol):
