@@ -10,7 +10,7 @@ from pymongo.errors import BulkWriteError
 
 from clock import utcnow
 from stores.coalesce import Coalescer
-from stores.group_commit import write_error_of
+from stores.group_commit import DUPLICATE_KEY_CODES, write_error_of
 from stores.mongo import Database, Doc
 
 RECORD_INTERVAL_SECONDS = 60.0
@@ -27,6 +27,31 @@ class UserRecord:
     last_seen_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A connection's user as its token describes them."""
+
+    user_id: str
+    role: str
+    name: str | None
+    email: str | None
+
+    def new_doc(self, now: datetime) -> Doc:
+        """The document of a user seen for the first time."""
+        doc: Doc = {"_id": self.user_id, "role": self.role, "createdAt": now, "lastSeenAt": now}
+        if self.name:
+            doc["name"] = self.name
+        if self.email:
+            doc["tokenEmail"] = self.email
+        return doc
+
+    def changes(self, stored: Doc) -> Doc:
+        """What of a stored user's document this token changes (an empty name or email changes nothing)."""
+        wanted: Doc = {"role": self.role, "name": self.name or stored.get("name"),
+                       "tokenEmail": self.email or stored.get("tokenEmail")}
+        return {key: value for key, value in wanted.items() if value is not None and stored.get(key) != value}
+
+
 def _record(doc: Doc) -> UserRecord:
     return UserRecord(id=doc["_id"], role=doc["role"], name=doc.get("name"), last_seen_at=doc.get("lastSeenAt"))
 
@@ -36,36 +61,68 @@ class UserStore:
 
     def __init__(self, db: Database) -> None:
         self._users = db["users"]
-        # user id -> (role, name, when this process last recorded them): reconnect storms and the
-        # six namespaces of one client cost one write a minute, not one per socket.
+        # user id -> (role, name, email, when this process last recorded them): reconnect storms and the
+        # six namespaces of one client cost one write a minute at most, not one per socket
         self._recorded: dict[str, tuple[str, str | None, str | None, float]] = {}
-        # the connect/disconnect bookkeeping of every socket of a burst goes out as one bulk write
-        self._updates: Coalescer[UpdateOne, None] = Coalescer(self._write_updates)
+        self._pruned_at = time.monotonic()
+        # the connect (and disconnect) bookkeeping of every socket of a burst goes out per batch
+        self._seen: Coalescer[Seen, None] = Coalescer(self._record_seen)
+        self._touches: Coalescer[UpdateOne, None] = Coalescer(self._write_updates)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
         await self._users.create_index([("role", ASCENDING), ("_id", ASCENDING)])
 
     async def upsert_seen(self, user_id: str, role: str, name: str | None, email: str | None = None) -> None:
-        """Record a connection: role, name and email from the token, lastSeenAt now (at most once a minute)."""
+        """Record a connection: a new user with role, name and email from the token (createdAt and lastSeenAt
+        now); a known one's role, name and email where the token changed them (lastSeenAt moves on disconnect)."""
         recorded = self._recorded.get(user_id)
         moment = time.monotonic()
         if recorded and recorded[:3] == (role, name, email) and moment - recorded[3] < RECORD_INTERVAL_SECONDS:
             return
-        now = utcnow()
-        update: Doc = {"$set": {"role": role, "lastSeenAt": now}, "$setOnInsert": {"createdAt": now}}
-        if name:
-            update["$set"]["name"] = name
-        if email:
-            update["$set"]["tokenEmail"] = email
-        if len(self._recorded) >= RECORDED_MAX:
-            self._recorded.clear()
+        self._forget_stale(moment)
         self._recorded[user_id] = (role, name, email, moment)  # before the write: a client's other namespaces skip it
         try:
-            await self._updates.submit(UpdateOne({"_id": user_id}, update, upsert=True))
+            await self._seen.submit(Seen(user_id, role, name, email))
         except BaseException:
             self._recorded.pop(user_id, None)
             raise
+
+    def _forget_stale(self, moment: float) -> None:
+        """Drop what was recorded longer than RECORD_INTERVAL_SECONDS ago (it no longer spares a write)."""
+        if moment - self._pruned_at < RECORD_INTERVAL_SECONDS and len(self._recorded) < RECORDED_MAX:
+            return
+        self._pruned_at = moment
+        self._recorded = {user_id: entry for user_id, entry in self._recorded.items()
+                          if moment - entry[3] < RECORD_INTERVAL_SECONDS}
+        if len(self._recorded) >= RECORDED_MAX:
+            self._recorded.clear()
+
+    async def _record_seen(self, batch: list[Seen]) -> list[BaseException | None]:
+        """One insert of the batch's users (the cheap write on SecantusDB: an upsert costs ~4x), then, for those
+        already stored, one read and an update of only what their token changed."""
+        latest = {seen.user_id: seen for seen in batch}
+        now = utcnow()
+        try:
+            await self._users.insert_many([seen.new_doc(now) for seen in latest.values()], ordered=False)
+        except BulkWriteError as error:
+            failures = error.details.get("writeErrors", [])
+            others = [each for each in failures if each.get("code") not in DUPLICATE_KEY_CODES]
+            if others:
+                raise write_error_of(others[0]) from None
+            await self._update_known([latest[each["op"]["_id"]] for each in failures])
+        return [None] * len(batch)
+
+    async def _update_known(self, known: list[Seen]) -> None:
+        """Set the role, name and email of stored users whose token says otherwise."""
+        if not known:
+            return
+        stored = {doc["_id"]: doc async for doc in self._users.find(
+            {"_id": {"$in": [seen.user_id for seen in known]}}, {"role": 1, "name": 1, "tokenEmail": 1})}
+        updates = [UpdateOne({"_id": seen.user_id}, {"$set": changes}) for seen in known
+                   if (changes := seen.changes(stored.get(seen.user_id, {})))]
+        if updates:
+            await self._users.bulk_write(updates, ordered=False)
 
     async def email_of(self, user_id: str) -> str | None:
         """Where the user's email notifications go: the address they confirmed (`profile:set-email`), else their
@@ -80,7 +137,7 @@ class UserStore:
 
     async def touch(self, user_id: str) -> None:
         """Move lastSeenAt to now."""
-        await self._updates.submit(UpdateOne({"_id": user_id}, {"$set": {"lastSeenAt": utcnow()}}))
+        await self._touches.submit(UpdateOne({"_id": user_id}, {"$set": {"lastSeenAt": utcnow()}}))
 
     async def _write_updates(self, updates: list[UpdateOne]) -> list[BaseException | None]:
         """One unordered bulk write; a failed update is reported to its caller only."""
