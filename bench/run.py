@@ -45,6 +45,8 @@ def parse_args(argv):
     g.add_argument("--payload-bytes", type=int, default=60, help="message text size (default 60)")
     g = p.add_argument_group("memory (2)")
     g.add_argument("--memory-conns", type=int, help="idle authenticated connections (default 10000)")
+    g.add_argument("--memory-rounds", type=int, default=1, help="connect and close the sockets this many times; "
+                   "more than 1 adds the last round's RSS and its growth over the first (default 1)")
     g.add_argument("--settle", type=float, default=3.0, help="seconds to let the server settle before sampling RSS (default 3)")
     g = p.add_argument_group("last socket (3)")
     g.add_argument("--last-sockets", type=int, help="sockets in the room (default 5000)")
@@ -288,7 +290,7 @@ def sc_memory(args, target, tokens, workdir):
     servers = with_servers(args, target, 1, workdir, "memory")
     try:
         cfg = base_cfg(args, target, tokens, "memory", target.name, servers[0].url)
-        cfg.update(sockets=args.memory_conns, settleMs=int(args.settle * 1000))
+        cfg.update(sockets=args.memory_conns, settleMs=int(args.settle * 1000), rounds=args.memory_rounds)
         res, cps = run_loadgen(args, cfg, servers, workdir)
     finally:
         for s in servers:
@@ -307,6 +309,13 @@ def sc_memory(args, target, tokens, workdir):
     res["cpuUsPerConn"] = 1e6 * cpu / conn if conn else None
     res["childCpuUsPerConn"] = 1e6 * child_cpu / conn if conn else None
     res["flags"] = [] if conn == args.memory_conns else [f"ONLY {conn} CONNECTED"]
+    if args.memory_rounds > 1:  # growth of the last round against the first, loaded and after close
+        last = args.memory_rounds
+        res["rssLoadedLastMB"] = by[f"loaded{last}"]["rss"] / 2**20
+        res["rssClosedLastMB"] = by[f"closed{last}"]["rss"] / 2**20
+        res["loadedGrowthPct"] = 100 * (res["rssLoadedLastMB"] / res["rssLoadedMB"] - 1)
+        res["closedGrowthPct"] = 100 * (res["rssClosedLastMB"] / res["rssClosedMB"] - 1)
+        res["connectSecondsLast"] = res["rounds"][-1]["connectSeconds"]
     return res
 
 
@@ -472,6 +481,13 @@ def render(res: dict) -> str:
         parts.append(table("memory: idle authenticated connections (server RSS)",
                            ["target", "conns", "RSS before MB", "RSS loaded MB", "KB/conn", "RSS after close MB", "fds b/l/c",
                             "connect s", "cpu us/conn", "db cpu us/conn", "flags"], rows))
+        rounds = [[tname, len(r["rounds"]), r["rssLoadedMB"], r["rssClosedMB"], r["rssLoadedLastMB"], r["rssClosedLastMB"],
+                   r["loadedGrowthPct"], r["closedGrowthPct"], r["connectSecondsLast"]]
+                  for tname, r in sc["memory"].items() if "rssLoadedLastMB" in r]
+        if rounds:
+            parts.append(table("memory: the same connects and closes again (last round against the first)",
+                               ["target", "rounds", "loaded 1 MB", "closed 1 MB", "loaded last MB", "closed last MB",
+                                "loaded growth %", "closed growth %", "connect s last"], rounds))
     if "last" in sc:
         rows = []
         for tname, r in sc["last"].items():

@@ -9,6 +9,7 @@ import engineio
 from engineio import exceptions, packet
 
 from config import Config
+from realtime.engine.memory import ReleaseAfterCloses
 from realtime.engine.session import CarelineSocket
 from realtime.engine.websocket import (
     UncompressedWebSocket,
@@ -33,6 +34,7 @@ class CarelineEngine(engineio.AsyncServer):
         if self.async_mode == "aiohttp":
             self._async: dict[str, Any] = dict(self._async, websocket=UncompressedWebSocket)
         self._heartbeats: TimerWheel[CarelineSocket] | None = None
+        self.released = ReleaseAfterCloses()  # malloc_trim after a wave of closes (realtime/engine/memory.py)
 
     @property
     def heartbeats(self) -> TimerWheel[CarelineSocket]:

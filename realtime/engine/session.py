@@ -123,6 +123,7 @@ class CarelineSocket(SessionOutput, AsyncSocket):
             closing_ws = keep(asyncio.ensure_future(self._close_ws()))
         if self.server.sockets.get(self.sid) is self:
             del self.server.sockets[self.sid]
+            self.server.released.closed()
         if wait and closing_ws is not None:
             await closing_ws
         elif wait and self._poll_pending:
