@@ -1,6 +1,8 @@
 """Receipts, typing, presence (across processes) and the message.created domain event."""
 from __future__ import annotations
 
+import asyncio
+
 from handlers.events import ConversationRead, MessageCreated
 from tests.chat.helpers import direct, send
 from tests.conftest import RunningServer, StartServer
@@ -111,3 +113,18 @@ async def test_message_created_event_names_absent_members(server: RunningServer)
     await send(staff, conversation["id"], "again")
     await server.shared.bus.drain()
     assert sorted(events[1].absent_member_ids) == ["c1", "c2"]
+
+
+async def test_going_offline_moves_last_seen_at_written_behind(server: RunningServer) -> None:
+    alice = await server.client("alice", "client")
+    first = await server.shared.users.get("alice")
+    assert first is not None and first.last_seen_at is not None
+    await asyncio.sleep(0.01)
+    await alice.disconnect()
+    for _ in range(50):  # the offline bookkeeping runs after the disconnect
+        await server.shared.users.flush_touched()
+        later = await server.shared.users.get("alice")
+        if later is not None and later.last_seen_at != first.last_seen_at:
+            break
+        await asyncio.sleep(0.05)
+    assert later is not None and later.last_seen_at is not None and later.last_seen_at > first.last_seen_at
