@@ -13,11 +13,14 @@ item's caller only. If `flush` itself raises, every caller of the batch gets tha
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+log = logging.getLogger("careline.stores")
 
 Flush = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
 
@@ -38,6 +41,14 @@ class Coalescer(Generic[T, R]):
         if self._writer is None:
             self._writer = asyncio.create_task(self._run())
         return await done  # a cancelled caller cancels only its own future; its batch is sent regardless
+
+    def post(self, item: T) -> None:
+        """Queue `item` without waiting for it (a failure is logged): nothing is held per caller meanwhile."""
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_log_failure)
+        self._queue.append((item, done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._run())
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -70,3 +81,8 @@ class Coalescer(Generic[T, R]):
                 done.set_exception(result)
             else:
                 done.set_result(result)
+
+
+def _log_failure(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("a batched operation failed: %s", type(done.exception()).__name__)

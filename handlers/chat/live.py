@@ -105,8 +105,8 @@ class PresenceTracker:
         """Announce `online` when this is the user's first live /chat socket."""
         # Registering again is idempotent and tells how many sockets the user has now.
         count = await self.deps.sockets.add(room_group(NAMESPACE, user_room(user.id)), sid, user.id)
-        if count == 1:
-            await self._announcements.submit((user.id, "online"))
+        if count == 1:  # announced with the others of its batch; the connect does not wait for it
+            self._announcements.post((user.id, "online"))
 
     async def disconnected(self, sid: str, user: User) -> None:
         """Unregister the socket; announce `offline` (and persist lastSeenAt) when it was the user's last /chat one.
@@ -117,7 +117,7 @@ class PresenceTracker:
         if await self.deps.sockets.remove(room_group(NAMESPACE, user_room(user.id)), sid, user.id):
             return
         await self.deps.users.touch(user.id)
-        await self._announcements.submit((user.id, "offline"))
+        self._announcements.post((user.id, "offline"))
 
     async def _announce_all(self, changes: list[tuple[str, str]]) -> list[None]:
         """Tell each user's contacts (but the estranged) of their new status."""
