@@ -86,7 +86,7 @@ class BlockStore:
                                                                      {"blockerId": user_id}]})
 
     async def estranged_of(self, user_ids: list[str]) -> dict[str, frozenset[str]]:
-        """`estranged` of several users, the ones not cached in one read."""
+        """`estranged` of several users: the cached ones from the cache, the others in one read (not cached)."""
         await self._revalidate()
         cache = self._estranged
         found = {user_id: cache[user_id] for user_id in user_ids if user_id in cache}
@@ -103,10 +103,8 @@ class BlockStore:
                 others[blocker].add(blocked)
             if blocked in others:
                 others[blocked].add(blocker)
-        for user_id, estranged in others.items():
-            found[user_id] = cache[user_id] = frozenset(estranged)
-        while len(cache) > BLOCK_CACHE_USERS:
-            cache.popitem(last=False)
+        for user_id, estranged in others.items():  # not cached: a presence wave would fill the cache with everyone
+            found[user_id] = frozenset(estranged)
         return found
 
     async def _cached(self, cache: OrderedDict[str, frozenset[str]], user_id: str, query: Doc) -> frozenset[str]:
