@@ -182,9 +182,10 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
     requests: ClassVar[dict[str, RequestSpec]] = {}
     emits: ClassVar[dict[str, type[Schema]]] = {"session:expired": SessionExpired}
     all_emits: ClassVar[dict[str, type[Schema]]] = {}
-    #: True when `on_user_disconnected` unregisters the socket from its user room (presence: the removal's
-    #: count is what tells, in order with every other socket of the user, whether it was the last one)
-    removes_user_room: ClassVar[bool] = False
+    #: True when `on_user_connected` / `on_user_disconnected` register and unregister the socket in its user
+    #: room's registry group themselves (presence: the count each of those operations returns is what tells,
+    #: in order with every other socket of the user, whether it was the first or the last one)
+    tracks_user_room: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -220,7 +221,10 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         self._arm_expiry(sid, identity.expires_at)
         await self.enter_room(sid, role_room(user.role))
         # In the room even when the registry (Redis) is down: delivery works, presence may lag.
-        await self._safely(self.shared.publisher.join(self.namespace, sid, user_room(user.id), user.id))
+        if self.tracks_user_room:
+            await self.enter_room(sid, user_room(user.id))
+        else:
+            await self._safely(self.shared.publisher.join(self.namespace, sid, user_room(user.id), user.id))
         self.metrics.connected.labels(self.namespace).inc()
         log.info("connect", extra={"namespace": self.namespace, "user": user.id, "sid": sid})
         await self._safely(self.shared.users.upsert_seen(user.id, user.role, user.name, user.email))
@@ -253,8 +257,8 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
 
     async def _forget_rooms(self, sid: str, user: User) -> None:
         """Unregister the socket from every tracked room (user and feature rooms) it was in (but its user room
-        when the namespace's `on_user_disconnected` takes it out itself, counting what is left)."""
-        kept = user_room(user.id) if self.removes_user_room else None
+        when the namespace tracks it itself, `tracks_user_room`)."""
+        kept = user_room(user.id) if self.tracks_user_room else None
         for room in self.rooms(sid):
             if room != sid and room != kept and not room.startswith("role:"):
                 await self.shared.sockets.remove(room_group(self.namespace, room), sid, user.id)

@@ -61,7 +61,7 @@ class ChatNamespace(BaseNamespace[ChatFeature]):
         """Presence: maybe `online`."""
         await self.handler.presence.connected(sid, user)
 
-    removes_user_room = True  # presence.disconnected does, and learns from it whether this was the last socket
+    tracks_user_room = True  # presence registers the socket (first one?) and unregisters it (last one?)
 
     async def on_user_disconnected(self, sid: str, user: User) -> None:
         """End this user's typing here; presence: maybe `offline`."""

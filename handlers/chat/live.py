@@ -102,8 +102,12 @@ class PresenceTracker:
         self._announcements: Coalescer[tuple[str, str], None] = Coalescer(self._announce_all)
 
     async def connected(self, sid: str, user: User) -> None:
-        """Announce `online` when this is the user's first live /chat socket."""
-        # Registering again is idempotent and tells how many sockets the user has now.
+        """Register the socket in its user room's group; announce `online` when it is the user's first live one.
+
+        The count comes from this registration itself (registry operations run in order; the namespace leaves
+        the user room's registration to this, `tracks_user_room`), so of two sockets of a user connecting at
+        once exactly one is the first.
+        """
         count = await self.deps.sockets.add(room_group(NAMESPACE, user_room(user.id)), sid, user.id)
         if count == 1:  # announced with the others of its batch; the connect does not wait for it
             self._announcements.post((user.id, "online"))

@@ -128,3 +128,28 @@ async def test_going_offline_moves_last_seen_at_written_behind(server: RunningSe
             break
         await asyncio.sleep(0.05)
     assert later is not None and later.last_seen_at is not None and later.last_seen_at > first.last_seen_at
+
+
+async def test_a_connect_and_disconnect_wave_across_two_processes_announces_each_user_once(
+        start_server: StartServer) -> None:
+    """Registrations of a wave share Redis pipelines and announcements share reads: each count stays exact."""
+    one, two = await start_server(redis=True), await start_server(redis=True)
+    staff = await one.client("staff", "therapist")
+    members = [f"m{index}" for index in range(12)]
+    for member in members:  # known users (as after an earlier connect), not connected now
+        await one.shared.users.upsert_seen(member, "client", member.title())
+    group = await staff.ok("conversation:open", {"memberIds": members, "title": "wave"})
+    await staff.ok("conversation:join", {"conversationId": group["id"]})
+    servers = [one, two]
+    clients = await asyncio.gather(*(servers[index % 2].client(member) for index, member in enumerate(members)),
+                                   *(servers[index % 2].client(member) for index, member in enumerate(members)))
+    for _ in members:
+        await staff.expect("presence:changed", lambda data: data["status"] == "online")
+    await staff.absent("presence:changed", within=0.3)  # a user's second socket announces nothing
+    joined = await staff.ok("conversation:join", {"conversationId": group["id"]})
+    assert joined["presence"] == {**dict.fromkeys(members, "online"), "staff": "online"}
+    await asyncio.gather(*(client.disconnect() for client in clients))
+    offline = {(await staff.expect("presence:changed", lambda data: data["status"] == "offline"))["userId"]
+               for _ in members}
+    assert offline == set(members)
+    await staff.absent("presence:changed", within=0.3)
