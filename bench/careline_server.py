@@ -16,6 +16,7 @@ import asyncio
 import collections
 import gc
 import os
+import signal
 import sys
 import time
 import tracemalloc
@@ -91,9 +92,25 @@ async def _bench_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SIO].register_namespace(BenchNamespace(publisher, shared, app[METRICS]))
     dump_to = os.environ.get("BENCH_MEMORY_DUMP")
     task = asyncio.create_task(_dump_memory(dump_to)) if dump_to else None
+    snapshots = os.environ.get("BENCH_MEMORY_SNAPSHOTS")
+    if snapshots:
+        _snapshot_on_signal(Path(snapshots))
     yield
     if task is not None:
         task.cancel()
+
+
+def _snapshot_on_signal(prefix: Path) -> None:
+    """Profiling aid: trace allocations from now on; each SIGUSR1 writes a tracemalloc snapshot to
+    `<prefix>.<n>` after a full collection (the runner sends one at each of the scenario's checkpoints)."""
+    tracemalloc.start(8)
+    taken = iter(range(1_000))
+
+    def take() -> None:
+        gc.collect()
+        tracemalloc.take_snapshot().dump(f"{prefix}.{next(taken)}")
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, take)
 
 
 async def _dump_memory(path: str) -> None:

@@ -33,8 +33,20 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """CPU time of the direct children still running (e.g. careline's embedded database)."""
+    total = 0.0
+    for child in children(pid):
+        try:
+            total += cpu_seconds(child)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
 def sample(pid: int) -> dict:
     try:
-        return {"cpu_s": cpu_seconds(pid), "rss": rss_bytes(pid), "fds": fd_count(pid)}
+        return {"cpu_s": cpu_seconds(pid), "children_cpu_s": children_cpu_seconds(pid), "rss": rss_bytes(pid),
+                "fds": fd_count(pid)}
     except (FileNotFoundError, ProcessLookupError):
         return {"cpu_s": None, "rss": None, "fds": None, "gone": True}

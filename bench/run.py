@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -44,6 +45,8 @@ def parse_args(argv):
     g.add_argument("--payload-bytes", type=int, default=60, help="message text size (default 60)")
     g = p.add_argument_group("memory (2)")
     g.add_argument("--memory-conns", type=int, help="idle authenticated connections (default 10000)")
+    g.add_argument("--memory-rounds", type=int, default=1, help="connect and close the sockets this many times; "
+                   "more than 1 adds the last round's RSS and its growth over the first (default 1)")
     g.add_argument("--settle", type=float, default=3.0, help="seconds to let the server settle before sampling RSS (default 3)")
     g = p.add_argument_group("last socket (3)")
     g.add_argument("--last-sockets", type=int, help="sockets in the room (default 5000)")
@@ -72,6 +75,10 @@ def parse_args(argv):
     g.add_argument("--careline-log-level", default="WARNING")
     g.add_argument("--careline-ready-timeout", type=float, default=60.0)
     g.add_argument("--jwt-secret", default=None, help="JWT_SECRET given to careline and used to mint tokens (default random)")
+    p.add_argument("--profile", action="store_true", help="sample every server process with py-spy; collapsed stacks "
+                   "go to bench/results/run-<time>/profiles/<scenario>-<target>-<i>.txt (slows the server a little)")
+    p.add_argument("--memory-snapshots", action="store_true", help="careline-transport: trace allocations and write a "
+                   "tracemalloc snapshot at every checkpoint to bench/results/run-<time>/snapshots/<label>.<n> (slow)")
     p.add_argument("--out", default=None, help="JSON output path (default bench/results/bench-<time>.json)")
     a = p.parse_args(argv)
     full = dict(sockets=1000, rates="5000,10000,20000,50000", step_duration=5.0, memory_conns=10000, last_sockets=5000,
@@ -193,6 +200,9 @@ def run_loadgen(args, cfg: dict, servers: list[ServerProc], workdir: Path) -> tu
                 for s in servers:
                     if s.proc.poll() is not None:
                         raise RuntimeError(f"{s.target.name} died (exit {s.proc.returncode}); log {s.log_path}\n{s.tail()}")
+                    if args.memory_snapshots and s.target.name == "careline-transport":
+                        os.kill(s.pid, signal.SIGUSR1)  # a tracemalloc snapshot (bench/careline_server.py)
+                        time.sleep(5)
                 checkpoints.append({"name": msg["name"], "mono": time.monotonic(), "msg": msg,
                                     "servers": [procstat.sample(s.pid) for s in servers],
                                     "loadgen": procstat.sample(proc.pid)})
@@ -234,9 +244,12 @@ def with_servers(args, target: Target, n: int, workdir: Path, label: str, redis:
     try:
         for i in range(n):
             servers.append(ServerProc(target, pin(args.server_cpu, args), workdir / "logs", f"{label}-{target.name}-{i}",
-                                      redis_url=args.redis_url if redis else None, redis_prefix=args.redis_prefix))
+                                      redis_url=args.redis_url if redis else None, redis_prefix=args.redis_prefix,
+                                      snapshots_dir=workdir / "snapshots" if args.memory_snapshots else None))
         for s in servers:
             s.wait_ready()
+            if args.profile:
+                s.profile(workdir / "profiles")
         return servers
     except BaseException:
         for s in servers:
@@ -277,7 +290,7 @@ def sc_memory(args, target, tokens, workdir):
     servers = with_servers(args, target, 1, workdir, "memory")
     try:
         cfg = base_cfg(args, target, tokens, "memory", target.name, servers[0].url)
-        cfg.update(sockets=args.memory_conns, settleMs=int(args.settle * 1000))
+        cfg.update(sockets=args.memory_conns, settleMs=int(args.settle * 1000), rounds=args.memory_rounds)
         res, cps = run_loadgen(args, cfg, servers, workdir)
     finally:
         for s in servers:
@@ -289,7 +302,20 @@ def sc_memory(args, target, tokens, workdir):
     res["rssClosedMB"] = by["closed"]["rss"] / 2**20
     res["fdsBaseline"], res["fdsLoaded"], res["fdsClosed"] = by["baseline"]["fds"], by["loaded"]["fds"], by["closed"]["fds"]
     res["rssPerConnKB"] = (by["loaded"]["rss"] - by["baseline"]["rss"]) / 1024 / conn if conn else None
+    # CPU the connects cost (baseline -> loaded, i.e. the connects and --settle idle seconds): less noisy than
+    # the wall time on a shared machine; the children (careline's embedded database) share the server's core
+    cpu = by["loaded"]["cpu_s"] - by["baseline"]["cpu_s"]
+    child_cpu = by["loaded"].get("children_cpu_s", 0.0) - by["baseline"].get("children_cpu_s", 0.0)
+    res["cpuUsPerConn"] = 1e6 * cpu / conn if conn else None
+    res["childCpuUsPerConn"] = 1e6 * child_cpu / conn if conn else None
     res["flags"] = [] if conn == args.memory_conns else [f"ONLY {conn} CONNECTED"]
+    if args.memory_rounds > 1:  # growth of the last round against the first, loaded and after close
+        last = args.memory_rounds
+        res["rssLoadedLastMB"] = by[f"loaded{last}"]["rss"] / 2**20
+        res["rssClosedLastMB"] = by[f"closed{last}"]["rss"] / 2**20
+        res["loadedGrowthPct"] = 100 * (res["rssLoadedLastMB"] / res["rssLoadedMB"] - 1)
+        res["closedGrowthPct"] = 100 * (res["rssClosedLastMB"] / res["rssClosedMB"] - 1)
+        res["connectSecondsLast"] = res["rounds"][-1]["connectSeconds"]
     return res
 
 
@@ -450,9 +476,18 @@ def render(res: dict) -> str:
                 rows.append([tname] + ["-"] * 7 + ["ERROR: " + r["error"][:60]])
                 continue
             rows.append([tname, r["aliveAtMeasure"], r["rssBaselineMB"], r["rssLoadedMB"], r["rssPerConnKB"], r["rssClosedMB"],
-                         f"{r['fdsBaseline']}/{r['fdsLoaded']}/{r['fdsClosed']}", r["connectSeconds"], " ".join(r["flags"])])
+                         f"{r['fdsBaseline']}/{r['fdsLoaded']}/{r['fdsClosed']}", r["connectSeconds"], r.get("cpuUsPerConn"),
+                         r.get("childCpuUsPerConn"), " ".join(r["flags"])])
         parts.append(table("memory: idle authenticated connections (server RSS)",
-                           ["target", "conns", "RSS before MB", "RSS loaded MB", "KB/conn", "RSS after close MB", "fds b/l/c", "connect s", "flags"], rows))
+                           ["target", "conns", "RSS before MB", "RSS loaded MB", "KB/conn", "RSS after close MB", "fds b/l/c",
+                            "connect s", "cpu us/conn", "db cpu us/conn", "flags"], rows))
+        rounds = [[tname, len(r["rounds"]), r["rssLoadedMB"], r["rssClosedMB"], r["rssLoadedLastMB"], r["rssClosedLastMB"],
+                   r["loadedGrowthPct"], r["closedGrowthPct"], r["connectSecondsLast"]]
+                  for tname, r in sc["memory"].items() if "rssLoadedLastMB" in r]
+        if rounds:
+            parts.append(table("memory: the same connects and closes again (last round against the first)",
+                               ["target", "rounds", "loaded 1 MB", "closed 1 MB", "loaded last MB", "closed last MB",
+                                "loaded growth %", "closed growth %", "connect s last"], rounds))
     if "last" in sc:
         rows = []
         for tname, r in sc["last"].items():

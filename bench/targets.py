@@ -109,7 +109,7 @@ def make_targets(args) -> dict[str, Target]:
             name="careline-transport",
             protocol="carelineBench",
             description=f"careline transport (bench/careline_server.py in {careline_root}: create_app + /bench namespace)",
-            cmd=[py, str(BENCH_DIR / "careline_server.py")],
+            cmd=[py, "-m", "bench.careline_server"],  # as a module: bench/ itself must not shadow the stdlib (bench/email.py)
             cwd=careline_root,
             env=careline_transport_env,
             ready_timeout_s=args.careline_ready_timeout,
@@ -130,7 +130,7 @@ class ServerProc:
     alive: set[ServerProc] = set()
 
     def __init__(self, target: Target, cpus: str | None, log_dir: Path, label: str,
-                 redis_url: str | None = None, redis_prefix: str = ""):
+                 redis_url: str | None = None, redis_prefix: str = "", snapshots_dir: Path | None = None):
         self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -140,6 +140,9 @@ class ServerProc:
         for k in ("REDIS_URL", "REDIS_PREFIX", "MONGODB_URI", "PORT", "HOST"):
             env.pop(k, None)
         env.update(target.env(self.port, redis_url, redis_prefix, self.scratch))
+        if snapshots_dir is not None:
+            snapshots_dir.mkdir(parents=True, exist_ok=True)
+            env["BENCH_MEMORY_SNAPSHOTS"] = str(snapshots_dir / label)
         cmd = list(target.cmd)
         if cpus is not None:
             cmd = ["taskset", "-c", cpus] + cmd  # taskset execs: the pid we get is the server's
@@ -149,6 +152,8 @@ class ServerProc:
         self.proc = subprocess.Popen(cmd, cwd=target.cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.pid = self.proc.pid
+        self.label = label
+        self.profiler: subprocess.Popen | None = None
         ServerProc.alive.add(self)
 
     def wait_ready(self) -> None:
@@ -167,6 +172,10 @@ class ServerProc:
             time.sleep(0.1)
         raise RuntimeError(f"{self.target.name} not ready after {self.target.ready_timeout_s}s ({url}); log: {self.log_path}")
 
+    def profile(self, profile_dir: Path) -> None:
+        """Sample this (ready) server with py-spy until it stops."""
+        self.profiler = start_profiler(self.pid, profile_dir / f"{self.label}.txt")
+
     def tail(self, n: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
@@ -175,6 +184,12 @@ class ServerProc:
 
     def stop(self) -> None:
         ServerProc.alive.discard(self)
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            try:
+                self.profiler.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.profiler.kill()
         if self.proc.poll() is None:
             try:
                 os.killpg(self.pid, signal.SIGTERM)  # its own session: also ends children (e.g. an embedded DB)
@@ -187,3 +202,13 @@ class ServerProc:
                 self.proc.wait()
         self._log.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def start_profiler(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy sampling `pid` (the server, pinned; py-spy runs unpinned) into collapsed stacks at `out`."""
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise RuntimeError("--profile needs py-spy (pip install py-spy in the project's .venv)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--nonblocking",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

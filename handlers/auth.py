@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,8 @@ class Identity:
 
 #: registered claims that must be NumericDate values (RFC 7519 §2), not numeric strings
 TIME_CLAIMS = ("exp", "iat", "nbf")
+#: verified tokens remembered (most recent first out last): a client's namespaces connect with one token
+VERIFIED_CACHE_SIZE = 2048
 
 
 class Authenticator:
@@ -56,6 +59,8 @@ class Authenticator:
 
     def __init__(self, config: Config) -> None:
         self._config = config
+        # token -> what it verified to; a hit is re-checked against the clock, so it never outlives its `exp`
+        self._verified: OrderedDict[str, Identity] = OrderedDict()
         if config.jwt_public_key:
             self._key: Any = config.jwt_public_key
             self._algorithms = ["RS256"]
@@ -67,6 +72,21 @@ class Authenticator:
         """Return the identity in `token` or raise Unauthorized / TokenExpired."""
         if not isinstance(token, str) or not token:
             raise Unauthorized("A token is required")
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at <= time.time():  # PyJWT's rule (no leeway): expired at `exp`
+                del self._verified[token]
+                raise TokenExpired("The token has expired")
+            self._verified.move_to_end(token)
+            return known
+        identity = self._decode(token)
+        self._verified[token] = identity
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return identity
+
+    def _decode(self, token: str) -> Identity:
+        """Check the signature and claims of a token not seen before."""
         try:
             claims = jwt.decode(
                 token, self._key, algorithms=self._algorithms, audience=self._config.jwt_audience,

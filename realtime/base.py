@@ -40,6 +40,7 @@ from handlers.credentials import check_cookie_origin, find_credentials
 from handlers.feature import Shared
 from handlers.metrics import Metrics
 from handlers.publisher import role_room, room_group, user_room
+from realtime.engine.wheel import TimerWheel
 from realtime.schemas.common import PeopleOut, RefreshSession, SessionExpired, SessionRefreshed, UserLookup
 from stores.errors import failed_dependency, is_dependency_failure
 
@@ -53,6 +54,8 @@ Rate = tuple[int, float]
 MAX_PAYLOAD_DEPTH = 32
 #: the rate-limit bucket every unknown event name of a namespace shares, per user
 UNKNOWN_EVENT = "?unknown"
+#: how late (seconds) at most a socket hears `session:expired` after its token's `exp`
+EXPIRY_TICK = 0.25
 
 
 def fingerprint(payload: dict[str, Any]) -> str:
@@ -183,6 +186,10 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
     requests: ClassVar[dict[str, RequestSpec]] = {}
     emits: ClassVar[dict[str, type[Schema]]] = {"session:expired": SessionExpired}
     all_emits: ClassVar[dict[str, type[Schema]]] = {}
+    #: True when `on_user_connected` / `on_user_disconnected` register and unregister the socket in its user
+    #: room's registry group themselves (presence: the count each of those operations returns is what tells,
+    #: in order with every other socket of the user, whether it was the first or the last one)
+    tracks_user_room: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -195,6 +202,9 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         self.shared = shared
         self.metrics = metrics
         self._event_dumpers = {event: schema() for event, schema in self.all_emits.items()}
+        # every socket's token expiry on one loop timer (EXPIRY_TICK late at most; a timer each cost ~0.7 KB)
+        self._expiries: TimerWheel[str] = TimerWheel(EXPIRY_TICK, self._expiry_due)
+        self._expiring: set[asyncio.Task[None]] = set()
 
     async def push(self, sid: str, event: str, payload: Any) -> None:
         """Emit one of this namespace's server events to one socket, in its declared wire shape."""
@@ -211,11 +221,14 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
             log.info("connect refused", extra={"namespace": self.namespace, "code": error.code})
             raise socketio.exceptions.ConnectionRefusedError(error.message, error.to_dict()) from None
         user = identity.user
-        await self.save_session(sid, {"user": user, "exp": identity.expires_at,
-                                      "timer": self._arm_expiry(sid, identity.expires_at)})
+        await self.save_session(sid, {"user": user, "exp": identity.expires_at})
+        self._arm_expiry(sid, identity.expires_at)
         await self.enter_room(sid, role_room(user.role))
         # In the room even when the registry (Redis) is down: delivery works, presence may lag.
-        await self._safely(self.shared.publisher.join(self.namespace, sid, user_room(user.id), user.id))
+        if self.tracks_user_room:
+            await self.enter_room(sid, user_room(user.id))
+        else:
+            await self._safely(self.shared.publisher.join(self.namespace, sid, user_room(user.id), user.id))
         self.metrics.connected.labels(self.namespace).inc()
         log.info("connect", extra={"namespace": self.namespace, "user": user.id, "sid": sid})
         await self._safely(self.shared.users.upsert_seen(user.id, user.role, user.name, user.email))
@@ -239,9 +252,7 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         user: User | None = session.get("user")
         if user is None:
             return
-        timer = session.get("timer")
-        if timer is not None:
-            timer.cancel()
+        self._expiries.discard(sid)
         self.metrics.connected.labels(self.namespace).dec()
         await self._safely(self._forget_rooms(sid, user))
         log.info("disconnect", extra={"namespace": self.namespace, "user": user.id, "sid": sid,
@@ -249,9 +260,11 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         await self._safely(self.on_user_disconnected(sid, user))
 
     async def _forget_rooms(self, sid: str, user: User) -> None:
-        """Unregister the socket from every tracked room (user and feature rooms) it was in."""
+        """Unregister the socket from every tracked room (user and feature rooms) it was in (but its user room
+        when the namespace tracks it itself, `tracks_user_room`)."""
+        kept = user_room(user.id) if self.tracks_user_room else None
         for room in self.rooms(sid):
-            if room != sid and not room.startswith("role:"):
+            if room != sid and room != kept and not room.startswith("role:"):
                 await self.shared.sockets.remove(room_group(self.namespace, room), sid, user.id)
 
     async def on_user_connected(self, sid: str, user: User) -> None:
@@ -260,10 +273,14 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
     async def on_user_disconnected(self, sid: str, user: User) -> None:
         """Feature hook: an authenticated socket left this namespace."""
 
-    def _arm_expiry(self, sid: str, expires_at: float) -> asyncio.TimerHandle:
-        delay = max(0.0, expires_at - time.time())
-        loop = asyncio.get_running_loop()
-        return loop.call_later(delay, lambda: loop.create_task(self._expire(sid)))
+    def _arm_expiry(self, sid: str, expires_at: float) -> None:
+        """(Re)schedule the socket's `session:expired` and disconnect for when its token runs out."""
+        self._expiries.add(sid, max(0.0, expires_at - time.time()))
+
+    def _expiry_due(self, sid: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._expire(sid))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
 
     async def _expire(self, sid: str) -> None:
         """Token ran out and was not refreshed: say so, then disconnect."""
@@ -408,9 +425,8 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         async with self.session(sid) as session:
             if identity.expires_at < session["exp"]:
                 raise PreconditionFailed("The token expires before the current one")
-            session["timer"].cancel()
-            session.update(user=identity.user, exp=identity.expires_at,
-                           timer=self._arm_expiry(sid, identity.expires_at))
+            session.update(user=identity.user, exp=identity.expires_at)
+            self._arm_expiry(sid, identity.expires_at)
         return {"expires_at": datetime.fromtimestamp(identity.expires_at, timezone.utc)}
 
 

@@ -61,6 +61,8 @@ class ChatNamespace(BaseNamespace[ChatFeature]):
         """Presence: maybe `online`."""
         await self.handler.presence.connected(sid, user)
 
+    tracks_user_room = True  # presence registers the socket (first one?) and unregisters it (last one?)
+
     async def on_user_disconnected(self, sid: str, user: User) -> None:
         """End this user's typing here; presence: maybe `offline`."""
         await self.handler.typing.stop_all(user.id)

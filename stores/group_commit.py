@@ -29,7 +29,7 @@ class Backlogged(Exception):
     """Too many documents are already waiting for the database."""
 
 
-def _error_of(write_error: dict[str, Any]) -> WriteError:
+def write_error_of(write_error: dict[str, Any]) -> WriteError:
     code = write_error.get("code", 0)
     kind = DuplicateKeyError if code in DUPLICATE_KEY_CODES else WriteError
     return kind(write_error.get("errmsg", "write failed"), code, write_error)
@@ -111,6 +111,6 @@ class GroupInsert:
             if done.done():
                 continue
             if index in failed:
-                done.set_exception(_error_of(failed[index]))
+                done.set_exception(write_error_of(failed[index]))
             else:
                 done.set_result(None)

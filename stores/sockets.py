@@ -6,12 +6,14 @@ periodic sweep deletes them).
 """
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Protocol
 
+from stores.coalesce import Coalescer
 from stores.redis import REDIS_DOWN, Redis, RedisOutage
 
 HEARTBEAT_SECONDS = 10
@@ -83,8 +85,15 @@ class MemorySocketRegistry:
         self._groups.clear()
 
 
+#: one registry operation: (Redis command or "" for a read, hash key, sid, value); answered by the hash after it
+Op = tuple[str, str, str, str]
+
+
 class RedisSocketRegistry:
     """Many processes: one Redis hash per group, `sid -> user|process`.
+
+    The registrations, removals and reads of a connect (or disconnect) storm go out as one pipeline per
+    batch (`Coalescer`), each followed by a read of its hash, so every caller still gets its own count.
 
     While Redis is down or too slow the registry degrades instead of failing the request that asked: a
     socket it could not record counts as the user's first (presence may announce `online` twice), and
@@ -98,7 +107,10 @@ class RedisSocketRegistry:
         self._procs = prefix + "procs"
         self.process_id = uuid.uuid4().hex
         self._live_cache: tuple[float, set[str]] = (0.0, set())
+        self._live_read: asyncio.Future[set[str]] | None = None
+        self._first_beat: asyncio.Future[None] | None = None
         self._outage = RedisOutage("live-socket registry answering without Redis")
+        self._ops: Coalescer[Op, dict[bytes | str, bytes | str]] = Coalescer(self._run_ops)
 
     def _key(self, group: str) -> str:
         return self._prefix + group
@@ -106,19 +118,25 @@ class RedisSocketRegistry:
     async def add(self, group: str, sid: str, user_id: str) -> int:
         """Register a socket."""
         try:
-            if not self._live_cache[1]:
-                await self.heartbeat()
-            await self._redis.hset(self._key(group), sid, f"{user_id}|{self.process_id}")
-            return sum(1 for user in (await self._members(group)).values() if user == user_id)
+            await self._registered()
+            members = await self._members(group, ("hset", sid, f"{user_id}|{self.process_id}"))
+            return sum(1 for user in members.values() if user == user_id)
         except REDIS_DOWN as error:
             self._outage.failed(error)
             return 1
 
+    async def _registered(self) -> None:
+        """Beat once before the first entry (others count this process's entries once it has beaten)."""
+        beat: asyncio.Future[None] | None = self._first_beat
+        if beat is None or (beat.done() and (beat.cancelled() or beat.exception() is not None)):
+            beat = self._first_beat = asyncio.ensure_future(self.heartbeat())
+        await asyncio.shield(beat)
+
     async def remove(self, group: str, sid: str, user_id: str) -> int:
         """Forget a socket."""
         try:
-            await self._redis.hdel(self._key(group), sid)
-            return sum(1 for user in (await self._members(group)).values() if user == user_id)
+            members = await self._members(group, ("hdel", sid, ""))
+            return sum(1 for user in members.values() if user == user_id)
         except REDIS_DOWN as error:
             self._outage.failed(error)
             return 0
@@ -146,20 +164,46 @@ class RedisSocketRegistry:
         return {group: any(_process_of(value) in live for value in values)
                 for group, values in zip(groups, results, strict=True)}
 
-    async def _members(self, group: str) -> dict[str, str]:
-        entries = await self._redis.hgetall(self._key(group))
+    async def _members(self, group: str, change: tuple[str, str, str] = ("", "", "")) -> dict[str, str]:
+        """The group's live members (sid -> user) after `change` (a command, sid and value; none by default)."""
+        command, sid, value = change
+        entries = await self._ops.submit((command, self._key(group), sid, value))
         live = await self._live_processes()
         members = {}
-        for sid, value in entries.items():
-            user_id, _, process = _text(value).rpartition("|")
+        for entry_sid, entry in entries.items():
+            user_id, _, process = _text(entry).rpartition("|")
             if process in live:
-                members[_text(sid)] = user_id
+                members[_text(entry_sid)] = user_id
         return members
+
+    async def _run_ops(self, ops: list[Op]) -> list[dict[bytes | str, bytes | str]]:
+        """One pipeline: each operation, then a read of its hash."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for command, key, sid, value in ops:
+                if command == "hset":
+                    pipe.hset(key, sid, value)
+                elif command == "hdel":
+                    pipe.hdel(key, sid)
+                pipe.hgetall(key)
+            results = await pipe.execute()
+        hashes = iter(results)
+        return [next(hashes) if not command else (next(hashes), next(hashes))[1] for command, *_ in ops]
 
     async def _live_processes(self) -> set[str]:
         stamp, live = self._live_cache
         if time.monotonic() - stamp < 1.0 and live:
             return live
+        if self._live_read is None:  # one read however many callers found the cache stale
+            self._live_read = asyncio.ensure_future(self._read_live())
+        return await asyncio.shield(self._live_read)
+
+    async def _read_live(self) -> set[str]:
+        try:
+            return await self._read_live_processes()
+        finally:
+            self._live_read = None
+
+    async def _read_live_processes(self) -> set[str]:
         cutoff = time.time() - PROCESS_TTL_SECONDS
         live = {_text(process) for process in await self._redis.zrangebyscore(self._procs, cutoff, "+inf")}
         live.add(self.process_id)

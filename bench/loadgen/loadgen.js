@@ -188,17 +188,23 @@ async function memory() {
   await Promise.all(warm.clients.map((c) => c.close()));
   await sleep(1000);
   await checkpoint('baseline');
-  const t0 = now();
-  const r = await connectMany(cfg.url, users, cfg.connectConcurrency || 100);
-  const connectS = (now() - t0) / 1000;
-  log(`connected ${r.clients.length}/${N} idle sockets in ${connectS.toFixed(1)} s (${r.failed} failed${r.firstErr ? ': ' + r.firstErr : ''})`);
-  await sleep(cfg.settleMs);
-  const alive = r.clients.filter((c) => c.connected).length;
-  await checkpoint('loaded', { connected: alive });
-  await Promise.all(r.clients.map((c) => c.close()));
-  await sleep(cfg.settleMs);
-  await checkpoint('closed');
-  return { sockets: N, connected: r.clients.length, aliveAtMeasure: alive, failed: r.failed, firstError: r.firstErr, connectSeconds: connectS };
+  // round 1 is the measured one; further rounds (--memory-rounds) connect and close the same users again
+  const rounds = [];
+  for (let k = 1; k <= (cfg.rounds || 1); k++) {
+    const suffix = k === 1 ? '' : String(k);
+    const t0 = now();
+    const r = await connectMany(cfg.url, users, cfg.connectConcurrency || 100);
+    const connectS = (now() - t0) / 1000;
+    log(`round ${k}: connected ${r.clients.length}/${N} idle sockets in ${connectS.toFixed(1)} s (${r.failed} failed${r.firstErr ? ': ' + r.firstErr : ''})`);
+    await sleep(cfg.settleMs);
+    const alive = r.clients.filter((c) => c.connected).length;
+    await checkpoint('loaded' + suffix, { connected: alive });
+    await Promise.all(r.clients.map((c) => c.close()));
+    await sleep(cfg.settleMs);
+    await checkpoint('closed' + suffix);
+    rounds.push({ connected: r.clients.length, aliveAtMeasure: alive, failed: r.failed, firstError: r.firstErr, connectSeconds: connectS });
+  }
+  return { sockets: N, ...rounds[0], rounds };
 }
 
 // =========================================================================== time until the LAST socket receives

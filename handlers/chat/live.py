@@ -11,6 +11,7 @@ from handlers.auth import User
 from handlers.chat.access import NAMESPACE, ChatDeps
 from handlers.chat.deltas import PresenceChange, Typing
 from handlers.publisher import room_group, user_room
+from stores.coalesce import Coalescer
 
 
 @dataclass
@@ -90,27 +91,46 @@ class TypingTracker:
 
 
 class PresenceTracker:
-    """Online while any /chat socket of the user is connected on any process."""
+    """Online while any /chat socket of the user is connected on any process.
+
+    The announcements of a connect (or disconnect) storm are made per batch (`Coalescer`): one read of
+    the batch's contacts and one of their blocks, however many users came online together.
+    """
 
     def __init__(self, deps: ChatDeps) -> None:
         self.deps = deps
+        self._announcements: Coalescer[tuple[str, str], None] = Coalescer(self._announce_all)
 
     async def connected(self, sid: str, user: User) -> None:
-        """Announce `online` when this is the user's first live /chat socket."""
-        # Registering again is idempotent and tells how many sockets the user has now.
+        """Register the socket in its user room's group; announce `online` when it is the user's first live one.
+
+        The count comes from this registration itself (registry operations run in order; the namespace leaves
+        the user room's registration to this, `tracks_user_room`), so of two sockets of a user connecting at
+        once exactly one is the first.
+        """
         count = await self.deps.sockets.add(room_group(NAMESPACE, user_room(user.id)), sid, user.id)
-        if count == 1:
-            await self._announce(user.id, "online")
+        if count == 1:  # announced with the others of its batch; the connect does not wait for it
+            self._announcements.post((user.id, "online"))
 
     async def disconnected(self, sid: str, user: User) -> None:
-        """Announce `offline` (and persist lastSeenAt) when the user's last /chat socket is gone."""
-        if user.id in await self.deps.sockets.users(room_group(NAMESPACE, user_room(user.id))):
+        """Unregister the socket; announce `offline` (and persist lastSeenAt) when it was the user's last /chat one.
+
+        The count comes from the removal itself (registry operations run in order), so of two sockets of a
+        user closing at once exactly one finds none left.
+        """
+        if await self.deps.sockets.remove(room_group(NAMESPACE, user_room(user.id)), sid, user.id):
             return
         await self.deps.users.touch(user.id)
-        await self._announce(user.id, "offline")
+        self._announcements.post((user.id, "offline"))
 
-    async def _announce(self, user_id: str, status: str) -> None:
-        data = PresenceChange(user_id, status, utcnow())
-        estranged = await self.deps.blocks.estranged(user_id)
-        for contact in await self.deps.conversations.contacts(user_id) - estranged:
-            await self.deps.publisher.to_user(NAMESPACE, contact, "presence:changed", data)
+    async def _announce_all(self, changes: list[tuple[str, str]]) -> list[None]:
+        """Tell each user's contacts (but the estranged) of their new status."""
+        user_ids = list(dict.fromkeys(user_id for user_id, _ in changes))
+        contacts = await self.deps.conversations.contacts_of(user_ids)
+        estranged = await self.deps.blocks.estranged_of(user_ids)
+        at = utcnow()
+        for user_id, status in changes:
+            data = PresenceChange(user_id, status, at)
+            for contact in contacts[user_id] - estranged[user_id]:
+                await self.deps.publisher.to_user(NAMESPACE, contact, "presence:changed", data)
+        return [None] * len(changes)

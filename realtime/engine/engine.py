@@ -9,12 +9,14 @@ import engineio
 from engineio import exceptions, packet
 
 from config import Config
+from realtime.engine.memory import ReleaseAfterCloses
 from realtime.engine.session import CarelineSocket
 from realtime.engine.websocket import (
     UncompressedWebSocket,
     is_websocket_request,
     refuse_websocket,
 )
+from realtime.engine.wheel import TimerWheel
 
 #: methods the Engine.IO endpoint understands; anything else is a 400
 ALLOWED_METHODS = ("GET", "POST", "OPTIONS")
@@ -31,6 +33,17 @@ class CarelineEngine(engineio.AsyncServer):
         super().__init__(*args, **kwargs)
         if self.async_mode == "aiohttp":
             self._async: dict[str, Any] = dict(self._async, websocket=UncompressedWebSocket)
+        self._heartbeats: TimerWheel[CarelineSocket] | None = None
+        self.released = ReleaseAfterCloses()  # malloc_trim after a wave of closes (realtime/engine/memory.py)
+
+    @property
+    def heartbeats(self) -> TimerWheel[CarelineSocket]:
+        """Every session's next PING or PONG deadline, on one loop timer (a twentieth of the shorter period
+        late at most, between 5 ms and 0.5 s)."""
+        if self._heartbeats is None:
+            tick = min(0.5, max(0.005, min(self.ping_interval, self.ping_timeout) / 20))
+            self._heartbeats = TimerWheel(tick, CarelineSocket.heartbeat_due)
+        return self._heartbeats
 
     def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
         """Attach, also routing other HTTP methods here so they get a protocol 400, not a 405."""
@@ -39,11 +52,28 @@ class CarelineEngine(engineio.AsyncServer):
             app.router.add_route("*", f"/{engineio_path.strip('/')}/", self.handle_request)
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
-        """Reject what the protocol forbids, then let python-engineio handle the request."""
-        early = await self._precheck(await self._environ(*args, **kwargs))  # no local: a WebSocket lives here
+        """Reject what the protocol forbids; open a new WebSocket session here, let python-engineio handle the rest.
+
+        A WebSocket lives inside this call for as long as it is open, so what its frame holds is held per
+        connection: one environ (cleared once the WebSocket runs), no parsed query, no upstream frame.
+        """
+        environ = await self._environ(*args, **kwargs)
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        early = await self._precheck(environ, query)
         if early is not None:
             return early
+        if self._opens_websocket(environ, query):
+            del query
+            return await self._handle_connect(environ, "websocket")
+        del environ, query
         return await super().handle_request(*args, **kwargs)
+
+    def _opens_websocket(self, environ: dict[str, Any], query: dict[str, list[str]]) -> bool:
+        """True for a valid request opening a session on the WebSocket transport (what upstream would accept)."""
+        return (environ["REQUEST_METHOD"] == "GET" and "sid" not in query and "j" not in query
+                and query.get("transport") == ["websocket"] and "websocket" in self.transports
+                and query.get("EIO") == ["4"] and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+                and not self._origin_rejected(environ))
 
     async def _environ(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Build the WSGI-style environ for a request (cheap, done again by the base class)."""
@@ -52,10 +82,9 @@ class CarelineEngine(engineio.AsyncServer):
             environ = await environ
         return environ
 
-    async def _precheck(self, environ: dict[str, Any]) -> Any:
+    async def _precheck(self, environ: dict[str, Any], query: dict[str, list[str]]) -> Any:
         """Return a response for requests that must not reach the stock handler, else None."""
         method = environ["REQUEST_METHOD"]
-        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
         if method not in ALLOWED_METHODS:
             return await self._make_response(self._bad_request("Bad request method"), environ)
         if method == "OPTIONS":

@@ -17,7 +17,7 @@ import enum
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class Verdict(enum.Enum):
@@ -28,11 +28,13 @@ class Verdict(enum.Enum):
     KICK = "kick"       # kept flooding after being refused: close the connection
 
 
-@dataclass
+@dataclass(slots=True)
 class _Flow:
+    """One connection's bucket (slots, and no refusal log until its first refusal: one per idle connection)."""
+
     tokens: float
     stamp: float
-    refusals: deque[float] = field(default_factory=deque)  # times of refusals within the window, oldest first
+    refusals: deque[float] | None = None  # times of refusals within the window, oldest first
     binary_budget: int = 0       # bytes the binary packet being assembled may still take
     skip_attachments: int = 0    # attachments of a refused binary packet still to arrive (discarded)
 
@@ -76,6 +78,8 @@ class Inflow:
             flow.tokens -= 1.0
             return Verdict.ADMIT
         refusals = flow.refusals
+        if refusals is None:
+            refusals = flow.refusals = deque()
         while refusals and now - refusals[0] >= limits.window:
             refusals.popleft()
         refusals.append(now)

@@ -18,7 +18,9 @@ from socketio import packet as sio_packet
 from errors import AppError, InvalidPayload, RateLimited
 from realtime.engine.engine import CarelineEngine
 from realtime.engine.inflow import Inflow, InflowLimits, Verdict
+from realtime.engine.session import keep
 from realtime.engine.session_output import eio_messages
+from realtime.engine.wheel import TimerWheel
 
 log = logging.getLogger("careline.realtime")
 
@@ -106,7 +108,9 @@ class CarelineServer(socketio.AsyncServer):
         self.inflow = Inflow(inflow or InflowLimits())
         self._connecting: dict[str, tuple[str, list[eio_packet.Packet]]] = {}
         self._attaching: set[str] = set()
-        self._connect_timers: dict[str, asyncio.Task[None]] = {}
+        # sessions that have not joined a namespace yet, on one loop timer (connect_timeout / 20 late at most)
+        self._connect_deadlines: TimerWheel[str] = TimerWheel(min(0.5, max(0.005, connect_timeout / 20)),
+                                                              self._connect_deadline)
 
     def _engineio_server_class(self) -> type[CarelineEngine]:
         """Use careline's protocol-conformant Engine.IO server."""
@@ -120,19 +124,15 @@ class CarelineServer(socketio.AsyncServer):
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         """Register the session (keeping only KEPT_ENVIRON) and give it connect_timeout to join a namespace."""
         await super()._handle_eio_connect(eio_sid, {key: environ[key] for key in KEPT_ENVIRON if key in environ})
-        self._connect_timers[eio_sid] = asyncio.ensure_future(self._connect_deadline(eio_sid))
+        self._connect_deadlines.add(eio_sid, self.connect_timeout)
 
-    async def _connect_deadline(self, eio_sid: str) -> None:
+    def _connect_deadline(self, eio_sid: str) -> None:
         """Close a session that has not joined any namespace in time."""
-        await asyncio.sleep(self.connect_timeout)
-        if self._connect_timers.pop(eio_sid, None) is not None:
-            await self.eio.close_session(eio_sid)
+        keep(asyncio.ensure_future(self.eio.close_session(eio_sid)))
 
     def _stop_connect_timer(self, eio_sid: str) -> None:
         """Cancel the connect deadline of a session."""
-        task = self._connect_timers.pop(eio_sid, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        self._connect_deadlines.discard(eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: str) -> None:
         """Forget per-session state, then disconnect all namespaces as usual."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from typing import Any
 
 import engineio
@@ -14,7 +15,7 @@ from engineio import exceptions, packet, payload
 from engineio.async_socket import AsyncSocket
 
 from realtime.engine.session_output import PING, SessionOutput
-from realtime.engine.websocket import is_websocket_request, refuse_websocket
+from realtime.engine.websocket import SessionFrames, is_websocket_request, refuse_websocket
 
 #: how long a poll that arrives mid-upgrade waits for the upgrade to finish (Node checks every 100 ms)
 UPGRADE_POLL_WAIT = 0.1
@@ -22,7 +23,7 @@ UPGRADE_POLL_WAIT = 0.1
 _closing_tasks: set[asyncio.Future[None]] = set()
 
 
-def _keep(task: asyncio.Future[None]) -> asyncio.Future[None]:
+def keep(task: asyncio.Future[None]) -> asyncio.Future[None]:
     """Hold a started task until it finishes."""
     _closing_tasks.add(task)
     task.add_done_callback(_closing_tasks.discard)
@@ -45,41 +46,35 @@ class CarelineSocket(SessionOutput, AsyncSocket):
         super().__init__(server, sid)
         self.last_ping = None  # stock heartbeat bookkeeping is replaced by the fields below
         self._ping_sent_at: float | None = None
-        self._heartbeat: asyncio.TimerHandle | None = None
         self._poll_pending = False
         self._ws_active = False
         self._upgraded_event: asyncio.Event | None = None
+        self._ws_ended: asyncio.Future[None] | None = None
+        self._inbox: deque[packet.Packet] | None = None  # packets waiting while an earlier one is handled
 
-    # -- heartbeat -------------------------------------------------------
+    # -- heartbeat (the engine's timer wheel: no timer per session) ------------------------------------
     def schedule_ping(self) -> None:
         """(Re)start the cycle: PING after ping_interval, close if no PONG within ping_timeout."""
-        self._cancel_heartbeat()
-        loop = asyncio.get_running_loop()
-        self._heartbeat = loop.call_later(self.server.ping_interval, self._ping_due)
+        self.server.heartbeats.add(self, self.server.ping_interval)
 
-    def _ping_due(self) -> None:
-        """Send one PING and give the client ping_timeout to answer it."""
+    def heartbeat_due(self) -> None:
+        """The wheel's callback: send the PING that is due, or close if its PONG is overdue."""
         if self.closing or self.closed:
             return
-        self._ping_sent_at = time.monotonic()
-        self.send_nowait(PING)
-        self._heartbeat = asyncio.get_running_loop().call_later(self.server.ping_timeout, self._pong_due)
-
-    def _pong_due(self) -> None:
-        """Close the session if the PONG did not arrive in time."""
-        self._heartbeat = None
-        if self._ping_sent_at is not None and not (self.closing or self.closed):
+        if self._ping_sent_at is None:
+            self._ping_sent_at = time.monotonic()
+            self.send_nowait(PING)
+            self.server.heartbeats.add(self, self.server.ping_timeout)
+        else:
             self.close_soon(self.server.reason.PING_TIMEOUT)
 
     def close_soon(self, reason: str, abort: bool = False) -> None:
         """Close the session from synchronous code (a timer, the output path)."""
-        _keep(asyncio.ensure_future(self.close(wait=False, abort=abort, reason=reason)))
+        keep(asyncio.ensure_future(self.close(wait=False, abort=abort, reason=reason)))
 
     def _cancel_heartbeat(self) -> None:
         """Stop the heartbeat timer."""
-        handle, self._heartbeat = self._heartbeat, None
-        if handle is not None:
-            handle.cancel()
+        self.server.heartbeats.discard(self)
 
     def _on_pong(self) -> None:
         """Accept the PONG for the outstanding PING and schedule the next one."""
@@ -125,9 +120,10 @@ class CarelineSocket(SessionOutput, AsyncSocket):
             self.queue.put_nowait(packet.Packet(packet.NOOP))
         closing_ws = None
         if self._ws is not None:
-            closing_ws = _keep(asyncio.ensure_future(self._close_ws()))
+            closing_ws = keep(asyncio.ensure_future(self._close_ws()))
         if self.server.sockets.get(self.sid) is self:
             del self.server.sockets[self.sid]
+            self.server.released.closed()
         if wait and closing_ws is not None:
             await closing_ws
         elif wait and self._poll_pending:
@@ -142,7 +138,9 @@ class CarelineSocket(SessionOutput, AsyncSocket):
         ws = self._ws
         self.stop_ws_output()
         if ws is not None:
+            ws._reader.detach()  # close() reads the client's CLOSE reply itself
             await ws.close()
+        self.ended()
 
     # -- HTTP long-polling -----------------------------------------------
     async def handle_get_request(self, environ: dict[str, Any]) -> Any:
@@ -194,7 +192,11 @@ class CarelineSocket(SessionOutput, AsyncSocket):
         return await super()._upgrade_websocket(environ)
 
     async def _websocket_handler(self, ws: Any) -> None:
-        """Run the WebSocket transport: probe/upgrade if needed, then reader and writer."""
+        """Run the WebSocket transport: probe/upgrade if needed, then deliver its frames until it ends.
+
+        Frames reach the session from the parser (`SessionFrames` → `frame`), so an idle connection has no
+        read in progress; this handler only waits for the end.
+        """
         if self.connected:
             if not await self._probe_and_upgrade(ws):
                 await ws.close()
@@ -205,11 +207,60 @@ class CarelineSocket(SessionOutput, AsyncSocket):
         ws.environ.clear()  # the request's environ stays referenced by the handler frames for the whole session
         self._ws_active = True
         self.start_ws_output(ws._sock, self._take_queued())
-        await self._ws_reader(ws)
+        self._ws_ended = asyncio.get_running_loop().create_future()
+        frames: SessionFrames = ws._sock._reader
+        frames.attach(self)
+        await self._ws_ended
+        frames.detach()
         self._ws_active = False
         self.stop_ws_output()
         await ws.close()
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    # -- frames from the WebSocket (FrameSink), in order, one task per burst -------------------------
+    def frame(self, data: str | bytes) -> None:
+        """A message from the client: decoded now, handled in order after those before it."""
+        if self.closed or self._ws_ended is None or self._ws_ended.done():
+            return
+        if len(data) > self.server.max_http_buffer_size:
+            return self.ended()
+        try:
+            pkt = packet.Packet(encoded_packet=data)
+        except (ValueError, TypeError, KeyError, IndexError):
+            keep(asyncio.ensure_future(self.fail()))
+            return self.ended()
+        if pkt.packet_type == packet.PONG:
+            self._on_pong()
+            return
+        if self._inbox is None:
+            self._inbox = deque()
+            keep(asyncio.ensure_future(self._handle_inbox(self._inbox)))
+        self._inbox.append(pkt)
+
+    async def _handle_inbox(self, inbox: deque[packet.Packet]) -> None:
+        """Handle the queued packets one after the other (as the stock reader loop awaited each)."""
+        try:
+            while inbox and not self.closed:
+                try:
+                    await self.receive(inbox.popleft())
+                except exceptions.EngineIOError:
+                    await self.fail()
+                    self.ended()
+                    return
+        finally:
+            self._inbox = None
+
+    def ping(self, data: bytes) -> None:
+        """Answer a WebSocket-level PING (Engine.IO has its own heartbeat; browsers do not send these)."""
+        ws = self._ws
+        if ws is not None:
+            keep(asyncio.ensure_future(ws.pong(data)))
+
+    def ended(self) -> None:
+        """The WebSocket is closing or closed: end the handler."""
+        ended = self._ws_ended
+        if ended is not None and not ended.done():
+            ended.set_result(None)
 
     def _take_queued(self) -> list[packet.Packet]:
         """Everything queued for polling that no poll took (sent during the upgrade)."""
@@ -269,17 +320,6 @@ class CarelineSocket(SessionOutput, AsyncSocket):
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise InvalidPacket(str(exc)) from exc
 
-    async def _ws_reader(self, ws: Any) -> None:
-        """Feed WebSocket frames to the session until it closes or the client misbehaves."""
-        while not self.closed:
-            try:
-                pkt = await self._ws_read(ws)
-                if pkt is None:
-                    return
-                await self.receive(pkt)
-            except exceptions.EngineIOError:
-                await self.fail()
-                return
 
 
 async def read_body(environ: dict[str, Any], length: int) -> bytes:

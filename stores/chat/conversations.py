@@ -213,6 +213,22 @@ class ConversationStore:
         found.discard(user_id)
         return found
 
+    async def contacts_of(self, user_ids: list[str]) -> dict[str, set[str]]:
+        """`contacts` of several users in one read (a connect storm announces presence per batch)."""
+        wanted = set(user_ids)
+        query = {"memberIds": {"$in": user_ids}}
+        projection = {"memberIds": 1, "kind": 1, "engagedIds": 1}
+        cursor = self._conversations.find(query, projection).limit(CONTACTS_SCAN * len(wanted))
+        found: dict[str, set[str]] = {user_id: set() for user_id in wanted}
+        async for doc in cursor:
+            members, engaged = doc["memberIds"], doc.get("engagedIds")
+            for user_id in wanted.intersection(members):
+                if doc.get("kind") == "group" or engaged is None or user_id in engaged:
+                    found[user_id].update(members)
+        for user_id, contacts in found.items():
+            contacts.discard(user_id)
+        return found
+
     async def related(self, user_id: str, candidates: frozenset[str]) -> set[str]:
         """Which of `candidates` share a conversation with the user (a `Relations` source)."""
         cursor = self._conversations.find({"memberIds": user_id}, {"memberIds": 1}).limit(CONTACTS_SCAN)

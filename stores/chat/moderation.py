@@ -85,6 +85,28 @@ class BlockStore:
         return await self._cached(self._estranged, user_id, {"$or": [{"blockedId": user_id},
                                                                      {"blockerId": user_id}]})
 
+    async def estranged_of(self, user_ids: list[str]) -> dict[str, frozenset[str]]:
+        """`estranged` of several users: the cached ones from the cache, the others in one read (not cached)."""
+        await self._revalidate()
+        cache = self._estranged
+        found = {user_id: cache[user_id] for user_id in user_ids if user_id in cache}
+        missing = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in found]
+        if not missing:
+            return found
+        others: dict[str, set[str]] = {user_id: set() for user_id in missing}
+        query = {"$or": [{"blockedId": {"$in": missing}}, {"blockerId": {"$in": missing}}]}
+        async for doc in self._blocks.find(query, {"blockerId": 1, "blockedId": 1, "_id": 0}):
+            blocker, blocked = doc["blockerId"], doc["blockedId"]
+            if blocker == blocked:
+                continue
+            if blocker in others:
+                others[blocker].add(blocked)
+            if blocked in others:
+                others[blocked].add(blocker)
+        for user_id, estranged in others.items():  # not cached: a presence wave would fill the cache with everyone
+            found[user_id] = frozenset(estranged)
+        return found
+
     async def _cached(self, cache: OrderedDict[str, frozenset[str]], user_id: str, query: Doc) -> frozenset[str]:
         await self._revalidate()
         cached = cache.get(user_id)

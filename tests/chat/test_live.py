@@ -1,6 +1,8 @@
 """Receipts, typing, presence (across processes) and the message.created domain event."""
 from __future__ import annotations
 
+import asyncio
+
 from handlers.events import ConversationRead, MessageCreated
 from tests.chat.helpers import direct, send
 from tests.conftest import RunningServer, StartServer
@@ -111,3 +113,43 @@ async def test_message_created_event_names_absent_members(server: RunningServer)
     await send(staff, conversation["id"], "again")
     await server.shared.bus.drain()
     assert sorted(events[1].absent_member_ids) == ["c1", "c2"]
+
+
+async def test_going_offline_moves_last_seen_at_written_behind(server: RunningServer) -> None:
+    alice = await server.client("alice", "client")
+    first = await server.shared.users.get("alice")
+    assert first is not None and first.last_seen_at is not None
+    await asyncio.sleep(0.01)
+    await alice.disconnect()
+    for _ in range(50):  # the offline bookkeeping runs after the disconnect
+        await server.shared.users.flush_touched()
+        later = await server.shared.users.get("alice")
+        if later is not None and later.last_seen_at != first.last_seen_at:
+            break
+        await asyncio.sleep(0.05)
+    assert later is not None and later.last_seen_at is not None and later.last_seen_at > first.last_seen_at
+
+
+async def test_a_connect_and_disconnect_wave_across_two_processes_announces_each_user_once(
+        start_server: StartServer) -> None:
+    """Registrations of a wave share Redis pipelines and announcements share reads: each count stays exact."""
+    one, two = await start_server(redis=True), await start_server(redis=True)
+    staff = await one.client("staff", "therapist")
+    members = [f"m{index}" for index in range(12)]
+    for member in members:  # known users (as after an earlier connect), not connected now
+        await one.shared.users.upsert_seen(member, "client", member.title())
+    group = await staff.ok("conversation:open", {"memberIds": members, "title": "wave"})
+    await staff.ok("conversation:join", {"conversationId": group["id"]})
+    servers = [one, two]
+    clients = await asyncio.gather(*(servers[index % 2].client(member) for index, member in enumerate(members)),
+                                   *(servers[index % 2].client(member) for index, member in enumerate(members)))
+    for _ in members:
+        await staff.expect("presence:changed", lambda data: data["status"] == "online")
+    await staff.absent("presence:changed", within=0.3)  # a user's second socket announces nothing
+    joined = await staff.ok("conversation:join", {"conversationId": group["id"]})
+    assert joined["presence"] == {**dict.fromkeys(members, "online"), "staff": "online"}
+    await asyncio.gather(*(client.disconnect() for client in clients))
+    offline = {(await staff.expect("presence:changed", lambda data: data["status"] == "offline"))["userId"]
+               for _ in members}
+    assert offline == set(members)
+    await staff.absent("presence:changed", within=0.3)

@@ -138,3 +138,38 @@ async def test_connect_records_the_user(server: RunningServer) -> None:
     record = await server.shared.users.get("t1")
     assert record is not None and record.role == "therapist" and record.name == "Dr Who"
     assert record.last_seen_at is not None
+
+
+async def test_a_token_verified_before_is_refused_once_it_has_expired(server: RunningServer, js: JsDriver) -> None:
+    """Verified tokens are remembered (a client's namespaces share one): that never lengthens a token's life."""
+    token = _token("u1", exp_in=2)
+    for index, namespace in enumerate(NAMESPACES[:2]):  # the second connect is answered from what the first verified
+        reply = await js.connect(f"s{index}", server.url, namespace, auth={"token": token})
+        assert reply["ok"] is True
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")  # same claims, another signature
+    reply = await js.connect("tampered", server.url, "/chat", auth={"token": tampered})
+    assert reply["ok"] is False and reply["error"]["data"]["code"] == "unauthorized"
+    await asyncio.sleep(2.5)
+    for index, namespace in enumerate(NAMESPACES[:2]):
+        reply = await js.connect(f"late{index}", server.url, namespace, auth={"token": token})
+        assert reply["ok"] is False and reply["error"]["data"]["code"] == "token_expired"
+
+
+async def test_a_connect_storm_records_every_user_and_token_changes_reach_known_users(server: RunningServer) -> None:
+    """Connects of a burst are recorded per batch (one insert; known users: one read, updates only where the
+    token changed something)."""
+    clients = await asyncio.gather(*(server.client(f"storm{index}", name=f"Storm {index}", namespace="/notifications")
+                                     for index in range(30)))
+    records = await server.shared.users.get_many([f"storm{index}" for index in range(30)])
+    assert {record.id: record.name for record in records.values()} == {f"storm{index}": f"Storm {index}"
+                                                                       for index in range(30)}
+    assert all(record.role == "client" and record.last_seen_at is not None for record in records.values())
+    await asyncio.gather(*(client.disconnect() for client in clients))
+    # the same users again (as after a restart) with a new name for one and an email for another
+    await server.client("storm0", name="Renamed", namespace="/notifications")
+    await server.client("storm1", name="Storm 1", email="storm1@example.org", namespace="/notifications")
+    await server.client("storm2", "therapist", name="Storm 2", namespace="/notifications")
+    assert (await server.shared.users.get("storm0")).name == "Renamed"  # type: ignore[union-attr]
+    assert await server.shared.users.email_of("storm1") == "storm1@example.org"
+    assert (await server.shared.users.get("storm2")).role == "therapist"  # type: ignore[union-attr]
+    assert (await server.shared.users.get("storm3")).name == "Storm 3"  # type: ignore[union-attr]
