@@ -150,6 +150,7 @@ async def close_features(shared: Shared, built: list[tuple[Slice[Any], Built[Any
         await shared.bus.drain()
         await each.close()
     await shared.bus.drain()
+    await shared.users.flush_touched()  # lastSeenAt of the sockets closed at shutdown, written behind
 
 
 def _jobs(built: list[tuple[Slice[Any], Built[Any]]]) -> list[Periodic]:
