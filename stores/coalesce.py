@@ -34,21 +34,21 @@ class Coalescer(Generic[T, R]):
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, item: T) -> R:
-        """Queue `item` for the next batch and return its result (or raise its error)."""
+    def enqueue(self, item: T) -> asyncio.Future[R]:
+        """Queue `item` for the next batch; the future of its result (or error)."""
         done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._run())
-        return await done  # a cancelled caller cancels only its own future; its batch is sent regardless
+        return done
+
+    async def submit(self, item: T) -> R:
+        """Queue `item` for the next batch and return its result (or raise its error)."""
+        return await self.enqueue(item)  # a cancelled caller cancels only its own future; its batch is sent
 
     def post(self, item: T) -> None:
         """Queue `item` without waiting for it (a failure is logged): nothing is held per caller meanwhile."""
-        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        done.add_done_callback(_log_failure)
-        self._queue.append((item, done))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._run())
+        self.enqueue(item).add_done_callback(_log_failure)
 
     def __len__(self) -> int:
         return len(self._queue)
