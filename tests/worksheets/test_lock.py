@@ -6,7 +6,6 @@ import asyncio
 import base64
 from typing import Any
 
-import pytest
 from pycrdt import Doc, Map
 
 from stores.worksheets.relay import Change, Receiver
@@ -71,7 +70,7 @@ async def test_no_process_accepts_an_edit_once_the_submission_is_acknowledged(st
 async def test_an_edit_being_stored_when_the_lock_arrives_is_refused_and_leaves_nothing(
         start_server: StartServer) -> None:
     a = await start_server(redis=True)
-    b = await start_server(redis=True, worksheet_write_interval_ms=100)  # b's appends wait up to 100 ms for a batch
+    b = await start_server(redis=True)
     for each in (a, b):
         await feature(each).relay.wait_ready()  # type: ignore[attr-defined]
     pair = await assigned(a)
@@ -79,13 +78,23 @@ async def test_an_edit_being_stored_when_the_lock_arrives_is_refused_and_leaves_
                                         "responses": {"mood": "ok", "story": "x"}})
     therapist = YEditor(await b.client("t1", "therapist", NS), pair.assignment_id)
     await therapist.open()
-    first = await therapist.edit(lambda r: r["story"].insert(0, "1"))  # written at once: b's log was quiet
+    first = await therapist.edit(lambda r: r["story"].insert(0, "1"))
     assert first["ok"]
-    pending = asyncio.ensure_future(therapist.edit(lambda r: r["story"].insert(0, "2")))  # waits for b's batch
+    documents = feature(b).live.deps.documents
+    append, storing, release = documents.append, asyncio.Event(), asyncio.Event()
+
+    async def held_append(*args: Any) -> Any:  # b's next append is durably written only after the submission
+        entry_id = await append(*args)
+        storing.set()
+        await release.wait()
+        return entry_id
+
+    documents.append = held_append  # type: ignore[method-assign]
+    pending = asyncio.ensure_future(therapist.edit(lambda r: r["story"].insert(0, "2")))
+    await storing.wait()
     submitted = await pair.client.ok("assignment:submit", {"assignmentId": pair.assignment_id})
-    if pending.done():  # the submission took longer than b's batch interval: the edit was stored before it
-        assert (await pending)["ok"]
-        pytest.skip("the machine was too slow to hold an edit in flight across the submission")
+    assert not pending.done()
+    release.set()
     refused = await pending
     assert refused["error"]["code"] == "precondition_failed"
     assert submitted["responses"]["story"] == "1x"
