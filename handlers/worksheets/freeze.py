@@ -1,9 +1,11 @@
 """Freezes: the documents a submission under way has frozen (no write starts on them), and the writes of each
 document in flight (a freeze is confirmed only once they settled).
 
-A freeze is temporary: it ends when the submission is stored (the document is then locked for good: the stored
-status says so) or fails (the submitter sends an unfreeze). A process that misses both still stops refusing
-after `until`, and re-reads the stored status before it accepts the next write (see LiveHandler._writable).
+Each submission's freeze is its own (named by the submission's nonce): two submissions of one document under way
+at once (a double click, two devices) do not end each other's freeze. A freeze is temporary: it ends when the
+submission is stored (the document is then locked for good: the stored status says so) or fails (the submitter
+sends an unfreeze). A process that misses both still stops refusing after `until`, and re-reads the stored
+status before it accepts the next write (see LiveHandler._writable).
 """
 from __future__ import annotations
 
@@ -12,41 +14,49 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-HELD = 1_000  # freezes kept before the expired ones are swept (a missed unfreeze leaves one behind)
+HELD = 1_000  # frozen documents kept before the expired freezes are swept (a missed unfreeze leaves one behind)
 
 
 class Freezes:
     """Frozen documents (until when) and the writes of each document under way, in one process."""
 
     def __init__(self) -> None:
-        self._until: dict[str, datetime] = {}
+        self._until: dict[str, dict[str, datetime]] = {}  # document -> freeze nonce -> until
         self._writes: dict[str, int] = {}
         self._settled: dict[str, asyncio.Event] = {}
 
-    def freeze(self, document_id: str, now: datetime, until: datetime) -> None:
-        """No write of the document starts before `until` (or the thaw)."""
+    def freeze(self, document_id: str, nonce: str, now: datetime, until: datetime) -> None:
+        """No write of the document starts before `until` (or the thaw of this freeze)."""
         if len(self._until) >= HELD:
-            for expired in [key for key, end in self._until.items() if end <= now]:
-                del self._until[expired]
-        self._until[document_id] = until
+            for stale in list(self._until):
+                self.expired(stale, now)
+        self._until.setdefault(document_id, {})[nonce] = until
 
-    def thaw(self, document_id: str) -> None:
-        """The freeze ended (the submission was stored or failed)."""
-        self._until.pop(document_id, None)
+    def thaw(self, document_id: str, nonce: str | None = None) -> None:
+        """A freeze ended (its submission failed), or all of them (`nonce` None: the submission was stored)."""
+        freezes = self._until.get(document_id, {})
+        if nonce is None:
+            freezes.clear()
+        freezes.pop(nonce or "", None)
+        if not freezes:
+            self._until.pop(document_id, None)
 
     def frozen(self, document_id: str, now: datetime) -> bool:
         """Whether a freeze of the document holds at `now`."""
-        until = self._until.get(document_id)
-        return until is not None and now < until
+        return any(now < until for until in self._until.get(document_id, {}).values())
 
     def expired(self, document_id: str, now: datetime) -> bool:
-        """Whether the document had a freeze that ran out unheard of by `now` (dropped here): the submission
-        that froze it may have been stored, so its status must be read again."""
-        until = self._until.get(document_id)
-        if until is None or now < until:
+        """Whether the document had freezes that ran out unended by `now` (dropped here): a submission that froze
+        it may have been stored, so its status must be read again."""
+        freezes = self._until.get(document_id)
+        if not freezes:
             return False
-        del self._until[document_id]
-        return True
+        ran_out = [nonce for nonce, until in freezes.items() if until <= now]
+        for nonce in ran_out:
+            del freezes[nonce]
+        if not freezes:
+            del self._until[document_id]
+        return bool(ran_out)
 
     @contextmanager
     def writing(self, document_id: str) -> Iterator[None]:

@@ -390,15 +390,16 @@ class LiveHandler:
         Leaving ends the freeze: with `lock` called inside (the submission was stored) every process is told the
         document is locked for good; otherwise it is unfrozen. A process that misses that message stops refusing
         after FREEZE_SECONDS and reads the stored status before its next write."""
-        now = self.deps.clock()
-        self.freezes.freeze(assignment.id, now, now + timedelta(seconds=FREEZE_SECONDS))
+        now, nonce = self.deps.clock(), uuid.uuid4().hex
+        self.freezes.freeze(assignment.id, nonce, now, now + timedelta(seconds=FREEZE_SECONDS))
         try:
-            await self._confirmed_freeze(assignment.id)
+            await self._confirmed_freeze(assignment.id, nonce)
             yield
         finally:
-            self.freezes.thaw(assignment.id)
-            ending = Change(assignment.id, "lock" if assignment.id in self._locked else "unfreeze")
-            await self.deps.relay.publish_now(ending)  # at once: before any later freeze of the document
+            stored = assignment.id in self._locked
+            self.freezes.thaw(assignment.id, None if stored else nonce)
+            ending = Change(assignment.id, "lock") if stored else Change(assignment.id, "unfreeze", note=nonce)
+            await self.deps.relay.publish_now(ending)
 
     def still_frozen(self, assignment_id: str) -> bool:
         """Whether this process's freeze of the document still holds (the other processes' end about when it
@@ -411,8 +412,8 @@ class LiveHandler:
         self.remember(assignment)
         self._lock(assignment.id)
 
-    async def _confirmed_freeze(self, assignment_id: str) -> None:
-        nonce, others = uuid.uuid4().hex, 0
+    async def _confirmed_freeze(self, assignment_id: str, nonce: str) -> None:
+        others = 0
         waiting = self._confirmations[nonce] = _Confirmations()
         try:
             others = await self.deps.relay.publish_now(Change(assignment_id, "freeze", note=nonce))
@@ -439,14 +440,14 @@ class LiveHandler:
             await self.deliver(change.assignment_id, change.update, change.sender)
         elif change.kind == "freeze":
             now = self.deps.clock()
-            self.freezes.freeze(change.assignment_id, now, now + timedelta(seconds=FREEZE_SECONDS))
+            self.freezes.freeze(change.assignment_id, change.note, now, now + timedelta(seconds=FREEZE_SECONDS))
             self._spawn(self._confirm_freeze(change))  # the listener goes on meanwhile
         elif change.kind == "frozen":
             waiting = self._confirmations.get(change.note)
             if waiting is not None:
                 waiting.confirmed()
         elif change.kind == "unfreeze":
-            self.freezes.thaw(change.assignment_id)
+            self.freezes.thaw(change.assignment_id, change.note)
         elif change.kind == "lock":
             self._known.pop(change.assignment_id, None)
             self._lock(change.assignment_id)

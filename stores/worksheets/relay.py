@@ -27,7 +27,8 @@ log = logging.getLogger("careline.worksheets")
 
 #: "update": an accepted Yjs update; "freeze": a submission is under way, start no write (`note`: the
 #: submitter's nonce); "frozen": a process starts no write of the document and the ones under way settled (`note`:
-#: the nonce it confirms); "unfreeze": the submission failed; "lock": the submission was stored
+#: the nonce it confirms); "unfreeze": the submission failed (`note`: its nonce); "lock": the submission was
+#: stored (every freeze of the document ends)
 Kind = Literal["update", "freeze", "frozen", "unfreeze", "lock"]
 
 

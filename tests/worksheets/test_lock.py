@@ -5,7 +5,6 @@ never hears how a submission ended stops refusing after FREEZE_SECONDS (reading 
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from pycrdt import Doc, Map
 from handlers.worksheets.live import FREEZE_SECONDS
 from stores.worksheets.relay import Change, Receiver
 from tests.conftest import RunningServer, StartServer
+from tests.meetings.helpers import until
 from tests.worksheets.helpers import NS, Pair, YEditor, assigned
 from tests.worksheets.test_documents import feature, stored_responses
 
@@ -78,9 +78,7 @@ class HeldAppends:
 async def _until_frozen(server: RunningServer, assignment_id: str, frozen: bool = True) -> None:
     """Until the process holds (or no longer holds) a freeze of the document."""
     live = feature(server).live
-    async with asyncio.timeout(2):
-        while live.freezes.frozen(assignment_id, live.deps.clock()) != frozen:
-            await asyncio.sleep(0.01)
+    await until(lambda: live.freezes.frozen(assignment_id, live.deps.clock()) == frozen, timeout=2, step=0.01)
 
 
 async def test_every_acknowledged_edit_is_submitted_and_none_after(start_server: StartServer) -> None:
