@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from clock import Clock, iso
-from errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, RequestIdReused
+from errors import Forbidden, InvalidPayload, NotFound, PreconditionFailed, RequestIdReused, Unavailable
 from handlers.auth import User
 from handlers.documents import DocumentLink, DocumentLinks
 from handlers.events import AssignmentChange, AssignmentChanged, EventBus, WorksheetSafetyFlagged
@@ -22,6 +23,7 @@ from stores.mongo import new_id
 from stores.users import UserStore
 from stores.worksheets.assignments import Assignment, AssignmentStore, Note
 from stores.worksheets.reminders import AssignmentReminderStore
+from stores.worksheets.worksheets import Field
 
 DUE_SOON = timedelta(hours=24)
 
@@ -100,28 +102,31 @@ class AssignmentHandler:
 
     async def submit(self, user: User, assignment_id: str) -> Assignment:
         """assignment:submit (the client): required answers present; responses frozen, scored, the document
-        locked; a PHQ-9 item 9 above 0 alerts the therapist (critical) without holding the client up."""
+        locked; a PHQ-9 item 9 above 0 alerts the therapist (critical) without holding the client up.
+
+        The document is frozen on every process before the answers are read (every edit acknowledged `ok` is in
+        them, no edit is acknowledged after them); a failed submission unfreezes it. The answers are checked once
+        before freezing too, so the usual refusal (an answer missing) never holds anyone's typing up."""
         assignment = await self._as(user, assignment_id, "client")
         if not assignment.editable:
             raise PreconditionFailed(LOCKED)
         worksheet = await self.deps.worksheets.store.get(assignment.worksheet_id)
         if worksheet is None:
             raise NotFound("No such worksheet")
-        responses = await self.deps.live.current_responses(assignment)
-        absent = missing(worksheet.fields, responses)
-        if absent:
-            raise PreconditionFailed("Some required answers are missing", {"missing": absent})
-        unfit = problems(worksheet.fields, responses)
-        if unfit:  # concurrent edits on two processes, each fine alone
-            raise PreconditionFailed("Some answers do not fit the worksheet", {"fields": unfit})
-        instrument = INSTRUMENTS.get(worksheet.instrument or "")
-        score = instrument.score(responses) if instrument else None
-        now = self.deps.clock()
-        made = progress(worksheet.fields, responses)
-        if not await self.store.submit_if_open(assignment.id, responses, score, made, now):
-            raise PreconditionFailed(LOCKED)
+        live = self.deps.live
+        _check_answers(worksheet.fields, await live.current_responses(assignment))
+        async with live.frozen(assignment):
+            responses = await live.current_responses(assignment)
+            _check_answers(worksheet.fields, responses)
+            instrument = INSTRUMENTS.get(worksheet.instrument or "")
+            score = instrument.score(responses) if instrument else None
+            if not live.still_frozen(assignment.id):
+                raise Unavailable("The submission took too long, try again")
+            made = progress(worksheet.fields, responses)
+            if not await self.store.submit_if_open(assignment.id, responses, score, made, self.deps.clock()):
+                raise PreconditionFailed(LOCKED)
+            live.lock(assignment)
         submitted = await self._announce("submitted", assignment, user)
-        await self.deps.live.locked(submitted)
         if needs_safety_alert(worksheet.instrument, responses):
             await self.deps.bus.publish(WorksheetSafetyFlagged(submitted))
         return submitted
@@ -176,3 +181,13 @@ class AssignmentHandler:
         self.deps.live.remember(shown)
         await self.deps.bus.publish(AssignmentChanged(change, shown, user.id))
         return shown
+
+
+def _check_answers(fields: tuple[Field, ...], responses: dict[str, Any]) -> None:
+    """`precondition_failed` when a required answer is missing or an answer does not fit the worksheet."""
+    absent = missing(fields, responses)
+    if absent:
+        raise PreconditionFailed("Some required answers are missing", {"missing": absent})
+    unfit = problems(fields, responses)
+    if unfit:  # concurrent edits on two processes, each fine alone
+        raise PreconditionFailed("Some answers do not fit the worksheet", {"fields": unfit})

@@ -3,7 +3,8 @@
 Every write is tried on a copy of the document first (the shadow copy, see documents.LiveDocument): the
 answers must still fit the worksheet. Then it is appended to the update log (acknowledged only once durable),
 applied, relayed to the document room on every process and to the other processes' copies of the document.
-Compaction folds the log into a snapshot in the background.
+Compaction folds the log into a snapshot in the background. A submission freezes the document on every process
+before it reads the answers (see `frozen`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import binascii
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -35,6 +37,7 @@ from handlers.worksheets.documents import (
     responses_of,
     set_answers,
 )
+from handlers.worksheets.freeze import Freezes
 from handlers.worksheets.responses import plain, problems, progress
 from handlers.worksheets.worksheets import WorksheetHandler
 from stores.group_commit import Backlogged
@@ -47,11 +50,13 @@ from stores.worksheets.worksheets import Field
 log = logging.getLogger("careline.worksheets")
 
 LOCKED = "This assignment was submitted: its answers can no longer change"
+FROZEN = "This assignment is being submitted: its answers cannot change now"
 BUSY = "The document store is busy, try again"
 IDLE_BATCH = 50  # documents one idle sweep compacts at most
 COMPACTIONS = 2  # background compactions one process runs at once (the rest wait: writes come first)
 RECORDERS = 8  # status and progress writes of Yjs edits one process runs at once
-LOCK_CONFIRM_SECONDS = 2.0  # how long a submission waits for the other processes to confirm the lock
+FREEZE_CONFIRM_SECONDS = 2.0  # how long a submission waits for every process to confirm its freeze
+FREEZE_SECONDS = 5.0  # how long a freeze holds when neither the unfreeze nor the lock that ends it is heard
 LOCKED_HELD = 10_000  # submitted documents a process remembers as locked (older ones: the stored status says)
 
 #: hands an accepted update (assignment id, base64 update, socket to skip) to this process's sockets in the
@@ -129,7 +134,8 @@ class LiveHandler:
         self._compactor = asyncio.Semaphore(COMPACTIONS)
         self._recorders = asyncio.Semaphore(RECORDERS)
         self._locked: OrderedDict[str, None] = OrderedDict()  # submitted, as this process heard
-        self._confirmations: dict[str, _Confirmations] = {}  # lock nonce -> confirmations received
+        self.freezes = Freezes()  # documents a submission under way froze; writes under way
+        self._confirmations: dict[str, _Confirmations] = {}  # freeze nonce -> confirmations received
         self.deliver: RoomDelivery = _nobody
 
     # -- access ----------------------------------------------------------------------------------
@@ -153,10 +159,24 @@ class LiveHandler:
         self._known[assignment.id] = assignment
 
     async def _writable(self, user: User, assignment_id: str) -> Assignment:
+        """The assignment if the caller may change it (not submitted, as this process knows: a freeze that ran
+        out unended means a submission may have been stored, so the status is read again)."""
         assignment = await self.assignment(user, assignment_id)
+        if self.freezes.expired(assignment_id, self.deps.clock()):
+            assignment = await self.assignment(user, assignment_id, fresh=True)
         if self.is_locked(assignment):
             raise PreconditionFailed(LOCKED)
         return assignment
+
+    @contextmanager
+    def _writing(self, assignment: Assignment) -> Iterator[None]:
+        """A write of the document, from its checks to its durable append; refused (`precondition_failed`) before
+        it starts when a submission froze the document. Enter it right after `_writable` returns (no await in
+        between), so a freeze either refuses the write or waits for it."""
+        if self.freezes.frozen(assignment.id, self.deps.clock()):
+            raise PreconditionFailed(FROZEN)
+        with self.freezes.writing(assignment.id):
+            yield
 
     def is_locked(self, assignment: Assignment) -> bool:
         """Submitted, as this process knows now (its own submissions and the locks other processes sent)."""
@@ -237,38 +257,40 @@ class LiveHandler:
         """doc:update: tried on the shadow copy, durably appended, applied and relayed."""
         raw = unb64(update, "update")
         assignment = await self._writable(user, assignment_id)
-        live = await self._live(assignment)
-        fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
-        self._check_room_to_store()
-        try:
-            apply(live.shadow, raw)
-            responses = _checked(fields, live.shadow, "update")
-        except (BadUpdate, InvalidPayload) as error:
-            live.reject()
-            if isinstance(error, InvalidPayload):
-                raise
-            raise InvalidPayload(str(error), {"update": [str(error)]}) from None
-        await self._commit(live, assignment, raw, sid, update)
+        with self._writing(assignment):
+            live = await self._live(assignment)
+            fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+            self._check_room_to_store()
+            try:
+                apply(live.shadow, raw)
+                responses = _checked(fields, live.shadow, "update")
+            except (BadUpdate, InvalidPayload) as error:
+                live.reject()
+                if isinstance(error, InvalidPayload):
+                    raise
+                raise InvalidPayload(str(error), {"update": [str(error)]}) from None
+            await self._commit(live, assignment, raw, sid, update)
         await self._after_edit(assignment, fields, responses)
 
     async def draft(self, user: User, sid: str, assignment_id: str, responses: dict[str, Any]) -> DraftSaved:
         """draft:save: plain values written into the same document (Yjs editors receive them as an update)."""
         assignment = await self._writable(user, assignment_id)
-        live = await self._live(assignment)
-        fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
-        self._check_room_to_store()
-        before = live.shadow.get_state()
-        try:
-            set_answers(live.shadow, {field.id: field for field in fields}, responses)
-            answers = _checked(fields, live.shadow, "responses")
-        except Exception as error:
-            live.reject()
-            if isinstance(error, InvalidPayload):
-                raise
-            raise InvalidPayload("The responses do not fit the worksheet",
-                                 {"responses": ["Not a supported value."]}) from None
-        change = live.shadow.get_update(before)
-        await self._commit(live, assignment, change, sid, b64(change))
+        with self._writing(assignment):
+            live = await self._live(assignment)
+            fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
+            self._check_room_to_store()
+            before = live.shadow.get_state()
+            try:
+                set_answers(live.shadow, {field.id: field for field in fields}, responses)
+                answers = _checked(fields, live.shadow, "responses")
+            except Exception as error:
+                live.reject()
+                if isinstance(error, InvalidPayload):
+                    raise
+                raise InvalidPayload("The responses do not fit the worksheet",
+                                     {"responses": ["Not a supported value."]}) from None
+            change = live.shadow.get_update(before)
+            await self._commit(live, assignment, change, sid, b64(change))
         now = self.deps.clock()
         return DraftSaved(now, await self._after_edit(assignment, fields, answers, saved=True))
 
@@ -299,8 +321,11 @@ class LiveHandler:
         processes' documents and sockets). `text` is `raw` as base64 (what the room receives).
 
         Writes of one document are stored concurrently (group-committed with every document's); Yjs merges
-        them in any order. A document locked while its write was being stored refuses it (and deletes the
-        entry): after a submission, no process accepts an edit (see `locked`)."""
+        them in any order. A submission waits for the writes under way before it reads the answers (see
+        `frozen`), so a write is normally settled before any process hears of the stored submission. Safety net
+        for the one case where it is not (a process that did not confirm the freeze in time): a write whose
+        append returns after its process heard the submission was stored is refused and its entry deleted, so no
+        edit is acknowledged after the submission is."""
         ticket = live.storing(raw)
         try:
             entry_id = await self.deps.documents.append(assignment.id, raw, self.deps.clock())
@@ -355,42 +380,78 @@ class LiveHandler:
 
     # -- other processes -------------------------------------------------------------------------
 
-    async def locked(self, assignment: Assignment) -> None:
-        """The assignment was submitted here: refuse writes here, and return once every other process listening
-        confirmed it refuses them too (or after LOCK_CONFIRM_SECONDS: a process that does not answer, say cut
-        off from Redis, refuses once it hears the lock or reads the stored status).
+    @asynccontextmanager
+    async def frozen(self, assignment: Assignment) -> AsyncIterator[None]:
+        """Freeze the document for a submission: no write of it starts on any process, and this returns once the
+        writes under way settled here and every other process listening confirmed the same of its own (or after
+        FREEZE_CONFIRM_SECONDS: a process that does not answer, say cut off from Redis, stops writes once it hears
+        the freeze or the lock, or reads the stored status). The stored answers then hold every acknowledged edit.
 
-        A write being stored meanwhile, here or there, is refused when its append returns (`_commit`), so no
-        edit is acknowledged after the submission is."""
+        Leaving ends the freeze: with `lock` called inside (the submission was stored) every process is told the
+        document is locked for good; otherwise it is unfrozen. A process that misses that message stops refusing
+        after FREEZE_SECONDS and reads the stored status before its next write."""
+        now, nonce = self.deps.clock(), uuid.uuid4().hex
+        self.freezes.freeze(assignment.id, nonce, now, now + timedelta(seconds=FREEZE_SECONDS))
+        try:
+            await self._confirmed_freeze(assignment.id, nonce)
+            yield
+        finally:
+            stored = assignment.id in self._locked
+            self.freezes.thaw(assignment.id, None if stored else nonce)
+            ending = Change(assignment.id, "lock") if stored else Change(assignment.id, "unfreeze", note=nonce)
+            await self.deps.relay.publish_now(ending)
+
+    def still_frozen(self, assignment_id: str) -> bool:
+        """Whether this process's freeze of the document still holds (the other processes' end about when it
+        does: a submission stored after that might miss an edit they accepted meanwhile)."""
+        return self.freezes.frozen(assignment_id, self.deps.clock())
+
+    def lock(self, assignment: Assignment) -> None:
+        """The submission of the frozen document was stored: refuse its writes here from now on (the other
+        processes hear it when `frozen` ends)."""
         self.remember(assignment)
         self._lock(assignment.id)
-        nonce, others = uuid.uuid4().hex, 0
+
+    async def _confirmed_freeze(self, assignment_id: str, nonce: str) -> None:
+        others = 0
         waiting = self._confirmations[nonce] = _Confirmations()
         try:
-            others = await self.deps.relay.publish_now(Change(assignment.id, "lock", note=nonce))
-            await asyncio.wait_for(waiting.reach(others), LOCK_CONFIRM_SECONDS)
+            others = await self.deps.relay.publish_now(Change(assignment_id, "freeze", note=nonce))
+            await asyncio.wait_for(asyncio.gather(self.freezes.settled(assignment_id), waiting.reach(others)),
+                                   FREEZE_CONFIRM_SECONDS)
         except TimeoutError:
-            log.warning("%d of the other processes did not confirm the lock of a document in time",
+            log.warning("%d of the other processes did not confirm the freeze of a document in time",
                         others - waiting.count)
         finally:
             del self._confirmations[nonce]
 
+    async def _confirm_freeze(self, change: Change) -> None:
+        await self.freezes.settled(change.assignment_id)
+        await self.deps.relay.publish(Change(change.assignment_id, "frozen", note=change.note))
+
     async def relayed(self, change: Change) -> None:
         """Another process accepted an update (apply it to the held copy, relay it to the room's sockets here),
-        locked a document (refuse its writes from now on, and confirm), or confirmed a lock of ours."""
+        froze a document for a submission (start no write of it; confirm once the ones under way settled),
+        confirmed a freeze of ours, unfroze a document (its submission failed) or locked it (stored)."""
         if change.kind == "update":
             live = self.cache.get(change.assignment_id)
             if live is not None:
                 live.apply_stored([base64.b64decode(change.update)])
             await self.deliver(change.assignment_id, change.update, change.sender)
-        elif change.kind == "lock":
-            self._known.pop(change.assignment_id, None)
-            self._lock(change.assignment_id)
-            await self.deps.relay.publish(Change(change.assignment_id, "locked", note=change.note))
-        elif change.kind == "locked":
+        elif change.kind == "freeze":
+            now = self.deps.clock()
+            self.freezes.freeze(change.assignment_id, change.note, now, now + timedelta(seconds=FREEZE_SECONDS))
+            self._spawn(self._confirm_freeze(change))  # the listener goes on meanwhile
+        elif change.kind == "frozen":
             waiting = self._confirmations.get(change.note)
             if waiting is not None:
                 waiting.confirmed()
+        elif change.kind == "unfreeze":
+            self.freezes.thaw(change.assignment_id, change.note)
+        elif change.kind == "lock":
+            self._known.pop(change.assignment_id, None)
+            self._lock(change.assignment_id)
+            self.freezes.thaw(change.assignment_id)
 
     # -- compaction ------------------------------------------------------------------------------
 

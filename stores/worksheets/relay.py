@@ -1,6 +1,7 @@
 """Carries document changes between processes (Redis pub/sub): every process holding a document in memory
 applies the updates the others accepted, relays them to its own sockets in the document's room, and hears when
-a document was locked by a submission (and confirms that it will accept no more edits of it).
+a submission freezes a document (and confirms once its writes of it under way settled), unfreezes it (the
+submission failed) or locks it (the submission was stored).
 
 One message per batch of changes, whatever the number of documents: an accepted update crosses processes once,
 for both the held copies and the room's sockets (it is not published again through the Socket.IO manager). The
@@ -24,9 +25,11 @@ from stores.redis import REDIS_DOWN, Redis
 
 log = logging.getLogger("careline.worksheets")
 
-#: "update": an accepted Yjs update; "lock": the document was submitted (`note`: the submitter's nonce);
-#: "locked": a process will accept no more edits of the document (`note`: the nonce it confirms)
-Kind = Literal["update", "lock", "locked"]
+#: "update": an accepted Yjs update; "freeze": a submission is under way, start no write (`note`: the
+#: submitter's nonce); "frozen": a process starts no write of the document and the ones under way settled (`note`:
+#: the nonce it confirms); "unfreeze": the submission failed (`note`: its nonce); "lock": the submission was
+#: stored (every freeze of the document ends)
+Kind = Literal["update", "freeze", "frozen", "unfreeze", "lock"]
 
 
 @dataclass(frozen=True)
