@@ -253,7 +253,13 @@ async def _serve_worker_ops(config: Config, connections: Connections,
     ops.setup(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, config.host, config.worker_port).start()
+    try:
+        await web.TCPSite(runner, config.host, config.worker_port).start()
+    except OSError as error:  # another worker on this host has the port: run the jobs anyway
+        log.warning("WORKER_PORT %d is not free (%s): this worker's /metrics is not served", config.worker_port,
+                    type(error).__name__)
+        await runner.cleanup()
+        return None
     return runner
 
 

@@ -75,7 +75,7 @@ async def run(count: int, workers: int, mongo: EmbeddedMongo, smtp_port: int, pr
     env = {**os.environ, "MONGODB_URI": mongo.uri, "MONGODB_DB": database, "JWT_SECRET": SECRET,
            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
            "REDIS_PREFIX": f"bench:{database}:", "MESSAGE_KEYS": "k1:" + "A" * 43, "LOG_LEVEL": "WARNING",
-           "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "EMAIL_TICK_SECONDS": "0.05",
+           "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "EMAIL_TICK_SECONDS": "0.05", "WORKER_PORT": "0",
            "DATA_DIR": tempfile.mkdtemp(prefix="careline-bench-email-")}
     # the workers build their indexes first, then the queue is filled at once
     profiler = ["-m", "cProfile", "-o"] if profile else []
