@@ -22,8 +22,7 @@ class Freezes:
 
     def __init__(self) -> None:
         self._until: dict[str, dict[str, datetime]] = {}  # document -> freeze nonce -> until
-        self._writes: dict[str, int] = {}
-        self._settled: dict[str, asyncio.Event] = {}
+        self._writing: dict[str, tuple[int, asyncio.Event]] = {}  # document -> (writes under way, set when none)
 
     def freeze(self, document_id: str, nonce: str, now: datetime, until: datetime) -> None:
         """No write of the document starts before `until` (or the thaw of this freeze)."""
@@ -61,17 +60,19 @@ class Freezes:
     @contextmanager
     def writing(self, document_id: str) -> Iterator[None]:
         """A write of the document under way (counted until it settles)."""
-        self._writes[document_id] = self._writes.get(document_id, 0) + 1
-        self._settled.setdefault(document_id, asyncio.Event())
+        count, settled = self._writing.get(document_id, (0, asyncio.Event()))
+        self._writing[document_id] = (count + 1, settled)
         try:
             yield
         finally:
-            self._writes[document_id] -= 1
-            if not self._writes[document_id]:
-                del self._writes[document_id]
-                self._settled.pop(document_id).set()
+            count, settled = self._writing[document_id]
+            if count > 1:
+                self._writing[document_id] = (count - 1, settled)
+            else:
+                del self._writing[document_id]
+                settled.set()
 
     async def settled(self, document_id: str) -> None:
         """Until no write of the document is under way (none starts while it is frozen)."""
-        while (settled := self._settled.get(document_id)) is not None:
-            await settled.wait()
+        while (writing := self._writing.get(document_id)) is not None:
+            await writing[1].wait()
