@@ -124,7 +124,9 @@ class EmbeddedMongo:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until the server answers a ping; on any failure stop the child and raise."""
-        client: MongoClient[dict] = MongoClient(self.uri, serverSelectionTimeoutMS=int(timeout * 1000))
+        ms = int(timeout * 1000)  # every wait bounded: a child that accepts and never answers fails here too
+        client: MongoClient[dict] = MongoClient(self.uri, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
+                                                socketTimeoutMS=ms)
         try:
             client.admin.command("ping")
         except PyMongoError as exc:
