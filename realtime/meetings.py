@@ -1,7 +1,6 @@
 """The /meetings namespace (CONTRACT §4): rooms, the lobby, signaling, host controls, recording consent."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from errors import RateLimited
@@ -43,7 +42,8 @@ NEGOTIATION_RATE = (20, 2.0)  # offers, answers and restarts per user; candidate
 class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
     """Thin transport over the meetings feature's handlers.
 
-    Signals of one socket are relayed in the order they were sent (each socket's signals pass one at a time).
+    Signals of one socket are relayed in the order they were sent: `signal` is an ordered event (realtime/base.py),
+    handled in the connection's reader, one at a time.
     """
 
     path = "/meetings"
@@ -51,10 +51,7 @@ class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
              "lobby:admitted": AdmissionOut, "lobby:denied": DeniedOut, "signal": SignalOut,
              "participant:muted": MutedOut, "participant:screen": ScreenOut, "meeting:kicked": SeatEventOut,
              "recording:status": RecordingStatusOut, "meeting:ended": MeetingOut, "meeting:updated": MeetingOut}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._signal_order: dict[str, asyncio.Lock] = {}
+    ordered_events = frozenset({"signal"})
 
     async def on_user_disconnected(self, sid: str, user: User) -> None:
         """A socket of a seat dropped: its seat waits MEETING_RECONNECT_SECONDS for a reconnect."""
@@ -62,7 +59,6 @@ class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
             seat = parse_seat_room(room)
             if seat is not None:
                 await self.handler.room.socket_dropped(user, sid, seat[0])
-        self._signal_order.pop(sid, None)
 
     @request("meeting:create", CreateMeeting, ack=MeetingOut, rate=(10, 1.0), roles=("therapist",),
              idempotency="handler")
@@ -112,10 +108,7 @@ class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
             wait_ms = await self.shared.rate_limiter.take(f"{self.namespace}:negotiate:{user.id}", *NEGOTIATION_RATE)
             if wait_ms:
                 raise RateLimited(wait_ms)
-        lock = self._signal_order.setdefault(sid, asyncio.Lock())
-        async with lock:
-            await self.handler.room.signal(user, payload["meeting_id"], payload["to"], payload["type_"],
-                                           payload["payload"])
+        await self.handler.room.signal(user, payload["meeting_id"], payload["to"], payload["type_"], payload["payload"])
 
     @request("participant:mute", Mute)
     async def mute(self, sid: str, user: User, payload: Payload) -> Any:

@@ -145,6 +145,25 @@ class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
         self._outbox = PublishOutbox(self._send_batch, publish_timeout)
         self._publisher: Any = None  # the publishing client (its own pool: the listener's is replaced on errors)
 
+    async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None, skip_sid: Any = None,
+                   callback: Callable[..., Any] | None = None, to: Any = None, **kwargs: Any) -> None:
+        """Upstream's emit (delivered here, then published in upstream's message format) without its Python walk of
+        the payload for binary parts: the message is encoded first, and the JSON encoder refuses bytes, so a
+        message it encodes has none. Callbacks, binary payloads and `ignore_queue` take upstream's path."""
+        room, space = to or room, namespace or "/"
+        if callback is not None or kwargs.get("ignore_queue"):
+            return await super().emit(event, data, namespace=space, room=room, skip_sid=skip_sid,
+                                      callback=callback, **kwargs)
+        message = {"method": "emit", "event": event, "data": list(data) if isinstance(data, tuple) else [data],
+                   "binary": False, "namespace": space, "room": room, "skip_sid": skip_sid, "callback": None,
+                   "host_id": self.host_id}
+        try:
+            encoded = self.json.dumps(message)
+        except TypeError:
+            return await super().emit(event, data, namespace=space, room=room, skip_sid=skip_sid)
+        await FastEmitManager.emit(self, event, data, space, room=room, skip_sid=skip_sid)
+        await self._outbox.publish(encoded)
+
     async def _publish(self, data: Any) -> Any:
         """Publish through the outbox (realtime/engine/outbox.py): in batches, in order, two tries, bounded, so a
         Redis that stopped answering does not hold up the emit and with it the request that emitted. What is
