@@ -11,7 +11,7 @@ from socketio import packet as sio_packet
 
 from realtime.engine.outbox import PublishOutbox
 from realtime.engine.session_output import eio_messages
-from stores.redis_channel import ChannelSubscription, lean_subscription_supported
+from stores.redis_channel import ChannelPublisher, ChannelSubscription, lean_channel_supported
 
 log = logging.getLogger("careline.engine")
 LISTEN_RETRY_FIRST = 0.5  # seconds before the first resubscribe after Redis went away
@@ -148,6 +148,7 @@ class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
         self.publish_timeout = publish_timeout
         self._outbox = PublishOutbox(self._send_batch, publish_timeout)
         self._publisher: Any = None  # the publishing client (its own pool: the listener's is replaced on errors)
+        self._lean_publisher = ChannelPublisher(url, channel) if lean_channel_supported(url) else None
 
     async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None, skip_sid: Any = None,
                    callback: Callable[..., Any] | None = None, to: Any = None, **kwargs: Any) -> None:
@@ -175,7 +176,10 @@ class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
         await self._outbox.publish(self.json.dumps(data))
 
     async def _send_batch(self, messages: list[str]) -> None:
-        """One pipeline of PUBLISH commands (one write, one round trip)."""
+        """One pipeline of PUBLISH commands (one write, one round trip): lean (stores/redis_channel.py) where the URL
+        allows, else through redis-py."""
+        if self._lean_publisher is not None:
+            return await self._lean_publisher.publish(messages)
         if self._publisher is None:
             self._publisher = self._get_redis_module().Redis.from_url(self.redis_url, **self.redis_options)
         pipe = self._publisher.pipeline(transaction=False)
@@ -187,7 +191,7 @@ class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
         """Receive the other processes' messages (upstream's listener loop) through the lean subscription
         (stores/redis_channel.py; upstream's redis-py listener for other URLs), resubscribing as
         `_redis_listen_with_retries` does. This process's own messages are dropped undecoded (see there)."""
-        if not lean_subscription_supported(self.redis_url):
+        if not lean_channel_supported(self.redis_url):
             return await super()._thread()
         subscription = ChannelSubscription(self.redis_url, self.channel)
         own = self._own_suffix()
