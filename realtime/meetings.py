@@ -42,8 +42,7 @@ NEGOTIATION_RATE = (20, 2.0)  # offers, answers and restarts per user; candidate
 class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
     """Thin transport over the meetings feature's handlers.
 
-    Signals of one socket are relayed in the order they were sent: `signal` is an ordered event (realtime/base.py),
-    handled in the connection's reader, one at a time.
+    Signals of one socket are relayed in the order they were sent (each socket's signals pass one at a time).
     """
 
     path = "/meetings"
@@ -51,7 +50,7 @@ class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
              "lobby:admitted": AdmissionOut, "lobby:denied": DeniedOut, "signal": SignalOut,
              "participant:muted": MutedOut, "participant:screen": ScreenOut, "meeting:kicked": SeatEventOut,
              "recording:status": RecordingStatusOut, "meeting:ended": MeetingOut, "meeting:updated": MeetingOut}
-    ordered_events = frozenset({"signal"})
+    ordered_events = frozenset({"signal"})  # handled in the connection's reader, one at a time (realtime/base.py)
 
     async def on_user_disconnected(self, sid: str, user: User) -> None:
         """A socket of a seat dropped: its seat waits MEETING_RECONNECT_SECONDS for a reconnect."""
