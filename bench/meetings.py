@@ -62,6 +62,17 @@ def _profiler(directory: str | None, pids: list[int], seconds: float) -> tuple[l
     return started, start
 
 
+def _redis_pid(url: str) -> int | None:
+    """The pid of the Redis server at `url` when it runs on this machine (its CPU per signal is shown too)."""
+    import redis
+
+    try:
+        pid = int(redis.Redis.from_url(url).info("server")["process_id"])
+    except Exception:
+        return None
+    return pid if Path(f"/proc/{pid}/stat").exists() else None
+
+
 def _therapist_token(secret: str, sub: str) -> str:
     import time
 
@@ -103,8 +114,11 @@ def main() -> None:
                 "joinBatch": args.join_batch, "start": (now - timedelta(minutes=1)).isoformat(),
                 "end": (now + timedelta(hours=2)).isoformat()}))
             measured = [process.pid for _, process in servers]
+            redis_pid = _redis_pid(os.environ["REDIS_URL"])
             profilers, start_profile = _profiler(args.profile, measured, args.duration)
-            load, cpu = _run_load(config, measured, script="meetings_load.js", on_measure=start_profile)
+            load, cpu = _run_load(config, measured + ([redis_pid] if redis_pid else []), script="meetings_load.js",
+                                  on_measure=start_profile)
+            redis_cpu = cpu.pop() if redis_pid and cpu else None
             for profiler in profilers:
                 profiler.wait()
         finally:
@@ -125,11 +139,16 @@ def main() -> None:
     print(f"meeting:join -> lobby:admitted ms ({args.join_batch} guests at once): p50 {r['joinP50']:.2f}  "
           f"p99 {r['joinP99']:.2f}  max {r['joinMax']:.2f}  (target p99 <= 50)")
     print("cpu while sending: " + ", ".join(
-        f"process {n + 1} {100 * seconds / args.duration:.0f} % of a core" for n, seconds in enumerate(cpu)))
+        f"process {n + 1} {100 * seconds / args.duration:.0f} % of a core" for n, seconds in enumerate(cpu))
+        + (f", Redis (shared) {100 * redis_cpu / args.duration:.0f} %" if redis_cpu is not None else ""))
     if r["received"]:
         print("cpu per delivered signal: " + ", ".join(
             f"process {n + 1} {1e6 * seconds / r['received']:.0f} µs" for n, seconds in enumerate(cpu))
-            + f", together {1e6 * sum(cpu) / r['received']:.0f} µs")
+            + f", together {1e6 * sum(cpu) / r['received']:.0f} µs"
+            + (f"; Redis {1e6 * redis_cpu / r['received']:.0f} µs" if redis_cpu is not None else ""))
+    print(f"load generator (core 1): cpu {100 * r['lgCpu']:.0f} % of a core, event-loop delay p99 "
+          f"{r['lgLag99']:.1f} ms, max {r['lgLagMax']:.1f} ms"
+          + ("  LOADGEN>80%: the generator may be the bottleneck" if r["lgCpu"] > 0.8 else ""))
 
 
 if __name__ == "__main__":

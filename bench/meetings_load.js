@@ -3,7 +3,7 @@
 // guest through the lobby (join -> lobby:admitted timed), then every peer trickles ICE candidates to the
 // other through `signal` at a fixed rate; latency = signal receipt - send time (one clock).
 const fs = require('fs');
-const { performance } = require('perf_hooks');
+const { performance, monitorEventLoopDelay } = require('perf_hooks');
 const { SioClient } = require('./loadgen/sio.js');
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
@@ -94,12 +94,18 @@ async function main() {
   };
   await run(cfg.warmup, false);
   await sleep(1000);
+  // The load generator's own CPU and event-loop delay while it sends, so a slow generator shows.
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   firstSend = t0;
   process.stderr.write('measure:start\n');
   await run(cfg.duration, true);
   const t1 = performance.now();
   process.stderr.write('measure:end\n');
+  const cpu = process.cpuUsage(cpu0);
+  loopDelay.disable();
   await sleep(cfg.drain * 1000);
   latencies.sort((x, y) => x - y);
   process.stdout.write(JSON.stringify({
@@ -108,6 +114,8 @@ async function main() {
     achieved: received / ((t1 - t0) / 1000), p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99),
     max: latencies[latencies.length - 1] ?? null, joinP50: quantile(joins, 0.5), joinP99: quantile(joins, 0.99),
     joinMax: joins[joins.length - 1],
+    lgCpu: (cpu.user + cpu.system) / 1000 / (t1 - t0), lgLag99: loopDelay.percentile(99) / 1e6,
+    lgLagMax: loopDelay.max / 1e6,
   }) + '\n');
   await Promise.all(peers.map(([s]) => s.close()));
 }

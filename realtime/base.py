@@ -41,7 +41,14 @@ from handlers.feature import Shared
 from handlers.metrics import Metrics
 from handlers.publisher import role_room, room_group, user_room
 from realtime.engine.wheel import TimerWheel
-from realtime.schemas.common import PeopleOut, RefreshSession, SessionExpired, SessionRefreshed, UserLookup
+from realtime.schemas.common import (
+    PeopleOut,
+    RefreshSession,
+    RequestSchema,
+    SessionExpired,
+    SessionRefreshed,
+    UserLookup,
+)
 from stores.errors import failed_dependency, is_dependency_failure
 
 log = logging.getLogger("careline.realtime")
@@ -190,6 +197,9 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
     #: room's registry group themselves (presence: the count each of those operations returns is what tells,
     #: in order with every other socket of the user, whether it was the first or the last one)
     tracks_user_room: ClassVar[bool] = False
+    #: client events handled in the connection's reader instead of a task each (realtime/engine/server.py): a socket's
+    #: packets after one of them wait until it is answered, so they are handled one at a time, in the order sent
+    ordered_events: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -382,6 +392,9 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
             raise Forbidden(f"Only {' or '.join(spec.roles)} users may do this")
         if spec.loader is None:
             return raw
+        quick = spec.loader.quick_load(raw) if isinstance(spec.loader, RequestSchema) else None
+        if quick is not None:
+            return quick
         try:
             loaded: dict[str, Any] = spec.loader.load(raw)
             return loaded

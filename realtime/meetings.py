@@ -1,7 +1,6 @@
 """The /meetings namespace (CONTRACT §4): rooms, the lobby, signaling, host controls, recording consent."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from errors import RateLimited
@@ -51,10 +50,7 @@ class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
              "lobby:admitted": AdmissionOut, "lobby:denied": DeniedOut, "signal": SignalOut,
              "participant:muted": MutedOut, "participant:screen": ScreenOut, "meeting:kicked": SeatEventOut,
              "recording:status": RecordingStatusOut, "meeting:ended": MeetingOut, "meeting:updated": MeetingOut}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._signal_order: dict[str, asyncio.Lock] = {}
+    ordered_events = frozenset({"signal"})  # handled in the connection's reader, one at a time (realtime/base.py)
 
     async def on_user_disconnected(self, sid: str, user: User) -> None:
         """A socket of a seat dropped: its seat waits MEETING_RECONNECT_SECONDS for a reconnect."""
@@ -62,7 +58,6 @@ class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
             seat = parse_seat_room(room)
             if seat is not None:
                 await self.handler.room.socket_dropped(user, sid, seat[0])
-        self._signal_order.pop(sid, None)
 
     @request("meeting:create", CreateMeeting, ack=MeetingOut, rate=(10, 1.0), roles=("therapist",),
              idempotency="handler")
@@ -112,10 +107,7 @@ class MeetingsNamespace(BaseNamespace[MeetingsFeature]):
             wait_ms = await self.shared.rate_limiter.take(f"{self.namespace}:negotiate:{user.id}", *NEGOTIATION_RATE)
             if wait_ms:
                 raise RateLimited(wait_ms)
-        lock = self._signal_order.setdefault(sid, asyncio.Lock())
-        async with lock:
-            await self.handler.room.signal(user, payload["meeting_id"], payload["to"], payload["type_"],
-                                           payload["payload"])
+        await self.handler.room.signal(user, payload["meeting_id"], payload["to"], payload["type_"], payload["payload"])
 
     @request("participant:mute", Mute)
     async def mute(self, sid: str, user: User, payload: Payload) -> Any:

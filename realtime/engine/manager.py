@@ -11,10 +11,14 @@ from socketio import packet as sio_packet
 
 from realtime.engine.outbox import PublishOutbox
 from realtime.engine.session_output import eio_messages
+from stores.redis_channel import ChannelPublisher, ChannelSubscription, lean_channel_supported
 
 log = logging.getLogger("careline.engine")
 LISTEN_RETRY_FIRST = 0.5  # seconds before the first resubscribe after Redis went away
 LISTEN_RETRY_MAX = 2.0  # ... doubling up to this
+#: upstream's handler of each method another process publishes (callbacks apart: see `_handle_message`)
+RELAYED = {"emit": "_handle_emit", "disconnect": "_handle_disconnect", "enter_room": "_handle_enter_room",
+           "leave_room": "_handle_leave_room", "close_room": "_handle_close_room"}
 
 
 def emit_args(data: Any) -> list[Any]:
@@ -144,6 +148,26 @@ class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
         self.publish_timeout = publish_timeout
         self._outbox = PublishOutbox(self._send_batch, publish_timeout)
         self._publisher: Any = None  # the publishing client (its own pool: the listener's is replaced on errors)
+        self._lean_publisher = ChannelPublisher(url, channel) if lean_channel_supported(url) else None
+
+    async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None, skip_sid: Any = None,
+                   callback: Callable[..., Any] | None = None, to: Any = None, **kwargs: Any) -> None:
+        """Upstream's emit (delivered here, then published in upstream's message format) without its Python walk of
+        the payload for binary parts: the message is encoded first, and the JSON encoder refuses bytes, so a
+        message it encodes has none. Callbacks, binary payloads and `ignore_queue` take upstream's path."""
+        room, space = to or room, namespace or "/"
+        if callback is not None or kwargs.get("ignore_queue"):
+            return await super().emit(event, data, namespace=space, room=room, skip_sid=skip_sid,
+                                      callback=callback, **kwargs)
+        message = {"method": "emit", "event": event, "data": list(data) if isinstance(data, tuple) else [data],
+                   "binary": False, "namespace": space, "room": room, "skip_sid": skip_sid, "callback": None,
+                   "host_id": self.host_id}
+        try:
+            encoded = self.json.dumps(message)
+        except TypeError:
+            return await super().emit(event, data, namespace=space, room=room, skip_sid=skip_sid)
+        await FastEmitManager.emit(self, event, data, space, room=room, skip_sid=skip_sid)
+        await self._outbox.publish(encoded)
 
     async def _publish(self, data: Any) -> Any:
         """Publish through the outbox (realtime/engine/outbox.py): in batches, in order, two tries, bounded, so a
@@ -152,7 +176,10 @@ class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
         await self._outbox.publish(self.json.dumps(data))
 
     async def _send_batch(self, messages: list[str]) -> None:
-        """One pipeline of PUBLISH commands (one write, one round trip)."""
+        """One pipeline of PUBLISH commands (one write, one round trip): lean (stores/redis_channel.py) where the URL
+        allows, else through redis-py."""
+        if self._lean_publisher is not None:
+            return await self._lean_publisher.publish(messages)
         if self._publisher is None:
             self._publisher = self._get_redis_module().Redis.from_url(self.redis_url, **self.redis_options)
         pipe = self._publisher.pipeline(transaction=False)
@@ -160,15 +187,63 @@ class FastEmitRedisManager(socketio.AsyncRedisManager, FastEmitManager):
             pipe.publish(self.channel, message)
         await pipe.execute()
 
+    async def _thread(self) -> None:
+        """Receive the other processes' messages (upstream's listener loop) through the lean subscription
+        (stores/redis_channel.py; upstream's redis-py listener for other URLs), resubscribing as
+        `_redis_listen_with_retries` does. This process's own messages are dropped undecoded (see there)."""
+        if not lean_channel_supported(self.redis_url):
+            return await super()._thread()
+        subscription = ChannelSubscription(self.redis_url, self.channel)
+        own = self._own_suffix()
+        retry_sleep = LISTEN_RETRY_FIRST
+        while True:
+            try:
+                async for payloads in subscription.batches():
+                    retry_sleep = LISTEN_RETRY_FIRST
+                    for payload in payloads:
+                        if not payload.endswith(own):
+                            await self._handle_message(payload)
+            except Exception as exc:
+                log.warning("cannot receive from redis (%s), retrying in %.1f s", type(exc).__name__, retry_sleep)
+                await asyncio.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, LISTEN_RETRY_MAX)
+
+    async def _handle_message(self, payload: bytes) -> None:
+        """One message of another process, handled as upstream's listener does."""
+        try:
+            message = self.json.loads(payload)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        method = message.get("method")
+        if method == "callback":  # its host_id names the process it is for
+            handle = self._handle_callback
+        elif message.get("host_id") == self.host_id:
+            return
+        elif method in RELAYED:
+            handle = getattr(self, RELAYED[method])
+        else:
+            return
+        try:
+            await handle(message)
+        except Exception:
+            log.exception("handler error in the pub/sub listener")
+
+    def _own_suffix(self) -> bytes:
+        """How this process's own messages end: the encoded message's last key is `host_id` (upstream builds them
+        so); callbacks (which name the host they go to) end otherwise."""
+        return f',"host_id":"{self.host_id}"}}'.encode()
+
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        """Upstream's listener with its retries capped at LISTEN_RETRY_MAX seconds (upstream doubles to 60 s),
-        so delivery between processes resumes within seconds of Redis answering again.
+        """Upstream's redis-py listener (for URLs the lean subscription does not take) with its retries capped at
+        LISTEN_RETRY_MAX seconds (upstream doubles to 60 s), so delivery between processes resumes within seconds
+        of Redis answering again.
 
         This process's own emits and room operations come back on the channel too; upstream decodes each and
-        then ignores it (its `host_id` is ours). They are dropped here undecoded: the encoded message's last
-        key is `host_id` (upstream builds them so), callbacks (which name the host they go to) end otherwise."""
+        then ignores it (its `host_id` is ours). They are dropped here undecoded (`_own_suffix`)."""
         retry_sleep = LISTEN_RETRY_FIRST
-        own = f',"host_id":"{self.host_id}"}}'.encode()
+        own = self._own_suffix()
         while True:
             try:
                 self._redis_connect()  # as upstream: a fresh connection and subscription on every round

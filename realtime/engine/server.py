@@ -241,6 +241,17 @@ class CarelineServer(socketio.AsyncServer):
         else:
             await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
 
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]) -> None:
+        """Run a client event: in a task of its own (upstream), or, when its namespace lists it in `ordered_events`,
+        in the connection's reader, so that the socket's later packets wait for it (in order, no task per event)."""
+        namespace = namespace or "/"
+        handler = self.namespace_handlers.get(namespace)
+        if data[0] not in getattr(handler, "ordered_events", ()):
+            return await super()._handle_event(eio_sid, namespace, id, data)
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if self.manager.is_connected(sid, namespace):
+            await self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+
     async def _start_binary(self, eio_sid: str, pkt: sio_packet.Packet) -> None:
         """Assemble a binary packet from the attachments that follow, within the inflow limits; one for a
         namespace this socket has not connected, or with too many attachments, is not buffered."""

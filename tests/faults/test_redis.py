@@ -26,8 +26,9 @@ RESUME_WITHIN = 5.0
 class RedisProcess:
     """A redis-server of this test's own on a fixed port, to kill and start again."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         self.port = free_port()
+        self.options = options  # more redis-server options (e.g. --requirepass)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -38,7 +39,8 @@ class RedisProcess:
         executable = shutil.which("redis-server")
         assert executable, "redis-server is required"
         self.process = subprocess.Popen([executable, "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+                                         "--save", "", "--appendonly", "no", *self.options],
+                                        stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not _answers(self.port):
             assert time.monotonic() < deadline, "redis-server did not start"
@@ -54,7 +56,7 @@ def _answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up (a password may be required)
     except OSError:
         return False
 

@@ -96,3 +96,22 @@ async def test_chat_sends_from_two_processes_share_one_seq_counter_and_blocks(sp
         for client in (alice, bob):
             if client.connected:
                 await client.disconnect()
+
+
+async def test_a_write_only_manager_reaches_a_web_process(start_server) -> None:  # type: ignore[no-untyped-def]
+    """The worker's path: ManagerPublisher on a write-only manager (careline's emit and lean PUBLISH) delivers
+    to a socket of a web process, once, in the declared wire shape."""
+    from handlers.meetings.deltas import Muted
+    from realtime.publisher import ManagerPublisher
+    from realtime.server import redis_manager
+    from server import wire_format
+
+    web = await start_server(redis=True)
+    client = await web.client("c9", "client", "/meetings")
+    manager = redis_manager(web.config, write_only=True)
+    publisher = ManagerPublisher(manager, wire_format())
+    for n in range(3):
+        await publisher.to_user("/meetings", "c9", "participant:muted", Muted(f"m{n}", "c9", "audio"))
+    for n in range(3):
+        assert await client.expect("participant:muted") == {"meetingId": f"m{n}", "userId": "c9", "kind": "audio"}
+    await client.absent("participant:muted", within=0.2)

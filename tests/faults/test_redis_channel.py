@@ -1,0 +1,73 @@
+"""careline's lean Redis channel connections (stores/redis_channel.py, under the Socket.IO manager) against a real
+redis-server that requires a password: batches arrive in order and whole, a wrong password is refused, and a
+publisher whose connection died fails that batch and reconnects for the next."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from stores.redis_channel import ChannelPublisher, ChannelSubscription
+from tests.faults.test_redis import RedisProcess
+
+PASSWORD = "s3cret-channel"
+
+
+@pytest.fixture
+def locked_redis() -> Iterator[RedisProcess]:
+    redis = RedisProcess("--requirepass", PASSWORD)
+    redis.start()
+    yield redis
+    redis.kill()
+
+
+def _url(redis: RedisProcess, password: str = PASSWORD) -> str:
+    return f"redis://:{password}@127.0.0.1:{redis.port}/0"
+
+
+async def _received(subscription: ChannelSubscription, count: int, subscribed: asyncio.Event) -> list[bytes]:
+    got: list[bytes] = []
+    async for payloads in subscription.batches():
+        subscribed.set()
+        got.extend(payloads)
+        if len(got) >= count:
+            return got
+    raise AssertionError("the subscription ended")
+
+
+async def test_batches_arrive_in_order_and_whole(locked_redis: RedisProcess) -> None:
+    publisher = ChannelPublisher(_url(locked_redis), "careline:test")
+    subscribed = asyncio.Event()
+    messages = [f"m{n}:" + "x" * (n * 97 % 70_000) for n in range(300)]  # up to ~70 KB: replies span reads
+    listening = asyncio.create_task(_received(ChannelSubscription(_url(locked_redis), "careline:test"),
+                                              len(messages), subscribed))
+    await asyncio.wait_for(subscribed.wait(), 5)
+    for start in range(0, len(messages), 64):
+        await publisher.publish(messages[start:start + 64])
+    assert await asyncio.wait_for(listening, 10) == [message.encode() for message in messages]
+    publisher.close()
+
+
+async def test_a_wrong_password_is_refused(locked_redis: RedisProcess) -> None:
+    with pytest.raises(ConnectionError):
+        await ChannelPublisher(_url(locked_redis, "wrong"), "careline:test").publish(["x"])
+    with pytest.raises(ConnectionError):
+        async for _ in ChannelSubscription(_url(locked_redis, "wrong"), "careline:test").batches():
+            pass
+
+
+async def test_a_publisher_fails_the_batch_of_a_dead_connection_and_reconnects(locked_redis: RedisProcess) -> None:
+    publisher = ChannelPublisher(_url(locked_redis), "careline:test")
+    await publisher.publish(["before"])
+    locked_redis.kill()
+    with pytest.raises(OSError):  # ConnectionError (closed), or refused while reconnecting
+        await publisher.publish(["during"])
+    locked_redis.start()
+    subscribed = asyncio.Event()
+    listening = asyncio.create_task(_received(ChannelSubscription(_url(locked_redis), "careline:test"), 1,
+                                              subscribed))
+    await asyncio.wait_for(subscribed.wait(), 5)
+    await publisher.publish(["after"])
+    assert await asyncio.wait_for(listening, 5) == [b"after"]
+    publisher.close()
