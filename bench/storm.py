@@ -179,7 +179,8 @@ def run(args, workdir: Path) -> dict:
         connected_s = time.time() - t_setup
         for ln in lines:
             ln.expect("ready", 900)
-        sampler = Sampler({"survivor": servers[1 - KILLED].proc.pid, "killed": servers[KILLED].proc.pid})
+        sampler = Sampler({"survivor": servers[1 - KILLED].proc.pid, "killed": servers[KILLED].proc.pid,
+                           "database": db.pid})
         lg_cpu0 = [procstat.cpu_seconds(p.pid) for p in loadgens]
         t_traffic = time.time()
         _tell(loadgens, "traffic")
@@ -268,7 +269,7 @@ def summarize(results: list[dict], kill_at_s: float, ready_at_s: float, samples:
     for c in victims:
         attempts[str(c["attempts"])] = attempts.get(str(c["attempts"]), 0) + 1
     total = lambda key: sum(r[key] for r in results)  # noqa: E731
-    merged: dict[str, dict[str, int]] = {"ackFailures": {}, "nsErrors": {}}
+    merged: dict[str, dict[str, int]] = {"ackFailures": {}, "nsErrors": {}, "catchUpErrors": {}}
     for r in results:
         for key in merged:
             for reason, k in r[key].items():
@@ -282,7 +283,7 @@ def summarize(results: list[dict], kill_at_s: float, ready_at_s: float, samples:
         "reconnectCurveS": [round(t, 3) for t in back], "caughtUpCurveS": [round(t, 3) for t in caught],
         "connectErrors": errors, "refusalsAfterReady": refused_after_ready,
         "refusedMoreThanOneStep": sum(1 for k in refusals if k > 1), "reconnectAttempts": attempts,
-        "namespaceErrors": merged["nsErrors"], "survivorClientsDropped": survivors_dropped,
+        "namespaceErrors": merged["nsErrors"], "catchUpErrors": merged["catchUpErrors"], "survivorClientsDropped": survivors_dropped,
         "sent": total("sent"), "acked": total("acked"), "skippedOffline": total("skippedOffline"),
         "ackFailures": merged["ackFailures"], "lostAcked": total("missingMessages"),
         "missingDeliveries": total("missingDeliveries"), "notStored": total("notStored"),
@@ -296,7 +297,7 @@ def summarize(results: list[dict], kill_at_s: float, ready_at_s: float, samples:
 def peaks(samples: list[dict], kill_at: float) -> dict:
     """Peak CPU (% of a core over 1 s windows) and RSS per slot, from the kill on; the killed slot only after restart."""
     out = {}
-    for slot in ("survivor", "killed"):
+    for slot in ("survivor", "killed", "database"):
         since = kill_at - 1 if slot == "survivor" else kill_at
         series = [(s["t"], s[slot]) for s in samples if s["t"] >= since and s[slot].get("cpu_s") is not None]
         cpu = [100 * (b["cpu_s"] - a["cpu_s"]) / (tb - ta) for (ta, a), (tb, b) in zip(series, series[2:])
@@ -336,12 +337,13 @@ def render(storm: dict) -> str:
             f"100 % {f(r['caughtUp100S'])} s)",
             f"connect errors {r['connectErrors'] or 0}; after ready {r['refusalsAfterReady'] or 0}; "
             f"refused more than one backoff step: {r['refusedMoreThanOneStep']}; attempts {r['reconnectAttempts']}",
-            f"namespace refusals {r['namespaceErrors'] or 0}; surviving process's clients dropped {r['survivorClientsDropped']}",
+            f"namespace refusals {r['namespaceErrors'] or 0}; catch-up requests refused (retried) {r['catchUpErrors'] or 0}; surviving process's clients dropped {r['survivorClientsDropped']}",
             f"messages sent {r['sent']}, acked {r['acked']}, skipped (sender offline) {r['skippedOffline']}, "
             f"failed {r['ackFailures'] or 0}; acked lost {r['lostAcked']} (member deliveries missing "
             f"{r['missingDeliveries']}, not stored {r['notStored']}); notifications received {r['notificationsReceived']}",
             f"surviving process peak cpu {f(srv['survivor']['peakCpuPct'])} %, RSS {srv['survivor']['peakRssMB']:.0f} MB; "
-            f"restarted process peak cpu {f(srv['killed']['peakCpuPct'])} %, RSS {srv['killed']['peakRssMB']:.0f} MB",
+            f"restarted process peak cpu {f(srv['killed']['peakCpuPct'])} %, RSS {srv['killed']['peakRssMB']:.0f} MB; "
+            f"database peak cpu {f(srv['database']['peakCpuPct'])} %",
             f"flags: {' '.join(r['flags']) or 'none'}",
         ]
     return "\n".join(lines)

@@ -27,6 +27,7 @@ const count = (map, key) => { map[key] = (map[key] || 0) + 1; };
 
 const nsErrors = {};     // namespace-level connect_error (server refused the namespace), by reason
 const ackFailures = {};  // message:send refused or timed out, by code
+const catchUpErrors = {};  // catch-up requests refused or timed out (retried), by event and code
 let sent = 0;
 let ackedCount = 0;
 let skippedOffline = 0;  // sends due while the sender's socket was down: not sent (nothing buffered)
@@ -87,7 +88,7 @@ class Client {
   onConnect() {
     if (this.disconnectAt === null || !this.connected) return;  // the first connect, or half of a reconnect
     this.reconnectAt = Date.now();
-    this.catchUp().catch((e) => this.errors.push([Date.now(), `catch-up: ${e.message}`]));
+    this.catchUp();
   }
 
   onNotification(n) {
@@ -104,9 +105,23 @@ class Client {
     return n;
   }
 
-  // Rejoin the conversation, then everything after the last contiguous seq, then notifications after the last seen.
+  // Rejoin the conversation, then everything after the last contiguous seq, then notifications after the last
+  // seen; a refusal (e.g. `unavailable`) is retried after 1-2 s, as an app would, and counted.
   async catchUp() {
     const round = ++this.catchingUp;
+    for (;;) {
+      try {
+        await this.catchUpOnce(round);
+        return;
+      } catch (e) {
+        count(catchUpErrors, e.message.replace(/"message":.*/, '').slice(0, 120));
+        await sleep(1000 + Math.random() * 1000);
+        if (round !== this.catchingUp || !this.connected) return;  // a newer reconnect catches up itself
+      }
+    }
+  }
+
+  async catchUpOnce(round) {
     if (!this.lurker) {
       await must(this.chat, 'conversation:join', { conversationId: this.conv });
       await this.history(this.contiguous());
@@ -227,10 +242,10 @@ async function main() {
   }
   await sleep((cfg.drainSeconds || 3) * 1000);
   const checked = await verify(rooms);
-  say({ type: 'result', index: cfg.index, sent, acked: ackedCount, skippedOffline, ackFailures, nsErrors, ...checked,
-    clients: clients.map((c) => c.record()) });
-  for (const c of clients) c.mgr._close ? c.mgr._close() : c.mgr.engine && c.mgr.engine.close();
-  process.exit(0);
+  const result = JSON.stringify({ type: 'result', index: cfg.index, sent, acked: ackedCount, skippedOffline, ackFailures,
+    nsErrors, catchUpErrors, ...checked, clients: clients.map((c) => c.record()) });
+  for (const c of clients) c.mgr._close();
+  process.stdout.write(result + '\n', () => process.exit(0));  // a pipe write is asynchronous: exit once it is out
 }
 
 main().catch((e) => { say({ type: 'error', message: String(e && e.stack || e) }); process.exit(1); });
