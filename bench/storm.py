@@ -31,6 +31,7 @@ import jwt
 
 from bench import procstat
 from bench.chat import _free_port, _start_database, _stop
+from bench.targets import start_profiler
 
 BENCH = Path(__file__).resolve().parent
 LOAD = BENCH / "storm_load.js"
@@ -159,6 +160,7 @@ def run(args, workdir: Path) -> dict:
     servers: list[Careline] = []
     loadgens: list[subprocess.Popen[str]] = []
     sampler = None
+    profilers: list[subprocess.Popen[bytes]] = []
     try:
         cpus = args.storm_server_cpus.split(",")
         servers = [Careline(env, cpus[i % len(cpus)], workdir / f"storm-careline-{i}.log") for i in range(2)]
@@ -191,6 +193,9 @@ def run(args, workdir: Path) -> dict:
         victim.proc.wait()
         victim.start()
         sampler.pids["killed"] = victim.proc.pid
+        if args.profile:
+            profilers += [start_profiler(victim.proc.pid, workdir / "profiles" / "storm-restarted.txt"),
+                          start_profiler(servers[1 - KILLED].proc.pid, workdir / "profiles" / "storm-survivor.txt")]
         ready_at = victim.wait_ready()
         time.sleep(max(0.0, kill_at + args.storm_observe - time.time()))
         _tell(loadgens, "stop")
@@ -200,6 +205,9 @@ def run(args, workdir: Path) -> dict:
     finally:
         if sampler is not None:
             sampler.halt.set()
+        for spy in profilers:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            spy.wait(timeout=30)
         for p in loadgens:
             _end(p)
         for s in servers:

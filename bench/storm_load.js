@@ -106,16 +106,17 @@ class Client {
   }
 
   // Rejoin the conversation, then everything after the last contiguous seq, then notifications after the last
-  // seen; a refusal (e.g. `unavailable`) is retried after 1-2 s, as an app would, and counted.
+  // seen; a refusal (e.g. `unavailable`) is retried with the reconnection's backoff (1 s doubling to 5 s, +-50 %),
+  // as an app would, and counted.
   async catchUp() {
     const round = ++this.catchingUp;
-    for (;;) {
+    for (let attempt = 0; ; attempt += 1) {
       try {
         await this.catchUpOnce(round);
         return;
       } catch (e) {
         count(catchUpErrors, e.message.replace(/"message":.*/, '').slice(0, 120));
-        await sleep(1000 + Math.random() * 1000);
+        await sleep(backoff(attempt));
         if (round !== this.catchingUp || !this.connected) return;  // a newer reconnect catches up itself
       }
     }
@@ -148,6 +149,24 @@ class Client {
   record() {
     return { server: this.spec.server, lurker: this.lurker, disconnectAt: this.disconnectAt, reconnectAt: this.reconnectAt,
       caughtUpAt: this.caughtUpAt, attempts: this.attempts, errors: this.errors, notifications: this.notes.size };
+  }
+}
+
+function backoff(attempt) {
+  const ms = Math.min(5000, 1000 * 2 ** attempt);
+  return ms * (0.5 + Math.random());
+}
+
+// A request the server refused as `unavailable` (or that timed out) is tried again after a backoff, a few times.
+async function patiently(fn, tries = 8) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt + 1 >= tries) throw e;
+      count(catchUpErrors, `verify: ${e.message.replace(/"message":.*/, '').slice(0, 100)}`);
+      await sleep(backoff(attempt));
+    }
   }
 }
 
@@ -217,7 +236,7 @@ async function verify(rooms) {
       for (const seq of room.acked) if (!c.received.has(seq)) { missingDeliveries += 1; lacking.add(seq); }
     }
     missingMessages += lacking.size;
-    const stored = await room.lurker.history(0, new Set());
+    const stored = await patiently(() => room.lurker.history(0, new Set()));
     for (const seq of room.acked) if (!stored.has(seq)) notStored += 1;
     if (room.lurker.lastNote === 0 && room.acked.size > 0) lurkersBehind += 1;
   });
