@@ -107,6 +107,7 @@ def draw(paths: list[Path], out_dir: Path) -> list[Path]:
 
     matplotlib.use("svg")
     matplotlib.rcParams["svg.hashsalt"] = "careline"  # stable ids: a redraw of the same run diffs as nothing
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller files, searchable, selectable
     scenarios, metas = merge(paths)
     written = []
     for scenario, (name, chart) in CHARTS.items():
@@ -117,8 +118,8 @@ def draw(paths: list[Path], out_dir: Path) -> list[Path]:
     return written
 
 
-def main(files: list[str], out_dir: Path = REPO_ROOT / "docs") -> int:
-    written = draw([Path(f) for f in files] or [LATEST], out_dir)
+def main(files: list[str], out_dir: Path | None = None) -> int:
+    written = draw([Path(f) for f in files] or [LATEST], out_dir or REPO_ROOT / "docs")
     for path in written:
         print(path)
     return 0 if written else 1
