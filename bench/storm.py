@@ -49,8 +49,9 @@ def add_args(parser) -> None:
     g.add_argument("--storm-loadgens", type=int, default=4, help="Node load-generator processes (default 4)")
     g.add_argument("--storm-transports", default="websocket",
                    help="socket.io-client transports (default websocket; 'polling,websocket' is the client's default)")
-    g.add_argument("--storm-server-cpus", default="0,0", help="cpu of each careline process (default 0,0)")
-    g.add_argument("--storm-db-cpu", default="1", help="cpu of the database process (default 1)")
+    g.add_argument("--storm-server-cpus", default="0,1",
+                   help="cpu of each careline process, the second is killed (default 0,1: a core each)")
+    g.add_argument("--storm-db-cpu", default="0,1", help="cpus of the database process (default 0,1: either)")
     g.add_argument("--storm-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for both careline processes (e.g. CONNECT_ADMISSION_PER_SECOND=500)")
 
