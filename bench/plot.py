@@ -52,8 +52,8 @@ def fanout(results: dict, meta: dict, out: Path) -> None:
            title="fan-out: one room, latency against offered rate")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    fig.text(0.01, 0.01, caption(meta), fontsize=7)
-    fig.savefig(out, format="svg", bbox_inches="tight")
+    fig.text(0.01, -0.06, caption(meta), fontsize=7)
+    fig.savefig(out, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -72,8 +72,8 @@ def memory(results: dict, meta: dict, out: Path) -> None:
     for ax in (left, right):
         ax.tick_params(axis="x", labelrotation=20)
         ax.grid(True, axis="y", alpha=0.3)
-    fig.text(0.01, 0.01, caption(meta), fontsize=7)
-    fig.savefig(out, format="svg", bbox_inches="tight")
+    fig.text(0.01, -0.06, caption(meta), fontsize=7)
+    fig.savefig(out, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -93,8 +93,8 @@ def storm(results: dict, meta: dict, out: Path) -> None:
            title=f"restart storm: {r['clients']} clients on two processes, one killed and restarted")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.text(0.01, 0.01, caption(meta), fontsize=7)
-    fig.savefig(out, format="svg", bbox_inches="tight")
+    fig.text(0.01, -0.06, caption(meta), fontsize=7)
+    fig.savefig(out, bbox_inches="tight")
     plt.close(fig)
 
 
