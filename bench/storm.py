@@ -296,6 +296,7 @@ def summarize(results: list[dict], kill_at_s: float, ready_at_s: float, samples:
         "sent": total("sent"), "acked": total("acked"), "skippedOffline": total("skippedOffline"),
         "ackFailures": merged["ackFailures"], "lostAcked": total("missingMessages"),
         "missingDeliveries": total("missingDeliveries"), "notStored": total("notStored"),
+        "missingAtClientsStillCatchingUp": total("stillCatchingUp"),
         "lurkersWithoutNotifications": total("lurkersWithoutNotifications"),
         "notificationsReceived": sum(c["notifications"] for c in clients),
         "servers": peaks(samples, kill_at_s),
@@ -349,7 +350,8 @@ def render(storm: dict) -> str:
             f"namespace refusals {r['namespaceErrors'] or 0}; catch-up requests refused (retried) {r['catchUpErrors'] or 0}; surviving process's clients dropped {r['survivorClientsDropped']}",
             f"messages sent {r['sent']}, acked {r['acked']}, skipped (sender offline) {r['skippedOffline']}, "
             f"failed {r['ackFailures'] or 0}; acked lost {r['lostAcked']} (member deliveries missing "
-            f"{r['missingDeliveries']}, not stored {r['notStored']}); notifications received {r['notificationsReceived']}",
+            f"{r['missingDeliveries']}, not stored {r['notStored']}; still missing at members whose catch-up had not "
+            f"finished {r.get('missingAtClientsStillCatchingUp', '-')}); notifications received {r['notificationsReceived']}",
             f"surviving process peak cpu {f(srv['survivor']['peakCpuPct'])} %, RSS {srv['survivor']['peakRssMB']:.0f} MB; "
             f"restarted process peak cpu {f(srv['killed']['peakCpuPct'])} %, RSS {srv['killed']['peakRssMB']:.0f} MB; "
             f"database peak cpu {f(srv['database']['peakCpuPct'])} %",
