@@ -19,11 +19,11 @@ import threading
 import time
 from pathlib import Path
 
-from bench import procstat
+from bench import plot, procstat, storm
 from bench.targets import BENCH_DIR, REPO_ROOT, ServerProc, Target, make_targets
 
 LOADGEN = BENCH_DIR / "loadgen" / "loadgen.js"
-ALL_SCENARIOS = ["fanout", "memory", "last", "redis", "churn"]
+ALL_SCENARIOS = ["fanout", "memory", "last", "redis", "churn", "storm"]
 DEFAULT_SCENARIOS = ["fanout", "memory", "last", "redis"]
 
 QUICK = dict(sockets=100, rates="500,1000,2000,5000", step_duration=3.0, memory_conns=1000, last_sockets=500,
@@ -79,6 +79,9 @@ def parse_args(argv):
                    "go to bench/results/run-<time>/profiles/<scenario>-<target>-<i>.txt (slows the server a little)")
     p.add_argument("--memory-snapshots", action="store_true", help="careline-transport: trace allocations and write a "
                    "tracemalloc snapshot at every checkpoint to bench/results/run-<time>/snapshots/<label>.<n> (slow)")
+    storm.add_args(p)
+    p.add_argument("--plot", nargs="*", metavar="FILE", default=None, help="draw docs/perf-*.svg from run JSON files "
+                   "(default bench/results/latest.json) instead of running; see bench/plot.py")
     p.add_argument("--out", default=None, help="JSON output path (default bench/results/bench-<time>.json)")
     a = p.parse_args(argv)
     full = dict(sockets=1000, rates="5000,10000,20000,50000", step_duration=5.0, memory_conns=10000, last_sockets=5000,
@@ -510,6 +513,8 @@ def render(res: dict) -> str:
                          f"{s['serverACpuPct'] or 0:.0f}/{s['serverBCpuPct'] or 0:.0f}", s["lgCpuPct"], " ".join(s["flags"])])
         parts.append(table(f"cross-process via Redis (emitter on A, sockets on B; prefix {res['meta']['args']['redis_prefix']})",
                            ["target", "sockets", "rate/s", "achieved/s", "p50 ms", "p99 ms", "max ms", "lost", "cpu% A/B", "lg cpu%", "flags"], rows))
+    if "storm" in sc:
+        parts.append(storm.render(sc["storm"]))
     if "churn" in sc:
         rows = []
         for tname, r in sc["churn"].items():
@@ -527,6 +532,8 @@ def render(res: dict) -> str:
 # ------------------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.plot is not None:
+        return plot.main(args.plot)
     ensure_node_deps()
     targets = make_targets(args)
     out_dir = BENCH_DIR / "results"
@@ -575,6 +582,14 @@ def main(argv=None) -> int:
 def run_all(args, selected, tokens, workdir, res):
     for scn in args.scenarios:
         res["scenarios"][scn] = {}
+        if scn == "storm":  # careline alone: two processes of its own, not one per target
+            log("--- storm / careline")
+            try:
+                res["scenarios"][scn]["careline"] = storm.run(args, workdir)
+            except Exception as e:
+                log(f"storm FAILED: {e}")
+                res["scenarios"][scn]["careline"] = {"error": str(e)}
+            continue
         for t in selected:
             log(f"--- {scn} / {t.name}")
             try:

@@ -13,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from clock import utcnow
 from stores.chat.activity import Activity, decode_sent
+from stores.coalesce import Coalescer
 from stores.mongo import Database, Doc, insert_or_existing, new_id
 
 MEMBERSHIP_CACHE = 50_000  # conversations whose (immutable) membership one process remembers
@@ -121,6 +122,8 @@ class ConversationStore:
         self._markers = db["chat_markers"]
         self._memberships: OrderedDict[str, Membership] = OrderedDict()
         self._engaged: OrderedDict[tuple[str, str], None] = OrderedDict()  # known engaged, so sends skip the write
+        # (conversation id, member id) reads arriving together, e.g. a restarted process's clients rejoining
+        self._member_reads: Coalescer[tuple[str, str], Conversation | None] = Coalescer(self._read_for_members)
 
     @property
     def activity_collection(self) -> Any:
@@ -171,9 +174,20 @@ class ConversationStore:
         return await self._stored(found), created
 
     async def get_for_member(self, conversation_id: str, user_id: str) -> Conversation | None:
-        """One conversation, only if `user_id` is a member."""
-        return await self._with_activity(await self._conversations.find_one({"_id": conversation_id,
-                                                                             "memberIds": user_id}))
+        """One conversation, only if `user_id` is a member.
+
+        Reads arriving together are one query of the conversations and one of their activity (a reconnect
+        storm's joins and catch-ups: thousands at once, a few members of each conversation among them).
+        """
+        return await self._member_reads.submit((conversation_id, user_id))
+
+    async def _read_for_members(self, wanted: list[tuple[str, str]]) -> list[Conversation | None]:
+        ids = list(dict.fromkeys(conversation_id for conversation_id, _ in wanted))
+        docs = {doc["_id"]: doc async for doc in self._conversations.find({"_id": {"$in": ids}})}
+        activity = {doc["_id"]: doc async for doc in self._activity.find({"_id": {"$in": list(docs)}})} if docs else {}
+        return [_conversation(docs[conversation_id], activity.get(conversation_id))
+                if conversation_id in docs and user_id in docs[conversation_id]["memberIds"] else None
+                for conversation_id, user_id in wanted]
 
     async def membership(self, conversation_id: str) -> Membership | None:
         """Kind and members of a conversation; cached, since no request changes them after creation."""

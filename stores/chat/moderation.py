@@ -10,6 +10,7 @@ from datetime import datetime
 from pymongo import ASCENDING, DESCENDING
 
 from clock import utcnow
+from stores.coalesce import Coalescer
 from stores.mongo import Database, Doc, insert_or_existing, new_id
 
 BLOCKS_VERSION = "blocks"  # _id of the counter every block and unblock bumps (chat_versions)
@@ -54,6 +55,7 @@ class BlockStore:
         self._version: int | None = None
         self._checked_at = float("-inf")
         self._checking: asyncio.Future[None] | None = None
+        self._estranged_reads: Coalescer[str, frozenset[str]] = Coalescer(self._read_estranged)
 
     async def ensure_indexes(self) -> None:
         """One block per (blocker, blocked)."""
@@ -81,9 +83,23 @@ class BlockStore:
         return await self._cached(self._blockers, blocked_id, {"blockedId": blocked_id})
 
     async def estranged(self, user_id: str) -> frozenset[str]:
-        """Everyone who blocked `user_id` or whom `user_id` blocked: what one does the other never hears of."""
-        return await self._cached(self._estranged, user_id, {"$or": [{"blockedId": user_id},
-                                                                     {"blockerId": user_id}]})
+        """Everyone who blocked `user_id` or whom `user_id` blocked: what one does the other never hears of.
+
+        Cached; users not in the cache arriving together (a restarted process's clients rejoining their
+        conversations) are read in one query.
+        """
+        await self._revalidate()
+        cached = self._estranged.get(user_id)
+        if cached is not None:
+            self._estranged.move_to_end(user_id)
+            return cached
+        return await self._estranged_reads.submit(user_id)
+
+    async def _read_estranged(self, user_ids: list[str]) -> list[frozenset[str]]:
+        found = await self.estranged_of(user_ids)
+        for user_id in user_ids:
+            _remember(self._estranged, user_id, found[user_id])
+        return [found[user_id] for user_id in user_ids]
 
     async def estranged_of(self, user_ids: list[str]) -> dict[str, frozenset[str]]:
         """`estranged` of several users: the cached ones from the cache, the others in one read (not cached)."""
@@ -116,9 +132,7 @@ class BlockStore:
         cursor = self._blocks.find(query, {"blockerId": 1, "blockedId": 1, "_id": 0})
         found = frozenset([other async for doc in cursor for other in (doc["blockerId"], doc["blockedId"])
                            if other != user_id])
-        cache[user_id] = found
-        while len(cache) > BLOCK_CACHE_USERS:
-            cache.popitem(last=False)
+        _remember(cache, user_id, found)
         return found
 
     async def _revalidate(self) -> None:
@@ -179,3 +193,9 @@ class ReportStore:
                                                                      "resolvedAt": utcnow()}})
         doc = await self._reports.find_one({"_id": report_id})
         return _report(doc) if doc else None
+
+
+def _remember(cache: OrderedDict[str, frozenset[str]], user_id: str, found: frozenset[str]) -> None:
+    cache[user_id] = found
+    while len(cache) > BLOCK_CACHE_USERS:
+        cache.popitem(last=False)

@@ -90,3 +90,22 @@ async def test_in_a_group_the_blocker_hears_nothing_of_the_blocked_user(server: 
     notified = server.app[MONGO_DB]["notifications"]
     assert await notified.count_documents({"userId": "dr", "category": "message"}) == 1
     assert await notified.count_documents({"userId": "ann", "category": "message"}) == 0
+
+
+async def test_block_lookups_arriving_together_each_get_their_own_answer(server: RunningServer) -> None:
+    """Rejoining clients' block lookups are read together (one query), each member still sees its own history."""
+    therapist, ann, bob, cy = await members(server, ("dr", "therapist"), ("ann", "client"), ("bob", "client"),
+                                            ("cy", "client"))
+    group = await therapist.ok("conversation:open", {"memberIds": ["ann", "bob", "cy"], "requestId": rid()})
+    gid = group["id"]
+    for text, sender in (("from bob", bob), ("from cy", cy), ("from dr", therapist)):
+        await send(sender, gid, text)
+    await ann.ok("user:block", {"userId": "bob"})  # every cached answer is dropped: the next lookups are cold
+    await cy.ok("user:block", {"userId": "dr"})
+
+    pages = await asyncio.gather(*(c.ok("message:history", {"conversationId": gid, "afterSeq": 0})
+                                   for c in (therapist, ann, bob, cy)))
+
+    seen = [[m["text"] for m in page["items"]] for page in pages]
+    assert seen == [["from bob", "from dr"], ["from cy", "from dr"], ["from bob", "from cy", "from dr"],
+                    ["from bob", "from cy"]]

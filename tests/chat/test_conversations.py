@@ -110,3 +110,31 @@ async def test_group_size_is_a_setting(start_server: StartServer) -> None:
     error = await staff.error("conversation:open", {"memberIds": ["c0", "c1", "c2", "c3"]}, code="invalid_payload")
     assert error["details"] == {"memberIds": ["At most 3 other members."]}
     assert (await staff.ok("conversation:open", {"memberIds": ["c0", "c1", "c2"]}))["memberIds"]
+
+
+async def test_joins_arriving_together_each_get_their_own_answer(server: RunningServer) -> None:
+    """A restarted process's clients rejoin at once: their reads are batched, each still judged alone."""
+    therapist = await server.client("t-storm", "therapist")
+    clients = await members(server, *((f"c-storm-{i}", "client") for i in range(6)))
+    first = await therapist.ok("conversation:open", {"memberIds": [f"c-storm-{i}" for i in range(3)],
+                                                     "requestId": "s1"})
+    second = await therapist.ok("conversation:open", {"memberIds": [f"c-storm-{i}" for i in range(3, 6)],
+                                                      "requestId": "s2"})
+    await send(therapist, second["id"], "before the storm")
+    own = [first if i < 3 else second for i in range(6)]
+    other = [second if i < 3 else first for i in range(6)]
+
+    joined = await asyncio.gather(*(c.ok("conversation:join", {"conversationId": conv["id"]})
+                                    for c, conv in zip(clients, own, strict=True)))
+    refused = await asyncio.gather(*(c.error("conversation:join", {"conversationId": conv["id"]}, code="not_found")
+                                     for c, conv in zip(clients, other, strict=True)),
+                                   clients[0].error("conversation:join", {"conversationId": "no-such-id"},
+                                                    code="not_found"))
+
+    assert [j["conversation"]["id"] for j in joined] == [c["id"] for c in own]
+    assert [j["conversation"]["lastSeq"] for j in joined] == [0, 0, 0, 1, 1, 1]
+    assert all(j["presence"][f"c-storm-{i}"] == "online" for i, j in enumerate(joined))
+    assert len(refused) == 7
+    await send(therapist, second["id"], "after the storm")
+    for client in clients[3:]:
+        assert (await client.expect("message:created"))["text"] == "after the storm"
