@@ -82,7 +82,7 @@ class RoomHandler:
         what was read; read again when it changed meanwhile)."""
         for _ in range(5):
             target = "admitted" if self._straight_in(meeting, user.id, seat, now) else "waiting"
-            if await self.seats.move(meeting.id, user.id, seat, target, sid):
+            if await self.seats.move(meeting.id, user.id, seat, target, sid, {"hostId": meeting.host_id}):
                 return target
             seat = await self.seats.get(meeting.id, user.id)
         raise Conflict("The seat keeps changing; try again")
@@ -101,6 +101,7 @@ class RoomHandler:
         """An admitted user is in: participant:joined, attendance and `live` (in one write), recording consent."""
         seats = await self.seats.of_meeting(meeting.id)
         admitted = _admitted(seats)
+        await asyncio.gather(*(self.seats.remember(seat) for seat in seats if seat.user_id == user_id))
         live = meeting.status == "scheduled" and meeting.host_id in admitted and len(admitted) > 1
         meeting, _seats = await asyncio.gather(
             self.ctx.stores.meetings.arrive(meeting, user_id, self.ctx.clock() if live else None),
@@ -114,8 +115,10 @@ class RoomHandler:
     @foreground
     async def admit(self, user: User, meeting_id: str, user_id: str) -> None:
         """lobby:admit (host): the waiting guest is in and told how to connect."""
-        meeting, seat = await asyncio.gather(self.ctx.hosted(user, meeting_id), self.seats.get(meeting_id, user_id))
-        await self._from_lobby(meeting_id, user_id, "admitted", seat)
+        meeting, admitted = await asyncio.gather(self.ctx.hosted(user, meeting_id),
+                                                 self.seats.admit_waiting(meeting_id, user_id, user.id))
+        if not admitted:  # not waiting (or a seat from before seats named their host): the database's word
+            await self._from_lobby(meeting_id, user_id, "admitted", await self.seats.get(meeting_id, user_id))
         await asyncio.gather(self.ctx.log(meeting_id, user.id, "admit", user_id), self._admitted(meeting, user_id))
         await self._arrived(meeting, user_id)
         await self.ctx.notice(MeetingNotice("admitted", meeting_id, (user_id,)))

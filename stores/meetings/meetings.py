@@ -7,6 +7,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 
+from stores.group_commit import GroupUpdate
 from stores.mongo import Database, Doc, KeyedReads, due_by, insert_or_existing
 
 OPEN = ("scheduled", "live")
@@ -102,6 +103,7 @@ class MeetingStore:
     def __init__(self, db: Database) -> None:
         self._meetings = db["meetings"]
         self._reads = KeyedReads(self._meetings)  # the joins and admissions of a burst read their meetings together
+        self._updates = GroupUpdate(self._meetings)  # and record their arrivals together (meetings are never deleted)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -187,17 +189,17 @@ class MeetingStore:
 
     async def arrive(self, record: MeetingRecord, user_id: str, live_at: datetime | None) -> MeetingRecord:
         """Remember that `user_id` was in the meeting and, with `live_at`, make a scheduled meeting live (host and a
-        participant are in) in the same write; the record with both (others may have changed it meanwhile)."""
+        participant are in) in the same write; the record with both (others may have changed it meanwhile). The
+        arrivals of a burst are written together."""
         attended = {"$addToSet": {"attended": user_id}}
         if live_at is not None:
             changes: dict[str, Any] = {"status": "live", "started_at": ms(live_at), "updated_at": ms(live_at)}
             update = {"$set": {_stored(name): value for name, value in changes.items()}, **attended}
-            result = await self._meetings.update_one({"_id": record.id, "status": "scheduled"}, update)
-            if result.matched_count == 1:
+            if await self._updates.set_if({"_id": record.id, "status": "scheduled"}, update):
                 return replace(record, attended=_with(record.attended, user_id), **changes)
         if user_id in record.attended:
             return record
-        await self._meetings.update_one({"_id": record.id}, attended)
+        await self._updates.set_if({"_id": record.id}, attended)
         return replace(record, attended=_with(record.attended, user_id))
 
     async def end(self, record: MeetingRecord, now: datetime, outcome: str | None,

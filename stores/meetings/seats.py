@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from stores.group_commit import GroupInsert
+from stores.group_commit import GroupInsert, GroupUpdate
 from stores.meetings.mirror import SeatMirror
 from stores.mongo import Database, Doc, KeyedReads
 
@@ -57,7 +57,8 @@ class SeatStore:
         # the joins and admissions of a burst read their seats (one, or a meeting's) together
         self._reads = KeyedReads(self._seats)
         self._meeting_reads = KeyedReads(self._seats, "meetingId")
-        self._inserts = GroupInsert(self._seats)  # and create them together
+        self._inserts = GroupInsert(self._seats)  # create them together
+        self._moves = GroupUpdate(self._seats)  # and move them together (seats are never deleted)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -113,13 +114,20 @@ class SeatStore:
             update: Doc = {"$set": values, "$unset": {"awaySince": ""}}
             if sid is not None:
                 update["$addToSet"] = {"sids": sid}
-            result = await self._seats.update_one(
-                {"_id": seat_id(meeting_id, user_id), "state": seen.state, "version": seen.version}, update)
-            if result.matched_count != 1:
+            if not await self._moves.set_if(
+                    {"_id": seat_id(meeting_id, user_id), "state": seen.state, "version": seen.version}, update):
                 return False
         if state == "admitted":
             await self._mirror.admitted(meeting_id, version, user_id)
         return True
+
+    async def admit_waiting(self, meeting_id: str, user_id: str, host_id: str) -> bool:
+        """The host's admission in one write: the seat, if it is waiting in a meeting `host_id` hosts (the seat
+        names its host), becomes admitted; False otherwise, nothing changed. Mirrored once read (`remember`)."""
+        result = await self._seats.update_one(
+            {"_id": seat_id(meeting_id, user_id), "state": "waiting", "hostId": host_id},
+            {"$set": {"state": "admitted"}, "$inc": {"version": 1}, "$unset": {"awaySince": ""}})
+        return result.matched_count == 1
 
     async def drop_socket(self, meeting_id: str, user_id: str, sid: str, now: datetime | None) -> None:
         """Forget a socket; with `now`, the seat is away since then (its user has no socket left in it)."""
