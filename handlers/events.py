@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -23,6 +24,7 @@ log = logging.getLogger("careline.events")
 
 E = TypeVar("E")
 Subscriber = Callable[[E], Awaitable[None]]
+Turn = Callable[[], AbstractAsyncContextManager[None]]
 
 BookingChange = Literal["requested", "confirmed", "declined", "cancelled", "rescheduled", "completed", "no_show",
                         "payment"]
@@ -173,10 +175,11 @@ class EventBus:
         """Call `subscriber` with every published event of class `kind`."""
         self._subscribers.setdefault(kind, []).append(subscriber)
 
-    async def publish(self, event: object) -> None:
-        """Announce an event; subscribers run in the background (failures are logged)."""
+    async def publish(self, event: object, turn: Turn | None = None) -> None:
+        """Announce an event; subscribers run in the background (failures are logged), each inside `turn()` when
+        given (the publisher's way to make background work wait for the requests it must not slow down)."""
         for subscriber in self._subscribers.get(type(event), ()):
-            task = asyncio.create_task(self._run(subscriber, event))
+            task = asyncio.create_task(self._run(subscriber, event, turn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -185,9 +188,13 @@ class EventBus:
         for subscriber in self._subscribers.get(type(event), ()):
             await subscriber(event)
 
-    async def _run(self, subscriber: Subscriber[Any], event: object) -> None:
+    async def _run(self, subscriber: Subscriber[Any], event: object, turn: Turn | None) -> None:
         try:
-            await subscriber(event)
+            if turn is None:
+                await subscriber(event)
+            else:
+                async with turn():
+                    await subscriber(event)
         except Exception:
             log.exception("subscriber %s failed on %s", getattr(subscriber, "__qualname__", subscriber),
                           type(event).__name__)

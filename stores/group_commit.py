@@ -1,4 +1,5 @@
-"""Group commit: concurrent single-document inserts into one collection, written together.
+"""Group commit: concurrent single-document inserts (and compare-and-set updates) into one collection, written
+together.
 
 Each caller awaits its own document; the writer sends whatever has queued up as one unordered
 `insert_many` while the previous batch is in flight, so an idle server writes a document at once
@@ -18,8 +19,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteError
 
+from stores.coalesce import Coalescer
 from stores.mongo import Collection, Doc
 
 DUPLICATE_KEY_CODES = (11000, 11001)
@@ -114,3 +117,33 @@ class GroupInsert:
                 done.set_exception(write_error_of(failed[index]))
             else:
                 done.set_result(None)
+
+
+class GroupUpdate:
+    """Compare-and-set updates of single existing documents (`_id` plus conditions), those of a burst written as
+    one unordered bulk write, each still told whether it matched.
+
+    Each update goes out as an upsert: a document that exists but no longer meets its conditions makes that
+    update alone fail with a duplicate `_id` (reported by index) instead of being changed, which is what says
+    "not matched" per update (a bulk write only counts matches). Only for documents that are never deleted: an
+    update of a missing one would create it.
+    """
+
+    def __init__(self, collection: Collection, max_batch: int = 256) -> None:
+        self._collection = collection
+        self._writes: Coalescer[tuple[Doc, Doc], bool] = Coalescer(self._write, max_batch)
+
+    async def set_if(self, condition: Doc, update: Doc) -> bool:
+        """Apply `update` to the document matching `condition` (its `_id` included); False when it did not match."""
+        return await self._writes.submit((condition, update))
+
+    async def _write(self, batch: list[tuple[Doc, Doc]]) -> list[bool | BaseException]:
+        try:
+            await self._collection.bulk_write([UpdateOne(condition, update, upsert=True)
+                                               for condition, update in batch], ordered=False)
+            return [True] * len(batch)
+        except BulkWriteError as error:
+            failed = {each["index"]: each for each in error.details.get("writeErrors", [])}
+        return [True if index not in failed else
+                False if failed[index].get("code") in DUPLICATE_KEY_CODES else write_error_of(failed[index])
+                for index in range(len(batch))]

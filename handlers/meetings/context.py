@@ -9,20 +9,23 @@ from typing import Any
 
 from clock import Clock
 from config import Config
-from errors import Forbidden, NotFound
+from errors import Forbidden, NotFound, Unavailable
 from handlers.auth import User
-from handlers.events import EventBus
+from handlers.events import EventBus, MeetingNotice
 from handlers.meetings.access import MeetingAccess
 from handlers.meetings.deltas import ShownMeeting
+from handlers.meetings.foreground import Foreground
 from handlers.publisher import Publisher
 from stores.booking.bookings import BookingStore
 from stores.crypto import Cipher
+from stores.group_commit import Backlogged
 from stores.meetings.log import AuditStore, RecordingStore
 from stores.meetings.meetings import MeetingRecord, MeetingStore
 from stores.meetings.seats import Seat, SeatStore
 from stores.users import UserStore
 
 NAMESPACE = "/meetings"
+NOTICE_MAX_WAIT_SECONDS = 2.0  # how long a meeting notice waits for the joins in flight at most
 
 
 def seat_room(meeting_id: str, user_id: str) -> str:
@@ -65,6 +68,15 @@ class MeetingContext:
         """ICE servers and Jitsi tokens."""
         return MeetingAccess(self.config)
 
+    @functools.cached_property
+    def foreground(self) -> Foreground:
+        """Joins and admissions in flight here; the notices wait their turn behind them."""
+        return Foreground(NOTICE_MAX_WAIT_SECONDS)
+
+    async def notice(self, notice: MeetingNotice) -> None:
+        """Announce a meeting notice (notifications' domain event) once the lobby's requests here allow."""
+        await self.bus.publish(notice, turn=self.foreground.turn)
+
     @property
     def lease(self) -> timedelta:
         """How long a scheduler loop holds a meeting."""
@@ -99,8 +111,12 @@ class MeetingContext:
         return record
 
     async def log(self, meeting_id: str, actor_id: str | None, action: str, target_id: str | None = None) -> None:
-        """Append to the audit log."""
-        await self.stores.audit.append(meeting_id, actor_id, action, target_id, self.clock())
+        """Append to the audit log (durably, with the other entries of its batch); `unavailable` when the database
+        is too far behind to take it."""
+        try:
+            await self.stores.audit.append(meeting_id, actor_id, action, target_id, self.clock())
+        except Backlogged:
+            raise Unavailable("The meeting service is busy, try again") from None
 
     async def to_seats(self, meeting_id: str, user_ids: list[str] | set[str], event: str, payload: Any) -> None:
         """Push an event to the sockets each listed user joined the meeting with."""

@@ -13,6 +13,7 @@ from stores.booking.bookings import BookingStore
 from stores.meetings.log import AuditStore, RecordingStore
 from stores.meetings.meetings import MeetingStore
 from stores.meetings.mirror import HeldSeatMirror, MemorySeatMirror, RedisSeatMirror, SeatMirror
+from stores.meetings.revocations import RedisRevocations
 from stores.meetings.seats import SeatStore
 
 
@@ -30,10 +31,12 @@ class MeetingsFeature:
 async def build(shared: Shared) -> Built[MeetingsFeature]:
     """Create the meeting stores (ensuring their indexes) and handlers; follow bookings; run the scheduler."""
     mirror: SeatMirror = MemorySeatMirror()
+    revocations: RedisRevocations | None = None
     if shared.redis is not None:
         mirror = RedisSeatMirror(shared.redis, shared.config.redis_prefix)
         if shared.config.meeting_seat_hold_ms > 0:
-            mirror = HeldSeatMirror(mirror, shared.config.meeting_seat_hold_ms / 1000)
+            revocations = RedisRevocations(shared.redis, shared.config.redis_prefix)
+            mirror = HeldSeatMirror(mirror, shared.config.meeting_seat_hold_ms / 1000, revocations)
     stores = Stores(MeetingStore(shared.db), SeatStore(shared.db, mirror), AuditStore(shared.db),
                     RecordingStore(shared.db), BookingStore(shared.db))
     for store in (stores.meetings, stores.seats, stores.audit, stores.recordings):
@@ -46,4 +49,8 @@ async def build(shared: Shared) -> Built[MeetingsFeature]:
     room = RoomHandler(ctx, closer, recording, shared.sockets)
     shared.bus.subscribe(BookingChanged, meetings.booking_changed)
     scheduler = Periodic("meeting-scheduler", shared.config.meeting_tick_seconds, closer.tick)
-    return Built(MeetingsFeature(meetings, room, recording, closer), jobs=(scheduler,))
+
+    async def close() -> None:
+        if revocations is not None:
+            await revocations.close()
+    return Built(MeetingsFeature(meetings, room, recording, closer), jobs=(scheduler,), close=close)

@@ -75,7 +75,7 @@ class MeetingCloser:
         await self.ctx.bus.deliver(SessionEnded(record.booking_id, record.id, record.outcome))  # type: ignore[arg-type]
         await self.ctx.stores.meetings.outcome_applied(record.id)
         if record.outcome == "no_show":
-            await self.ctx.bus.publish(MeetingNotice("no_show", record.id, record.members))
+            await self.ctx.notice(MeetingNotice("no_show", record.id, record.members))
 
     # -- the scheduler pass ------------------------------------------------------------------------
 

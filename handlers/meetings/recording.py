@@ -49,7 +49,7 @@ class RecordingHandler:
         if await self.stop_without_consent(meeting):  # a consent withdrawn meanwhile wins
             return await self._reloaded(recording)
         await self.announce(meeting, seats)
-        await self.ctx.bus.publish(MeetingNotice("recording_started", meeting_id,
+        await self.ctx.notice(MeetingNotice("recording_started", meeting_id,
                                                  tuple(s.user_id for s in admitted)))
         return recording
 

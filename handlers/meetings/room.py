@@ -11,6 +11,7 @@ from handlers.auth import User
 from handlers.events import MeetingNotice
 from handlers.meetings.context import NAMESPACE, MeetingContext, seat_room
 from handlers.meetings.deltas import Admission, JoinAnswer, Muted, Participant, Screen, SeatEvent, Signal
+from handlers.meetings.foreground import foreground
 from handlers.meetings.outcomes import MeetingCloser
 from handlers.meetings.recording import RecordingHandler
 from handlers.publisher import room_group
@@ -31,9 +32,11 @@ class RoomHandler:
         self.closer = closer
         self.recording = recording
         self.sockets = sockets
+        self.foreground = ctx.foreground  # joins, admissions and denials: the notices they cause wait for them
 
     # -- joining -------------------------------------------------------------------------------------
 
+    @foreground
     async def join(self, user: User, sid: str, meeting_id: str) -> JoinAnswer:
         """meeting:join: every rule checked, then straight in (host, returning, auto-admitted) or the lobby."""
         meeting, seat = await asyncio.gather(self.ctx.member(user, meeting_id), self.seats.get(meeting_id, user.id))
@@ -49,10 +52,11 @@ class RoomHandler:
                 SeatEvent(meeting_id, user.id, user.name, _role(meeting, user.id))))
             await self.seats.settled(meeting_id)  # a returning seat's old admission may have been revoked
             return JoinAnswer(self.ctx.shown(meeting), "waiting", [], [], None)
-        meeting, seats = await self._arrived(meeting, user.id, user.id)
+        _logged, (meeting, seats) = await asyncio.gather(self.ctx.log(meeting_id, user.id, "join", user.id),
+                                                         self._arrived(meeting, user.id))
         if user.id == meeting.host_id:
             absent = tuple(uid for uid in meeting.participant_ids if uid not in _admitted(seats))
-            await self.ctx.bus.publish(MeetingNotice("starting", meeting_id, absent))
+            await self.ctx.notice(MeetingNotice("starting", meeting_id, absent))
         return JoinAnswer(self.ctx.shown(meeting), "admitted", _participants(meeting, seats),
                           self.ctx.access.ice_servers(meeting, user.id, now), self.ctx.access.jitsi(meeting, user, now))
 
@@ -78,7 +82,7 @@ class RoomHandler:
         what was read; read again when it changed meanwhile)."""
         for _ in range(5):
             target = "admitted" if self._straight_in(meeting, user.id, seat, now) else "waiting"
-            if await self.seats.move(meeting.id, user.id, seat, target, sid):
+            if await self.seats.move(meeting.id, user.id, seat, target, sid, {"hostId": meeting.host_id}):
                 return target
             seat = await self.seats.get(meeting.id, user.id)
         raise Conflict("The seat keeps changing; try again")
@@ -93,42 +97,48 @@ class RoomHandler:
         keep = timedelta(seconds=self.ctx.config.meeting_reconnect_seconds)
         return seat.away_since is None or now - seat.away_since <= keep
 
-    async def _arrived(self, meeting: MeetingRecord, user_id: str, actor_id: str) -> tuple[MeetingRecord,
-                                                                                         list[Seat]]:
-        """An admitted user is in: attendance, audit, participant:joined, live, recording consent."""
-        attended, _logged, seats = await asyncio.gather(
-            self.ctx.stores.meetings.attend(meeting, user_id),
-            self.ctx.log(meeting.id, actor_id, "join" if actor_id == user_id else "admit", user_id),
-            self.ctx.to_admitted(meeting.id, "participant:joined",
-                                 SeatEvent(meeting.id, user_id, None, _role(meeting, user_id))))
-        meeting = attended
+    async def _arrived(self, meeting: MeetingRecord, user_id: str) -> tuple[MeetingRecord, list[Seat]]:
+        """An admitted user is in: participant:joined, attendance and `live` (in one write), recording consent."""
+        seats = await self.seats.of_meeting(meeting.id)
         admitted = _admitted(seats)
-        if meeting.status == "scheduled" and meeting.host_id in admitted and len(admitted) > 1:
-            meeting = await self.ctx.stores.meetings.go_live(meeting, self.ctx.clock()) or meeting
+        await asyncio.gather(*(self.seats.remember(seat) for seat in seats if seat.user_id == user_id))
+        live = meeting.status == "scheduled" and meeting.host_id in admitted and len(admitted) > 1
+        meeting, _seats = await asyncio.gather(
+            self.ctx.stores.meetings.arrive(meeting, user_id, self.ctx.clock() if live else None),
+            self.ctx.to_admitted(meeting.id, "participant:joined",
+                                 SeatEvent(meeting.id, user_id, None, _role(meeting, user_id)), seats))
         await self.recording.stop_without_consent(meeting)
         return meeting, seats
 
     # -- the lobby -----------------------------------------------------------------------------------
 
+    @foreground
     async def admit(self, user: User, meeting_id: str, user_id: str) -> None:
         """lobby:admit (host): the waiting guest is in and told how to connect."""
-        meeting, seat = await asyncio.gather(self.ctx.hosted(user, meeting_id), self.seats.get(meeting_id, user_id))
-        await self._from_lobby(meeting_id, user_id, "admitted", seat)
+        meeting, admitted = await asyncio.gather(self.ctx.hosted(user, meeting_id),
+                                                 self.seats.admit_waiting(meeting_id, user_id, user.id))
+        if not admitted:  # not waiting (or a seat from before seats named their host): the database's word
+            await self._from_lobby(meeting_id, user_id, "admitted", await self.seats.get(meeting_id, user_id))
+        await asyncio.gather(self.ctx.log(meeting_id, user.id, "admit", user_id), self._admitted(meeting, user_id))
+        await self._arrived(meeting, user_id)
+        await self.ctx.notice(MeetingNotice("admitted", meeting_id, (user_id,)))
+
+    async def _admitted(self, meeting: MeetingRecord, user_id: str) -> None:
+        """lobby:admitted to the guest: how to connect (ICE servers, and the Jitsi block when configured)."""
         now = self.ctx.clock()
         jitsi = self.ctx.access.jitsi(meeting, await self._user(user_id, meeting), now) \
             if self.ctx.access.jitsi_enabled else None
-        admission = Admission(meeting_id, self.ctx.access.ice_servers(meeting, user_id, now), jitsi)
-        await self.ctx.to_seats(meeting_id, [user_id], "lobby:admitted", admission)
-        await self._arrived(meeting, user_id, user.id)
-        await self.ctx.bus.publish(MeetingNotice("admitted", meeting_id, (user_id,)))
+        admission = Admission(meeting.id, self.ctx.access.ice_servers(meeting, user_id, now), jitsi)
+        await self.ctx.to_seats(meeting.id, [user_id], "lobby:admitted", admission)
 
+    @foreground
     async def deny(self, user: User, meeting_id: str, user_id: str) -> None:
         """lobby:deny (host): the waiting guest is turned away."""
         _meeting, seat = await asyncio.gather(self.ctx.hosted(user, meeting_id), self.seats.get(meeting_id, user_id))
         await self._from_lobby(meeting_id, user_id, "denied", seat)
         await self.ctx.log(meeting_id, user.id, "deny", user_id)
         await self.ctx.to_seats(meeting_id, [user_id], "lobby:denied", Admission(meeting_id, [], None))
-        await self.ctx.bus.publish(MeetingNotice("denied", meeting_id, (user_id,)))
+        await self.ctx.notice(MeetingNotice("denied", meeting_id, (user_id,)))
 
     async def _from_lobby(self, meeting_id: str, user_id: str, state: str, seat: Seat | None) -> None:
         """The waiting seat (as read with the meeting) moves to `state`."""

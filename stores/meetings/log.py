@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pymongo import ASCENDING
 
+from stores.group_commit import GroupInsert
 from stores.meetings.meetings import ms
 from stores.mongo import Database, Doc, new_id
 
@@ -48,6 +49,7 @@ class AuditStore:
 
     def __init__(self, db: Database) -> None:
         self._entries = db["meeting_audit"]
+        self._inserts = GroupInsert(self._entries)  # the entries of many joins at once: one commit per batch
 
     async def ensure_indexes(self) -> None:
         """Create the index the listing relies on."""
@@ -55,8 +57,8 @@ class AuditStore:
 
     async def append(self, meeting_id: str, actor_id: str | None, action: str, target_id: str | None,
                      at: datetime) -> None:
-        """Write one entry (durably, before the action is answered)."""
-        await self._entries.insert_one({"_id": new_id(), "meetingId": meeting_id, "actorId": actor_id,
+        """Write one entry (durably, before the action is answered; with the others of its batch, one commit)."""
+        await self._inserts.insert({"_id": new_id(), "meetingId": meeting_id, "actorId": actor_id,
                                         "action": action, "targetId": target_id, "at": ms(at)})
 
     async def of_meeting(self, meeting_id: str) -> list[AuditEntry]:

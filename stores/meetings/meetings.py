@@ -7,7 +7,8 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from stores.mongo import Database, Doc, due_by, insert_or_existing
+from stores.group_commit import GroupUpdate
+from stores.mongo import Database, Doc, KeyedReads, due_by, insert_or_existing
 
 OPEN = ("scheduled", "live")
 DUE_BATCH = 50  # meetings one scheduler pass claims at most
@@ -75,6 +76,10 @@ def _record(doc: Doc) -> MeetingRecord:
     return MeetingRecord(**values)
 
 
+def _with(users: tuple[str, ...], user_id: str) -> tuple[str, ...]:
+    return users if user_id in users else (*users, user_id)
+
+
 @dataclass(frozen=True)
 class NewMeeting:
     """A meeting about to be stored (scheduled)."""
@@ -97,6 +102,8 @@ class MeetingStore:
 
     def __init__(self, db: Database) -> None:
         self._meetings = db["meetings"]
+        self._reads = KeyedReads(self._meetings)  # the joins and admissions of a burst read their meetings together
+        self._updates = GroupUpdate(self._meetings)  # and record their arrivals together (meetings are never deleted)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -117,7 +124,7 @@ class MeetingStore:
 
     async def get(self, meeting_id: str) -> MeetingRecord | None:
         """One meeting by id."""
-        doc = await self._meetings.find_one({"_id": meeting_id})
+        doc = await self._reads.one(meeting_id)
         return _record(doc) if doc else None
 
     async def by_key(self, key: str) -> MeetingRecord | None:
@@ -180,19 +187,20 @@ class MeetingStore:
             return None
         return await self.get(meeting_id)
 
-    async def attend(self, record: MeetingRecord, user_id: str) -> MeetingRecord:
-        """Remember that `user_id` was in the meeting (the record with it; others may have been added meanwhile)."""
-        if user_id not in record.attended:
-            await self._meetings.update_one({"_id": record.id}, {"$addToSet": {"attended": user_id}})
-            record = replace(record, attended=(*record.attended, user_id))
-        return record
-
-    async def go_live(self, record: MeetingRecord, now: datetime) -> MeetingRecord | None:
-        """scheduled -> live (host and a participant are in); None when another process did it first."""
-        changes: dict[str, Any] = {"status": "live", "started_at": ms(now), "updated_at": ms(now)}
-        if not await self._set(record.id, {"status": "scheduled"}, changes):
-            return None
-        return replace(record, **changes)
+    async def arrive(self, record: MeetingRecord, user_id: str, live_at: datetime | None) -> MeetingRecord:
+        """Remember that `user_id` was in the meeting and, with `live_at`, make a scheduled meeting live (host and a
+        participant are in) in the same write; the record with both (others may have changed it meanwhile). The
+        arrivals of a burst are written together."""
+        attended = {"$addToSet": {"attended": user_id}}
+        if live_at is not None:
+            changes: dict[str, Any] = {"status": "live", "started_at": ms(live_at), "updated_at": ms(live_at)}
+            update = {"$set": {_stored(name): value for name, value in changes.items()}, **attended}
+            if await self._updates.set_if({"_id": record.id, "status": "scheduled"}, update):
+                return replace(record, attended=_with(record.attended, user_id), **changes)
+        if user_id in record.attended:
+            return record
+        await self._updates.set_if({"_id": record.id}, attended)
+        return replace(record, attended=_with(record.attended, user_id))
 
     async def end(self, record: MeetingRecord, now: datetime, outcome: str | None,
                   quality: list[dict[str, Any]], retry_at: datetime | None) -> MeetingRecord | None:

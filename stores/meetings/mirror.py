@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Protocol
 
+from stores.meetings.revocations import Revocations
 from stores.redis import REDIS_DOWN, Redis
 from stores.redis_batch import RedisBatch
 
@@ -138,48 +139,105 @@ class HeldSeatMirror:
     longer, whatever the scheduling), only admitted answers are kept (an admission or a refusal is
     seen at once), and this process's own revocations drop its entries at once. Another process may
     still trust a revoked seat until its entry runs out, which is at most `hold_seconds` after the
-    revocation was written: `settled(meeting)` waits out that time after this process's latest revocation
-    in the meeting.
+    revocation was written. With `revocations` (stores/meetings/revocations.py) every process is told
+    at once and answers once it dropped the seat: `settled(meeting)` returns when all have answered, and
+    waits out the rest of that time only when some did not (without the channel, always). Seats are held only
+    while the channel is up, and a read sent before a revocation of its meeting arrived here (or before the
+    channel last came back) is not held.
     """
 
     _PRUNE_AT = 20_000
 
-    def __init__(self, shared: SeatMirror, hold_seconds: float) -> None:
+    def __init__(self, shared: SeatMirror, hold_seconds: float, revocations: Revocations | None = None) -> None:
         self._shared = shared
         self._hold = hold_seconds
-        self._until: dict[tuple[str, str], float] = {}  # (meeting, user) -> trusted until (monotonic)
-        self._settles_at: dict[str, float] = {}  # meeting -> when its latest revocation here is in force
+        self._revocations = revocations
+        # (meeting, user) -> (trusted until (monotonic), the revocation channel's epoch it was read in)
+        self._until: dict[tuple[str, str], tuple[float, int]] = {}
+        # meeting -> this process's revocations not yet in force everywhere: (hold runs out, answers awaited)
+        self._pending: dict[str, list[tuple[float, asyncio.Future[None] | None]]] = {}
+        self._revoked_at: dict[str, float] = {}  # meeting -> when another process's revocation arrived here
+        if revocations is not None:
+            revocations.start(self._dropped)
 
     async def admitted(self, meeting_id: str, version: int, user_id: str) -> None:
         """The database admitted the seat at `version` (written to the shared mirror only)."""
         await self._shared.admitted(meeting_id, version, user_id)
 
     async def revoke(self, meeting_id: str, version: int, user_id: str) -> None:
-        """Forget the seat here, record the revocation in the shared mirror, start the wait for `settled`."""
+        """Forget the seat here, record the revocation in the shared mirror, tell the other processes (with a
+        channel) and start the wait for `settled`."""
         self._until.pop((meeting_id, user_id), None)
         await self._shared.revoke(meeting_id, version, user_id)
         self._until.pop((meeting_id, user_id), None)  # a read that was under way meanwhile
+        runs_out = time.monotonic() + self._hold
+        answers = await self._revocations.announce(meeting_id, user_id) if self._revocations is not None else None
+        self._prune()
+        self._pending.setdefault(meeting_id, []).append((runs_out, answers))
+
+    def _prune(self) -> None:
+        if len(self._pending) < self._PRUNE_AT:
+            return
         now = time.monotonic()
-        if len(self._settles_at) >= self._PRUNE_AT:
-            self._settles_at = {meeting: at for meeting, at in self._settles_at.items() if at > now}
-        self._settles_at[meeting_id] = now + self._hold
+        for meeting_id in list(self._pending):
+            self._in_force(meeting_id, now)
+        self._revoked_at = {meeting: at for meeting, at in self._revoked_at.items() if at > now - self._hold}
+
+    def _in_force(self, meeting_id: str, now: float) -> list[tuple[float, asyncio.Future[None] | None]]:
+        """The meeting's revocations still to wait for (the others forgotten)."""
+        left = [(runs_out, answers) for runs_out, answers in self._pending.get(meeting_id, ())
+                if runs_out > now and (answers is None or not answers.done())]
+        for runs_out, answers in self._pending.get(meeting_id, ()):
+            if runs_out <= now and answers is not None:
+                answers.cancel()
+        if left:
+            self._pending[meeting_id] = left
+        else:
+            self._pending.pop(meeting_id, None)
+        return left
+
+    def _dropped(self, meeting_id: str, user_id: str) -> None:
+        """Another process revoked the seat: forget it here, and hold nothing read of the meeting before now."""
+        self._until.pop((meeting_id, user_id), None)
+        self._revoked_at[meeting_id] = time.monotonic()
 
     async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
         """From memory while both entries are fresh, else from the shared mirror (kept when admitted)."""
         now = time.monotonic()
         keys = ((meeting_id, first), (meeting_id, second))
-        if all(self._until.get(key, 0.0) > now for key in keys):
+        epoch = self._epoch()
+        if epoch is not None and all(self._held(key, now, epoch) for key in keys):
             return True
         if not await self._shared.both_admitted(meeting_id, first, second):
             return False
+        if epoch is None or epoch != self._epoch() or self._revoked_at.get(meeting_id, -1.0) >= now:
+            return True  # admitted, but not to be held: a revocation may have been missed, or came meanwhile
         if len(self._until) >= self._PRUNE_AT:
-            self._until = {key: until for key, until in self._until.items() if until > now}
+            self._until = {key: held for key, held in self._until.items() if held[0] > now}
         for key in keys:
-            self._until[key] = now + self._hold
+            self._until[key] = (now + self._hold, epoch)
         return True
 
+    def _held(self, key: tuple[str, str], now: float, epoch: int) -> bool:
+        until, held_in = self._until.get(key, (0.0, -1))
+        return until > now and held_in == epoch
+
+    def _epoch(self) -> int | None:
+        """The revocation channel's generation (0 without a channel); None while it is down."""
+        return 0 if self._revocations is None else self._revocations.epoch
+
     async def settled(self, meeting_id: str) -> None:
-        """Wait until no process can still trust a seat of the meeting this process revoked."""
-        wait = self._settles_at.get(meeting_id, 0.0) - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        """Wait until no process can still trust a seat of the meeting this process revoked: each revocation
+        answered by every process, or its hold run out."""
+        now = time.monotonic()
+        await asyncio.gather(*(_answered_or_out(answers, runs_out - now)
+                               for runs_out, answers in self._in_force(meeting_id, now)))
+
+
+async def _answered_or_out(answers: asyncio.Future[None] | None, left: float) -> None:
+    if answers is None:
+        await asyncio.sleep(left)
+        return
+    await asyncio.wait((answers,), timeout=left)
+    if not answers.done():
+        log.warning("a process did not answer a seat revocation in time: its hold was waited out")

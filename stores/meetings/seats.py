@@ -8,8 +8,9 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from stores.group_commit import GroupInsert, GroupUpdate
 from stores.meetings.mirror import SeatMirror
-from stores.mongo import Database, Doc
+from stores.mongo import Database, Doc, KeyedReads
 
 SAMPLES = 60  # stats samples a seat keeps (a rolling window, not every sample)
 
@@ -53,6 +54,11 @@ class SeatStore:
     def __init__(self, db: Database, mirror: SeatMirror) -> None:
         self._seats = db["meeting_seats"]
         self._mirror = mirror
+        # the joins and admissions of a burst read their seats (one, or a meeting's) together
+        self._reads = KeyedReads(self._seats)
+        self._meeting_reads = KeyedReads(self._seats, "meetingId")
+        self._inserts = GroupInsert(self._seats)  # create them together
+        self._moves = GroupUpdate(self._seats)  # and move them together (seats are never deleted)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -61,7 +67,7 @@ class SeatStore:
 
     async def get(self, meeting_id: str, user_id: str) -> Seat | None:
         """One seat."""
-        doc = await self._seats.find_one({"_id": seat_id(meeting_id, user_id)})
+        doc = await self._reads.one(seat_id(meeting_id, user_id))
         return _seat(doc) if doc else None
 
     async def pair(self, meeting_id: str, first: str, second: str) -> tuple[Seat | None, Seat | None]:
@@ -71,8 +77,8 @@ class SeatStore:
         return found.get(first), found.get(second)
 
     async def of_meeting(self, meeting_id: str) -> list[Seat]:
-        """Every seat of a meeting (one indexed read)."""
-        return [_seat(doc) async for doc in self._seats.find({"meetingId": meeting_id}).sort("_id", ASCENDING)]
+        """Every seat of a meeting (one indexed read, with the other meetings' read at the same time)."""
+        return [_seat(doc) for doc in await self._meeting_reads.all(meeting_id)]
 
     async def both_admitted(self, meeting_id: str, first: str, second: str) -> bool:
         """The fast signal check: True only when the mirror knows both seats admitted (else read `pair`)."""
@@ -101,20 +107,27 @@ class SeatStore:
             doc = {"_id": seat_id(meeting_id, user_id), "meetingId": meeting_id, "userId": user_id,
                    "sids": [sid] if sid else [], "consent": False, "muted": [], "samples": [], **values}
             try:
-                await self._seats.insert_one(doc)
+                await self._inserts.insert(doc)
             except DuplicateKeyError:
                 return False
         else:
             update: Doc = {"$set": values, "$unset": {"awaySince": ""}}
             if sid is not None:
                 update["$addToSet"] = {"sids": sid}
-            result = await self._seats.update_one(
-                {"_id": seat_id(meeting_id, user_id), "state": seen.state, "version": seen.version}, update)
-            if result.matched_count != 1:
+            if not await self._moves.set_if(
+                    {"_id": seat_id(meeting_id, user_id), "state": seen.state, "version": seen.version}, update):
                 return False
         if state == "admitted":
             await self._mirror.admitted(meeting_id, version, user_id)
         return True
+
+    async def admit_waiting(self, meeting_id: str, user_id: str, host_id: str) -> bool:
+        """The host's admission in one write: the seat, if it is waiting in a meeting `host_id` hosts (the seat
+        names its host), becomes admitted; False otherwise, nothing changed. Mirrored once read (`remember`)."""
+        result = await self._seats.update_one(
+            {"_id": seat_id(meeting_id, user_id), "state": "waiting", "hostId": host_id},
+            {"$set": {"state": "admitted"}, "$inc": {"version": 1}, "$unset": {"awaySince": ""}})
+        return result.matched_count == 1
 
     async def drop_socket(self, meeting_id: str, user_id: str, sid: str, now: datetime | None) -> None:
         """Forget a socket; with `now`, the seat is away since then (its user has no socket left in it)."""

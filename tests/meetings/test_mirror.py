@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from stores.meetings.mirror import MemorySeatMirror, RedisSeatMirror, SeatMirror
+from stores.meetings.revocations import RedisRevocations
 from stores.redis import connect
+from tests.meetings.helpers import until
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -44,3 +46,31 @@ async def test_a_burst_of_signal_checks_shares_pipelined_reads(mirror: SeatMirro
     answers = await asyncio.gather(*(mirror.both_admitted(f"m{n % 150}", "a", "b") for n in range(300)))
     assert all(answers)
     assert not any(await asyncio.gather(*(mirror.both_admitted(f"m{n}", "a", "c") for n in range(150))))
+
+
+async def test_a_revocation_is_answered_by_every_listening_process(redis_url: str) -> None:
+    """Three processes listen: the others drop the seat and answer; a listener that never answers (a process
+    that cannot be heard from) keeps the announcement unanswered, so its revoker waits out the hold."""
+    client, prefix = connect(redis_url), f"t:{uuid.uuid4().hex[:8]}:"
+    dropped: dict[str, list[tuple[str, str]]] = {"a": [], "b": [], "c": []}
+    channels = {name: RedisRevocations(client, prefix) for name in dropped}
+    for name, channel in channels.items():
+        channel.start(lambda meeting, user, name=name: dropped[name].append((meeting, user)))
+    silent = client.pubsub()
+    try:
+        await until(lambda: all(channel.epoch is not None for channel in channels.values()))
+        answered = await channels["a"].announce("m1", "u1")
+        assert answered is not None
+        await asyncio.wait_for(answered, 5)
+        assert dropped == {"a": [], "b": [("m1", "u1")], "c": [("m1", "u1")]}
+        await silent.subscribe(f"{prefix}meetings:revoked")
+        unanswered = await channels["a"].announce("m1", "u2")
+        assert unanswered is not None
+        await until(lambda: dropped["b"][-1:] == dropped["c"][-1:] == [("m1", "u2")])
+        await asyncio.sleep(0.3)
+        assert not unanswered.done()
+    finally:
+        await silent.aclose()
+        for channel in channels.values():
+            await channel.close()
+        await client.aclose()
