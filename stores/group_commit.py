@@ -111,7 +111,7 @@ class GroupInsert:
         except BulkWriteError as error:
             failed = {each["index"]: each for each in error.details.get("writeErrors", [])}
         except WriteError as error:  # the combined document (one for the whole batch)
-            failed = dict.fromkeys(range(len(batch)), {"code": error.code, "errmsg": str(error)})
+            failed = {index: {"code": error.code, "errmsg": str(error)} for index in range(len(batch))}
         except (PyMongoError, OSError) as error:
             # Nothing is known to be written: every caller of the batch hears it, and so does every one
             # queued behind it (the database did not answer within its bound; waiting for the next batch

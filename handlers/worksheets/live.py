@@ -58,6 +58,7 @@ RECORDERS = 8  # status and progress writes of Yjs edits one process runs at onc
 FREEZE_CONFIRM_SECONDS = 2.0  # how long a submission waits for every process to confirm its freeze
 FREEZE_SECONDS = 5.0  # how long a freeze holds when neither the unfreeze nor the lock that ends it is heard
 LOCKED_HELD = 10_000  # submitted documents a process remembers as locked (older ones: the stored status says)
+PROGRESS_DELAY = 0.25  # seconds a Yjs edit's progress check waits, taking in the document's other edits meanwhile
 
 #: hands an accepted update (assignment id, base64 update, socket to skip) to this process's sockets in the
 #: document's room; installed by the /worksheets namespace (a process without sockets has nobody to tell)
@@ -73,10 +74,11 @@ def doc_room(assignment_id: str) -> str:
     return f"doc:{assignment_id}"
 
 
-def _checked(fields: tuple[Field, ...], trial: Doc, name: str) -> dict[str, Any]:
-    """The responses of a tried document; `invalid_payload` (details under `name`) when they do not fit."""
+def _checked(fields: tuple[Field, ...], trial: Doc, name: str, to_check: bool = False) -> dict[str, Any]:
+    """The responses of a tried document; `invalid_payload` (details under `name`) when they do not fit.
+    `to_check`: only checked (texts that fit by their length are not read: see responses_of)."""
     try:
-        responses = responses_of(trial)
+        responses = responses_of(trial, to_check)
     except BadUpdate as error:
         raise InvalidPayload(str(error), {name: [str(error)]}) from None
     found = problems(fields, responses)
@@ -134,6 +136,7 @@ class LiveHandler:
         self._compactor = asyncio.Semaphore(COMPACTIONS)
         self._recorders = asyncio.Semaphore(RECORDERS)
         self._locked: OrderedDict[str, None] = OrderedDict()  # submitted, as this process heard
+        self._progress_due: set[str] = set()  # documents whose progress is checked soon
         self.freezes = Freezes()  # documents a submission under way froze; writes under way
         self._confirmations: dict[str, _Confirmations] = {}  # freeze nonce -> confirmations received
         self.deliver: RoomDelivery = _nobody
@@ -263,14 +266,14 @@ class LiveHandler:
             self._check_room_to_store()
             try:
                 apply(live.shadow, raw)
-                responses = _checked(fields, live.shadow, "update")
+                _checked(fields, live.shadow, "update", to_check=True)
             except (BadUpdate, InvalidPayload) as error:
                 live.reject()
                 if isinstance(error, InvalidPayload):
                     raise
                 raise InvalidPayload(str(error), {"update": [str(error)]}) from None
             await self._commit(live, assignment, raw, sid, update)
-        await self._after_edit(assignment, fields, responses)
+        self._check_progress_soon(assignment, fields)
 
     async def draft(self, user: User, sid: str, assignment_id: str, responses: dict[str, Any]) -> DraftSaved:
         """draft:save: plain values written into the same document (Yjs editors receive them as an update)."""
@@ -347,13 +350,31 @@ class LiveHandler:
             self._compacting.add(assignment.id)
             self._spawn(self._compact_soon(assignment.id))
 
+    def _check_progress_soon(self, assignment: Assignment, fields: tuple[Field, ...]) -> None:
+        """A Yjs edit was stored: its progress is checked in the background, once for every edit of the document
+        within PROGRESS_DELAY (reading the answers means reading the texts whole); the first edit of an
+        assignment is checked at once (it also moves the status to in_progress)."""
+        if assignment.id not in self._progress_due:
+            self._progress_due.add(assignment.id)
+            self._spawn(self._check_progress(assignment, fields))
+
+    async def _check_progress(self, assignment: Assignment, fields: tuple[Field, ...]) -> None:
+        try:
+            if self._known.get(assignment.id, assignment).status != "assigned":
+                await asyncio.sleep(PROGRESS_DELAY)
+        finally:
+            self._progress_due.discard(assignment.id)
+        live = self.cache.get(assignment.id)
+        if live is not None:
+            await self._after_edit(assignment, fields, responses_of(live.doc))
+
     async def _after_edit(self, assignment: Assignment, fields: tuple[Field, ...], responses: dict[str, Any],
                           saved: bool = False) -> float:
         """First edit: assigned -> in_progress; a change of progress is stored and pushed to both parties.
 
         What this process knows is updated at once, so the edits in flight alongside this one do not repeat
-        the writes. A draft save (`saved`) waits for them and always announces its progress; a Yjs update leaves
-        them to the background (its ack waits for its durable write only), a few at a time."""
+        the writes. A draft save (`saved`) waits for them and always announces its progress; a Yjs update's
+        check leaves them to the background too, a few at a time."""
         made = progress(fields, responses)
         known = self._known.get(assignment.id, assignment)
         start, moved = known.status == "assigned", made != known.progress
