@@ -331,7 +331,7 @@ class LiveHandler:
         edit is acknowledged after the submission is."""
         ticket = live.storing(raw)
         try:
-            stored_at = await self.deps.documents.append(assignment.id, raw, self.deps.clock())
+            entry_id = await self.deps.documents.append(assignment.id, raw, self.deps.clock())
         except BaseException as error:
             live.reject(ticket)
             if isinstance(error, Backlogged):
@@ -339,7 +339,7 @@ class LiveHandler:
             raise
         if self.is_locked(assignment):
             live.reject(ticket)
-            await self.deps.documents.discard(assignment.id, stored_at)
+            await self.deps.documents.discard(assignment.id, entry_id)
             raise PreconditionFailed(LOCKED)
         live.stored(ticket)
         await self.deps.relay.publish(Change(assignment.id, "update", text, sid))
