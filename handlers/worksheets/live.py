@@ -25,6 +25,7 @@ from pycrdt import Doc
 from clock import Clock
 from errors import InvalidPayload, NotFound, PreconditionFailed, Unavailable
 from handlers.auth import User
+from handlers.loop_lag import LoopLag
 from handlers.publisher import Publisher, room_group
 from handlers.worksheets.announce import NAMESPACE, Announcer
 from handlers.worksheets.deltas import AwarenessUpdated, DraftSaved, MissingUpdate, OpenedDocument
@@ -52,13 +53,14 @@ log = logging.getLogger("careline.worksheets")
 LOCKED = "This assignment was submitted: its answers can no longer change"
 FROZEN = "This assignment is being submitted: its answers cannot change now"
 BUSY = "The document store is busy, try again"
+OVERLOADED = "The server is too busy for edits right now, try again"
 IDLE_BATCH = 50  # documents one idle sweep compacts at most
 COMPACTIONS = 2  # background compactions one process runs at once (the rest wait: writes come first)
 RECORDERS = 8  # status and progress writes of Yjs edits one process runs at once
 FREEZE_CONFIRM_SECONDS = 2.0  # how long a submission waits for every process to confirm its freeze
 FREEZE_SECONDS = 5.0  # how long a freeze holds when neither the unfreeze nor the lock that ends it is heard
 LOCKED_HELD = 10_000  # submitted documents a process remembers as locked (older ones: the stored status says)
-PROGRESS_DELAY = 0.25  # seconds a Yjs edit's progress check waits, taking in the document's other edits meanwhile
+PROGRESS_DELAY = 1.0  # seconds a Yjs edit's progress check waits, taking in the document's other edits meanwhile
 
 #: hands an accepted update (assignment id, base64 update, socket to skip) to this process's sockets in the
 #: document's room; installed by the /worksheets namespace (a process without sockets has nobody to tell)
@@ -102,11 +104,13 @@ def unb64(text: str, field: str) -> bytes:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """How often documents are compacted, and how many one process holds."""
+    """How often documents are compacted, how many one process holds, and the event-loop lag (seconds; 0: never)
+    above which edits are refused instead of answered late."""
 
     compact_every: int
     compact_idle: timedelta
     documents_held: int
+    shed_lag: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class LiveHandler:
         self.freezes = Freezes()  # documents a submission under way froze; writes under way
         self._confirmations: dict[str, _Confirmations] = {}  # freeze nonce -> confirmations received
         self.deliver: RoomDelivery = _nobody
+        self.lag = LoopLag()  # started by the feature (sampling needs the running loop)
 
     # -- access ----------------------------------------------------------------------------------
 
@@ -163,7 +168,13 @@ class LiveHandler:
 
     async def _writable(self, user: User, assignment_id: str) -> Assignment:
         """The assignment if the caller may change it (not submitted, as this process knows: a freeze that ran
-        out unended means a submission may have been stored, so the status is read again)."""
+        out unended means a submission may have been stored, so the status is read again).
+
+        First of all, a process whose event loop is further behind than `shed_lag` refuses the write at once
+        (`unavailable`, nothing tried, stored or relayed): it cannot answer it in time, and taking it on would make
+        every other write late too (see handlers/loop_lag.py)."""
+        if self.lag.over(self.settings.shed_lag):
+            raise Unavailable(OVERLOADED)
         assignment = await self.assignment(user, assignment_id)
         if self.freezes.expired(assignment_id, self.deps.clock()):
             assignment = await self.assignment(user, assignment_id, fresh=True)
