@@ -122,7 +122,6 @@ class LiveDocument:
         self.loaded = False  # ready, and the stored state was read (False after a failed load)
         self.in_flight: dict[int, bytes] = {}  # tried and being stored
         self._next = 0
-        self.appended = 0  # updates this process appended since the last compaction it started
 
     @property
     def doc(self) -> Doc:

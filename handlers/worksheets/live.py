@@ -28,6 +28,7 @@ from handlers.auth import User
 from handlers.loop_lag import LoopLag
 from handlers.publisher import Publisher, room_group
 from handlers.worksheets.announce import NAMESPACE, Announcer
+from handlers.worksheets.compaction import Compactor
 from handlers.worksheets.deltas import AwarenessUpdated, DraftSaved, MissingUpdate, OpenedDocument
 from handlers.worksheets.documents import (
     BadUpdate,
@@ -54,8 +55,6 @@ LOCKED = "This assignment was submitted: its answers can no longer change"
 FROZEN = "This assignment is being submitted: its answers cannot change now"
 BUSY = "The document store is busy, try again"
 OVERLOADED = "The server is too busy for edits right now, try again"
-IDLE_BATCH = 50  # documents one idle sweep compacts at most
-COMPACTIONS = 2  # background compactions one process runs at once (the rest wait: writes come first)
 RECORDERS = 8  # status and progress writes of Yjs edits one process runs at once
 FREEZE_CONFIRM_SECONDS = 2.0  # how long a submission waits for every process to confirm its freeze
 FREEZE_SECONDS = 5.0  # how long a freeze holds when neither the unfreeze nor the lock that ends it is heard
@@ -136,8 +135,7 @@ class LiveHandler:
         self.cache = DocumentCache(settings.documents_held)
         self._known: dict[str, Assignment] = {}  # assignments of held documents (parties never change)
         self._background: set[asyncio.Task[None]] = set()
-        self._compacting: set[str] = set()  # documents waiting for (or in) a background compaction
-        self._compactor = asyncio.Semaphore(COMPACTIONS)
+        self.compactor = Compactor(deps.documents, deps.clock, settings.compact_every)
         self._recorders = asyncio.Semaphore(RECORDERS)
         self._locked: OrderedDict[str, None] = OrderedDict()  # submitted, as this process heard
         self._progress_due: set[str] = set()  # documents whose progress is checked soon
@@ -227,7 +225,7 @@ class LiveHandler:
         if stored.snapshot is None and not stored.updates:
             fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
             initial = new_document(fields).get_update()
-            await self.deps.documents.replace_snapshot(assignment.id, initial, 0, (), self.deps.clock())
+            await self.deps.documents.replace_snapshot(assignment.id, initial, 0, self.deps.clock())
             stored = await self.deps.documents.load(assignment.id)  # whoever stored the first snapshot won
         live.apply_stored(([stored.snapshot] if stored.snapshot else []) + list(stored.updates))
 
@@ -342,7 +340,7 @@ class LiveHandler:
         edit is acknowledged after the submission is."""
         ticket = live.storing(raw)
         try:
-            entry_id = await self.deps.documents.append(assignment.id, raw, self.deps.clock())
+            entry = await self.deps.documents.append(assignment.id, raw, self.deps.clock())
         except BaseException as error:
             live.reject(ticket)
             if isinstance(error, Backlogged):
@@ -350,16 +348,13 @@ class LiveHandler:
             raise
         if self.is_locked(assignment):
             live.reject(ticket)
-            await self.deps.documents.discard(assignment.id, entry_id)
+            await self.deps.documents.discard(assignment.id, entry)
             raise PreconditionFailed(LOCKED)
         live.stored(ticket)
         await self.deps.relay.publish(Change(assignment.id, "update", text, sid))
         await self.deliver(assignment.id, text, sid)
-        live.appended += 1
-        if live.appended >= self.settings.compact_every and assignment.id not in self._compacting:
-            live.appended = 0
-            self._compacting.add(assignment.id)
-            self._spawn(self._compact_soon(assignment.id))
+        if self.compactor.appended(entry.entry_id):
+            self._spawn(self.compactor.own_round())
 
     def _check_progress_soon(self, assignment: Assignment, fields: tuple[Field, ...]) -> None:
         """A Yjs edit was stored: its progress is checked in the background, once for every edit of the document
@@ -487,34 +482,10 @@ class LiveHandler:
 
     # -- compaction ------------------------------------------------------------------------------
 
-    async def compact(self, assignment_id: str) -> bool:
-        """Fold the stored log of a document into a new snapshot (a lost race just leaves the log for later)."""
-        stored = await self.deps.documents.load(assignment_id)
-        if not stored.updates:
-            return False
-        merged: Doc = Doc()
-        for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.updates):
-            try:
-                merged.apply_update(update)
-            except Exception:
-                log.warning("a stored update of %s could not be applied", assignment_id)
-        return await self.deps.documents.replace_snapshot(assignment_id, merged.get_update(), stored.rev,
-                                                          stored.entry_ids, self.deps.clock())
-
-    async def _compact_soon(self, assignment_id: str) -> None:
-        try:
-            async with self._compactor:
-                await self.compact(assignment_id)
-        finally:
-            self._compacting.discard(assignment_id)
-
     async def compact_idle(self) -> int:
-        """Compact documents whose oldest logged update is older than the idle time; returns how many."""
-        before = self.deps.clock() - self.settings.compact_idle
-        done = 0
-        for assignment_id in await self.deps.documents.idle_documents(before, IDLE_BATCH):
-            done += await self.compact(assignment_id)
-        return done
+        """Fold log entries older than the idle time into their snapshots (handlers/worksheets/compaction.py);
+        returns how many entries were folded."""
+        return await self.compactor.idle_round(self.deps.clock() - self.settings.compact_idle)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)

@@ -1,0 +1,101 @@
+"""Compaction: whole update-log entries folded into their documents' snapshots, then deleted.
+
+A log entry holds the updates of one group commit, for any number of documents (stores/worksheets/documents.py).
+A process folds the entries it wrote once it appended `every` updates since its last round, and the scheduler
+folds entries older than the idle time whoever wrote them (a process that stopped leaves its entries to it). A
+round reads the entries' parts, stores each document's snapshot with its parts merged in (a compare-and-set: a
+compactor that lost to another reads the snapshot again and merges again), and deletes the entries only once
+every one of their documents is stored. Nothing is deleted that is not in a stored snapshot; a round that fails
+half-way leaves its entries for the next one (their parts merge again as no-ops).
+
+The snapshot is the stored updates merged as updates (`merge_updates`), not applied to a document: a round
+holds only some of a document's log, and an update whose dependency is in an entry of a later round (another
+process's, say) would be left out of a document's encoded state, its entry deleted all the same.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from pycrdt import merge_updates
+
+from clock import Clock
+from stores.worksheets.documents import DocumentStore
+
+log = logging.getLogger("careline.worksheets")
+
+ROUND_ENTRIES = 200  # log entries one round folds at most
+ATTEMPTS = 3  # compare-and-set attempts per document and round (then the entries wait for the next round)
+
+
+class Compactor:
+    """Folds update-log entries into snapshots: this process's own after `every` appends, old ones when idle."""
+
+    def __init__(self, documents: DocumentStore, clock: Clock, every: int) -> None:
+        self.documents = documents
+        self.clock = clock
+        self.every = every
+        self._written: dict[str, None] = {}  # entries this process wrote and has not folded yet (in order)
+        self._appended = 0  # updates appended since the last round started
+        self._running = asyncio.Lock()
+
+    def appended(self, entry_id: str) -> bool:
+        """One update was appended in `entry_id`; whether a round of this process's entries is due now."""
+        self._written[entry_id] = None
+        self._appended += 1
+        if self._appended < self.every or self._running.locked():
+            return False
+        self._appended = 0
+        return True
+
+    async def own_round(self) -> None:
+        """Fold the entries this process wrote (up to ROUND_ENTRIES; the rest wait for the next round)."""
+        async with self._running:
+            taken = list(self._written)[:ROUND_ENTRIES]
+            if taken and await self.fold(taken):
+                for entry_id in taken:
+                    self._written.pop(entry_id, None)
+
+    async def idle_round(self, before: datetime) -> int:
+        """Fold entries written before `before` (by any process); how many were deleted."""
+        entry_ids = await self.documents.entries_before(before, ROUND_ENTRIES)
+        if not entry_ids or not await self.fold(entry_ids):
+            return 0
+        for entry_id in entry_ids:
+            self._written.pop(entry_id, None)
+        return len(entry_ids)
+
+    async def fold(self, entry_ids: list[str]) -> bool:
+        """Merge the entries' parts into their documents' snapshots, then delete the entries; False (nothing
+        deleted) when a document could not be stored this time."""
+        parts = await self.documents.parts_of(entry_ids)
+        for assignment_id, updates in parts.items():
+            if not await self._merge_into_snapshot(assignment_id, updates):
+                log.info("a worksheet snapshot kept changing under compaction; its log waits for the next round")
+                return False
+        await self.documents.delete_entries(entry_ids)
+        return True
+
+    async def _merge_into_snapshot(self, assignment_id: str, updates: list[bytes]) -> bool:
+        for _ in range(ATTEMPTS):
+            snapshot, rev = await self.documents.snapshot(assignment_id)
+            merged = _merged(assignment_id, ([snapshot] if snapshot else []) + updates)
+            if await self.documents.replace_snapshot(assignment_id, merged, rev, self.clock()):
+                return True
+        return False
+
+
+def _merged(assignment_id: str, updates: list[bytes]) -> bytes:
+    """One update holding all of them (one that cannot be decoded is logged and left out)."""
+    try:
+        return merge_updates(*updates)
+    except Exception:
+        decodable = []
+        for update in updates:
+            try:
+                merge_updates(update)
+                decodable.append(update)
+            except Exception:
+                log.warning("a stored update of %s could not be merged", assignment_id)
+        return merge_updates(*decodable) if decodable else b"\x00\x00"
