@@ -262,7 +262,7 @@ class Config:
     booking_lease_seconds: float = 60.0
     worksheet_tick_seconds: float = 10.0
     worksheet_lease_seconds: float = 60.0
-    worksheet_compact_every: int = 200
+    worksheet_compact_every: int = 5000
     worksheet_compact_idle_seconds: float = 30.0
     worksheet_documents_held: int = 2000
     worksheet_write_interval_ms: float = 10.0
@@ -440,7 +440,7 @@ SETTINGS: tuple[Setting, ...] = (
        "how long a scheduler loop holds a claimed worksheet reminder before another may take it",
        bounds=_POSITIVE),
     _S("WORKSHEET_COMPACT_EVERY", "worksheet_compact_every", INTEGER,
-       "updates a process appends to a worksheet document's log before it compacts it into a snapshot",
+       "updates a process appends to the worksheet update log before it folds its entries into snapshots",
        bounds=_COUNT),
     _S("WORKSHEET_COMPACT_IDLE_SECONDS", "worksheet_compact_idle_seconds", NUMBER,
        "age of the oldest logged update of a document the scheduler compacts on idle", bounds=_POSITIVE),

@@ -3,9 +3,11 @@
 A log entry holds the updates of one group commit, for any number of documents (stores/worksheets/documents.py).
 A process folds the entries it wrote once it appended `every` updates since its last round, and the scheduler
 folds entries older than the idle time whoever wrote them (a process that stopped leaves its entries to it). A
-round reads the entries' parts, stores each document's snapshot with its parts merged in (a compare-and-set: a
-compactor that lost to another reads the snapshot again and merges again), and deletes the entries only once
-every one of their documents is stored. Nothing is deleted that is not in a stored snapshot; a round that fails
+round reads the entries' parts, stores each document's snapshot once with all its parts merged in (a
+compare-and-set: a compactor that lost to another reads the snapshot again and merges again), and deletes the
+entries only once every one of their documents is stored. A round costs two database operations per document
+it touches, whatever the number of updates: rounds are few and large (`every` is thousands of updates), so that
+cost is shared by many updates of each document. Nothing is deleted that is not in a stored snapshot; a round that fails
 half-way leaves its entries for the next one (their parts merge again as no-ops).
 
 The snapshot is the stored updates merged as updates (`merge_updates`), not applied to a document: a round
@@ -25,7 +27,8 @@ from stores.worksheets.documents import DocumentStore
 
 log = logging.getLogger("careline.worksheets")
 
-ROUND_ENTRIES = 200  # log entries one round folds at most
+IDLE_ROUND_ENTRIES = 1000  # old log entries one idle round folds at most
+IDLE_ROUNDS = 5  # idle rounds one scheduler tick runs at most (a stopped process may have left many entries)
 ATTEMPTS = 3  # compare-and-set attempts per document and round (then the entries wait for the next round)
 
 
@@ -50,21 +53,26 @@ class Compactor:
         return True
 
     async def own_round(self) -> None:
-        """Fold the entries this process wrote (up to ROUND_ENTRIES; the rest wait for the next round)."""
+        """Fold the entries this process wrote so far."""
         async with self._running:
-            taken = list(self._written)[:ROUND_ENTRIES]
+            taken = list(self._written)
             if taken and await self.fold(taken):
                 for entry_id in taken:
                     self._written.pop(entry_id, None)
 
-    async def idle_round(self, before: datetime) -> int:
+    async def idle_rounds(self, before: datetime) -> int:
         """Fold entries written before `before` (by any process); how many were deleted."""
-        entry_ids = await self.documents.entries_before(before, ROUND_ENTRIES)
-        if not entry_ids or not await self.fold(entry_ids):
-            return 0
-        for entry_id in entry_ids:
-            self._written.pop(entry_id, None)
-        return len(entry_ids)
+        folded = 0
+        for _ in range(IDLE_ROUNDS):
+            entry_ids = await self.documents.entries_before(before, IDLE_ROUND_ENTRIES)
+            if not entry_ids or not await self.fold(entry_ids):
+                break
+            for entry_id in entry_ids:
+                self._written.pop(entry_id, None)
+            folded += len(entry_ids)
+            if len(entry_ids) < IDLE_ROUND_ENTRIES:
+                break
+        return folded
 
     async def fold(self, entry_ids: list[str]) -> bool:
         """Merge the entries' parts into their documents' snapshots, then delete the entries; False (nothing

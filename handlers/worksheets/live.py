@@ -485,7 +485,7 @@ class LiveHandler:
     async def compact_idle(self) -> int:
         """Fold log entries older than the idle time into their snapshots (handlers/worksheets/compaction.py);
         returns how many entries were folded."""
-        return await self.compactor.idle_round(self.deps.clock() - self.settings.compact_idle)
+        return await self.compactor.idle_rounds(self.deps.clock() - self.settings.compact_idle)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)

@@ -32,7 +32,7 @@ log = logging.getLogger("careline.worksheets")
 
 MAX_BATCH = 128  # updates per log entry (48 KiB at most each: an entry stays far below MongoDB's 16 MB)
 MAX_QUEUED = 1024  # updates waiting to be written before new ones are refused (`unavailable`, send again)
-DELETE_CHUNK = 100  # log entries one command deletes (short commands: appends go on in between)
+CHUNK = 100  # log entries one command reads or deletes (short commands: appends go on in between)
 
 
 @dataclass(frozen=True)
@@ -125,15 +125,16 @@ class DocumentStore:
     async def parts_of(self, entry_ids: list[str]) -> dict[str, list[bytes]]:
         """Every part of some log entries, by document."""
         found: dict[str, list[bytes]] = {}
-        async for entry in self._log.find({"_id": {"$in": entry_ids}}, {"parts": 1}):
-            for assignment_id, update in self._parts(entry):
-                found.setdefault(assignment_id, []).append(update)
+        for start in range(0, len(entry_ids), CHUNK):
+            async for entry in self._log.find({"_id": {"$in": entry_ids[start:start + CHUNK]}}, {"parts": 1}):
+                for assignment_id, update in self._parts(entry):
+                    found.setdefault(assignment_id, []).append(update)
         return found
 
     async def delete_entries(self, entry_ids: list[str]) -> None:
         """Delete log entries (every part of them is in its document's snapshot)."""
-        for start in range(0, len(entry_ids), DELETE_CHUNK):
-            await self._log.delete_many({"_id": {"$in": entry_ids[start:start + DELETE_CHUNK]}})
+        for start in range(0, len(entry_ids), CHUNK):
+            await self._log.delete_many({"_id": {"$in": entry_ids[start:start + CHUNK]}})
 
     async def entries_before(self, before: datetime, limit: int) -> list[str]:
         """Log entries written before `before` (compacted on idle)."""
