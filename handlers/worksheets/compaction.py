@@ -10,9 +10,10 @@ it touches, whatever the number of updates: rounds are few and large (`every` is
 cost is shared by many updates of each document. Nothing is deleted that is not in a stored snapshot; a round that fails
 half-way leaves its entries for the next one (their parts merge again as no-ops).
 
-The snapshot is the stored updates merged as updates (`merge_updates`), not applied to a document: a round
-holds only some of a document's log, and an update whose dependency is in an entry of a later round (another
-process's, say) would be left out of a document's encoded state, its entry deleted all the same.
+Each document a round touches is folded with all of its log (the snapshot and every logged part of it, whatever
+entry holds it), applied to one document and encoded again (deleted text is dropped, the snapshot stays the size
+of the document): a round that held only some of a document's log could leave out an update whose dependency is
+in another entry, and then delete its entry all the same.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import asyncio
 import logging
 from datetime import datetime
 
-from pycrdt import merge_updates
+from pycrdt import Doc
 
 from clock import Clock
 from stores.worksheets.documents import DocumentStore
@@ -75,35 +76,24 @@ class Compactor:
         return folded
 
     async def fold(self, entry_ids: list[str]) -> bool:
-        """Merge the entries' parts into their documents' snapshots, then delete the entries; False (nothing
-        deleted) when a document could not be stored this time."""
-        parts = await self.documents.parts_of(entry_ids)
-        for assignment_id, updates in parts.items():
-            if not await self._merge_into_snapshot(assignment_id, updates):
+        """Store the snapshots of every document in the entries with all their logged updates merged in, then
+        delete the entries; False (nothing deleted) when a document could not be stored this time."""
+        for assignment_id in await self.documents.documents_in(entry_ids):
+            if not await self._fold_document(assignment_id):
                 log.info("a worksheet snapshot kept changing under compaction; its log waits for the next round")
                 return False
         await self.documents.delete_entries(entry_ids)
         return True
 
-    async def _merge_into_snapshot(self, assignment_id: str, updates: list[bytes]) -> bool:
+    async def _fold_document(self, assignment_id: str) -> bool:
         for _ in range(ATTEMPTS):
-            snapshot, rev = await self.documents.snapshot(assignment_id)
-            merged = _merged(assignment_id, ([snapshot] if snapshot else []) + updates)
-            if await self.documents.replace_snapshot(assignment_id, merged, rev, self.clock()):
+            stored = await self.documents.load(assignment_id)
+            merged: Doc = Doc()
+            for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.updates):
+                try:
+                    merged.apply_update(update)
+                except Exception:
+                    log.warning("a stored update of %s could not be applied", assignment_id)
+            if await self.documents.replace_snapshot(assignment_id, merged.get_update(), stored.rev, self.clock()):
                 return True
         return False
-
-
-def _merged(assignment_id: str, updates: list[bytes]) -> bytes:
-    """One update holding all of them (one that cannot be decoded is logged and left out)."""
-    try:
-        return merge_updates(*updates)
-    except Exception:
-        decodable = []
-        for update in updates:
-            try:
-                merge_updates(update)
-                decodable.append(update)
-            except Exception:
-                log.warning("a stored update of %s could not be merged", assignment_id)
-        return merge_updates(*decodable) if decodable else b"\x00\x00"

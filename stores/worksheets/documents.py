@@ -7,9 +7,10 @@ so the database writes one document (and one set of index entries) per batch, no
 document costs ~0.1 ms to insert with its indexes and as much to delete; a part a few µs). Each part is sealed
 on its own, bound to its document and part id.
 
-Compaction works on whole entries: it folds every part of some entries into their documents' snapshots (a
-compare-and-set on each snapshot's `rev`, so two compactors never overwrite each other: the loser reads the
-snapshot again and folds again), and only once every one of those documents is stored deletes the entries. A
+Compaction works on whole entries: it stores a new snapshot of every document some entries hold parts of, merged
+with all of that document's log (a compare-and-set on the snapshot's `rev`, so two compactors never overwrite
+each other: the loser reads again and merges again), and only once every one of those documents is stored
+deletes the entries (handlers/worksheets/compaction.py). A
 crash at any point leaves every update in a snapshot, in the log, or in both (a document is the snapshot plus
 every log part of it, and Yjs applies a repeat as a no-op). Entries are never changed once written (but by
 `discard`, the rare write refused after it was stored).
@@ -107,7 +108,7 @@ class DocumentStore:
         snapshot, rev = await self.snapshot(assignment_id)
         updates: list[bytes] = []
         async for entry in self._entries(assignment_id):
-            updates += [update for _, update in self._parts(entry)]
+            updates += self._parts(entry)
         return StoredDocument(snapshot, rev, tuple(updates))
 
     async def snapshot(self, assignment_id: str) -> tuple[bytes | None, int]:
@@ -117,19 +118,18 @@ class DocumentStore:
             return None, 0
         return self._open(found["s"], assignment_id), found["rev"]
 
-    def _parts(self, entry: Doc) -> list[tuple[str, bytes]]:
-        """The (document, update) parts of an entry (an undecryptable one is logged and skipped)."""
-        opened = ((part["a"], self._open(part["u"], f"{part['a']}:{part['i']}")) for part in entry["parts"])
-        return [(assignment_id, update) for assignment_id, update in opened if update is not None]
+    def _parts(self, entry: Doc) -> list[bytes]:
+        """The updates of an entry's parts (an undecryptable one is logged and skipped)."""
+        opened = (self._open(part["u"], f"{part['a']}:{part['i']}") for part in entry["parts"])
+        return [update for update in opened if update is not None]
 
-    async def parts_of(self, entry_ids: list[str]) -> dict[str, list[bytes]]:
-        """Every part of some log entries, by document."""
-        found: dict[str, list[bytes]] = {}
+    async def documents_in(self, entry_ids: list[str]) -> list[str]:
+        """The documents some log entries hold parts of."""
+        found: dict[str, None] = {}
         for start in range(0, len(entry_ids), CHUNK):
-            async for entry in self._log.find({"_id": {"$in": entry_ids[start:start + CHUNK]}}, {"parts": 1}):
-                for assignment_id, update in self._parts(entry):
-                    found.setdefault(assignment_id, []).append(update)
-        return found
+            async for entry in self._log.find({"_id": {"$in": entry_ids[start:start + CHUNK]}}, {"docs": 1}):
+                found.update(dict.fromkeys(entry["docs"]))
+        return list(found)
 
     async def delete_entries(self, entry_ids: list[str]) -> None:
         """Delete log entries (every part of them is in its document's snapshot)."""

@@ -135,8 +135,8 @@ async def test_compaction_every_n_updates_and_a_half_finished_one_lose_nothing(s
 
 
 async def test_a_round_holding_part_of_a_documents_log_loses_nothing(start_server: StartServer) -> None:
-    """Compaction folds whole log entries: an update folded before the one it builds on (in a later entry, as
-    another process's may be) stays in the snapshot until that one arrives."""
+    """Compaction folds whole log entries: folding the entry of an update before the entry of the one it builds on
+    (as another process's may be) keeps both, whichever order the rounds take."""
     server = await start_server(run_worker_in_web=False)
     live = server.worksheets.live
     documents = live.deps.documents
