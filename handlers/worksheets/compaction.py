@@ -24,7 +24,7 @@ from datetime import datetime
 from pycrdt import Doc
 
 from clock import Clock
-from stores.worksheets.documents import DocumentStore
+from stores.worksheets.documents import DocumentStore, StoredDocument
 
 log = logging.getLogger("careline.worksheets")
 
@@ -78,16 +78,18 @@ class Compactor:
     async def fold(self, entry_ids: list[str]) -> bool:
         """Store the snapshots of every document in the entries with all their logged updates merged in, then
         delete the entries; False (nothing deleted) when a document could not be stored this time."""
-        for assignment_id in await self.documents.documents_in(entry_ids):
-            if not await self._fold_document(assignment_id):
+        loaded = await self.documents.load_many(await self.documents.documents_in(entry_ids))
+        for assignment_id, stored in loaded.items():
+            if not await self._store_folded(assignment_id, stored):
                 log.info("a worksheet snapshot kept changing under compaction; its log waits for the next round")
                 return False
         await self.documents.delete_entries(entry_ids)
         return True
 
-    async def _fold_document(self, assignment_id: str) -> bool:
+    async def _store_folded(self, assignment_id: str, stored: StoredDocument) -> bool:
+        """The document's snapshot with its log applied, stored (read again and retried when another compactor
+        stored one meanwhile)."""
         for _ in range(ATTEMPTS):
-            stored = await self.documents.load(assignment_id)
             merged: Doc = Doc()
             for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.updates):
                 try:
@@ -96,4 +98,5 @@ class Compactor:
                     log.warning("a stored update of %s could not be applied", assignment_id)
             if await self.documents.replace_snapshot(assignment_id, merged.get_update(), stored.rev, self.clock()):
                 return True
+            stored = await self.documents.load(assignment_id)
         return False

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
@@ -59,11 +58,6 @@ def _entry(parts: list[Doc]) -> Doc:
     return {"_id": new_id(), "docs": list(dict.fromkeys(part["a"] for part in parts)),
             "parts": [{"i": part["i"], "a": part["a"], "u": part["u"]} for part in parts],
             "at": min(part["at"] for part in parts)}
-
-
-def _parts_of(assignment_id: str) -> Doc:
-    """A projection: only the parts of one document."""
-    return {"parts": {"$filter": {"input": "$parts", "cond": {"$eq": ["$$this.a", assignment_id]}}}}
 
 
 class DocumentStore:
@@ -105,23 +99,27 @@ class DocumentStore:
 
     async def load(self, assignment_id: str) -> StoredDocument:
         """The snapshot and every logged part of a document."""
-        snapshot, rev = await self.snapshot(assignment_id)
-        updates: list[bytes] = []
-        async for entry in self._entries(assignment_id):
-            updates += self._parts(entry)
-        return StoredDocument(snapshot, rev, tuple(updates))
+        return (await self.load_many([assignment_id]))[assignment_id]
 
-    async def snapshot(self, assignment_id: str) -> tuple[bytes | None, int]:
-        """A document's snapshot (None before the first) and its rev."""
-        found = await self._snapshots.find_one({"_id": assignment_id})
-        if found is None:
-            return None, 0
-        return self._open(found["s"], assignment_id), found["rev"]
-
-    def _parts(self, entry: Doc) -> list[bytes]:
-        """The updates of an entry's parts (an undecryptable one is logged and skipped)."""
-        opened = (self._open(part["u"], f"{part['a']}:{part['i']}") for part in entry["parts"])
-        return [update for update in opened if update is not None]
+    async def load_many(self, assignment_ids: list[str]) -> dict[str, StoredDocument]:
+        """`load` of many documents, reading each log entry of theirs once per CHUNK documents (compaction)."""
+        loaded: dict[str, StoredDocument] = {}
+        for start in range(0, len(assignment_ids), CHUNK):
+            chunk = assignment_ids[start:start + CHUNK]
+            snapshots = {found["_id"]: found async for found in self._snapshots.find({"_id": {"$in": chunk}})}
+            updates: dict[str, list[bytes]] = {assignment_id: [] for assignment_id in chunk}
+            async for entry in self._log.find({"docs": {"$in": chunk}}, {"parts": 1}).sort([("_id", ASCENDING)]):
+                for part in entry["parts"]:
+                    if part["a"] in updates:
+                        opened = self._open(part["u"], f"{part['a']}:{part['i']}")
+                        if opened is not None:
+                            updates[part["a"]].append(opened)
+            for assignment_id in chunk:
+                snapshot = snapshots.get(assignment_id)
+                state = self._open(snapshot["s"], assignment_id) if snapshot else None
+                loaded[assignment_id] = StoredDocument(state, snapshot["rev"] if snapshot else 0,
+                                                       tuple(updates[assignment_id]))
+        return loaded
 
     async def documents_in(self, entry_ids: list[str]) -> list[str]:
         """The documents some log entries hold parts of."""
@@ -140,10 +138,6 @@ class DocumentStore:
         """Log entries written before `before` (compacted on idle)."""
         # No sort: on SecantusDB a sorted read fetches every match before the limit (docs/storage.md).
         return [entry["_id"] async for entry in self._log.find({"at": {"$lt": before}}, {"_id": 1}).limit(limit)]
-
-    def _entries(self, assignment_id: str) -> Any:
-        """The log entries holding the document's parts, oldest first, with only its parts."""
-        return self._log.find({"docs": assignment_id}, _parts_of(assignment_id)).sort([("_id", ASCENDING)])
 
     def _open(self, sealed: Doc, aad: str) -> bytes | None:
         try:
@@ -166,4 +160,4 @@ class DocumentStore:
 
     async def log_length(self, assignment_id: str) -> int:
         """How many logged updates a document has (tests, benchmark)."""
-        return sum([len(entry["parts"]) async for entry in self._entries(assignment_id)])
+        return len((await self.load(assignment_id)).updates)
