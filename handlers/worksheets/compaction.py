@@ -10,10 +10,14 @@ it touches, whatever the number of updates: rounds are few and large (`every` is
 cost is shared by many updates of each document. Nothing is deleted that is not in a stored snapshot; a round that fails
 half-way leaves its entries for the next one (their parts merge again as no-ops).
 
-Each document a round touches is folded with all of its log (the snapshot and every logged part of it, whatever
-entry holds it), applied to one document and encoded again (deleted text is dropped, the snapshot stays the size
-of the document): a round that held only some of a document's log could leave out an update whose dependency is
-in another entry, and then delete its entry all the same.
+Two ways to fold a document:
+- merged: its snapshot and the round's parts of it merged as updates (`merge_updates`, exact: an update whose
+  dependency is in an entry no round folded yet stays, pending, in the snapshot). Cheap (the round's entries are
+  read once), but deleted text stays in the snapshot: a process's own rounds merge, until a snapshot passes
+  FULL_FOLD_BYTES.
+- full: its snapshot and all of its log, whatever entry holds it, applied to one document and encoded again
+  (deleted text dropped; what is still pending then waits on an update that was never stored). Idle rounds, and a
+  snapshot past FULL_FOLD_BYTES, fold in full.
 """
 from __future__ import annotations
 
@@ -21,16 +25,17 @@ import asyncio
 import logging
 from datetime import datetime
 
-from pycrdt import Doc
+from pycrdt import Doc, merge_updates
 
 from clock import Clock
-from stores.worksheets.documents import DocumentStore, StoredDocument
+from stores.worksheets.documents import DocumentStore
 
 log = logging.getLogger("careline.worksheets")
 
 IDLE_ROUND_ENTRIES = 1000  # old log entries one idle round folds at most
 IDLE_ROUNDS = 5  # idle rounds one scheduler tick runs at most (a stopped process may have left many entries)
 ATTEMPTS = 3  # compare-and-set attempts per document and round (then the entries wait for the next round)
+FULL_FOLD_BYTES = 64 * 1024  # a merged snapshot larger than this is folded in full (its deleted text dropped)
 
 
 class Compactor:
@@ -57,7 +62,7 @@ class Compactor:
         """Fold the entries this process wrote so far."""
         async with self._running:
             taken = list(self._written)
-            if taken and await self.fold(taken):
+            if taken and await self.fold(taken, full=False):
                 for entry_id in taken:
                     self._written.pop(entry_id, None)
 
@@ -75,28 +80,45 @@ class Compactor:
                 break
         return folded
 
-    async def fold(self, entry_ids: list[str]) -> bool:
-        """Store the snapshots of every document in the entries with all their logged updates merged in, then
-        delete the entries; False (nothing deleted) when a document could not be stored this time."""
-        loaded = await self.documents.load_many(await self.documents.documents_in(entry_ids))
-        for assignment_id, stored in loaded.items():
-            if not await self._store_folded(assignment_id, stored):
+    async def fold(self, entry_ids: list[str], full: bool = True) -> bool:
+        """Store the snapshot of every document the entries hold parts of with those parts in (`full`: with all of
+        its log), then delete the entries; False (nothing deleted) when a document could not be stored this time."""
+        if full:
+            parts: dict[str, list[bytes] | None] = dict.fromkeys(await self.documents.documents_in(entry_ids))
+        else:
+            parts = {**await self.documents.parts_of(entry_ids)}
+        for assignment_id, updates in parts.items():
+            if not await self._fold_document(assignment_id, updates):
                 log.info("a worksheet snapshot kept changing under compaction; its log waits for the next round")
                 return False
         await self.documents.delete_entries(entry_ids)
         return True
 
-    async def _store_folded(self, assignment_id: str, stored: StoredDocument) -> bool:
-        """The document's snapshot with its log applied, stored (read again and retried when another compactor
-        stored one meanwhile)."""
+    async def _fold_document(self, assignment_id: str, updates: list[bytes] | None) -> bool:
+        """Store the document's snapshot merged with `updates` (None: folded in full), read again and retried when
+        another compactor stored one meanwhile."""
         for _ in range(ATTEMPTS):
-            merged: Doc = Doc()
-            for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.updates):
-                try:
-                    merged.apply_update(update)
-                except Exception:
-                    log.warning("a stored update of %s could not be applied", assignment_id)
-            if await self.documents.replace_snapshot(assignment_id, merged.get_update(), stored.rev, self.clock()):
+            if updates is not None:
+                snapshot, rev = await self.documents.snapshot(assignment_id)
+                state = merge_updates(*([snapshot] if snapshot else []), *updates)
+                if len(state) > FULL_FOLD_BYTES:
+                    updates = None
+                    continue
+            else:
+                stored = await self.documents.load(assignment_id)
+                state = _applied(assignment_id, ([stored.snapshot] if stored.snapshot else []) + list(stored.updates))
+                rev = stored.rev
+            if await self.documents.replace_snapshot(assignment_id, state, rev, self.clock()):
                 return True
-            stored = await self.documents.load(assignment_id)
         return False
+
+
+def _applied(assignment_id: str, updates: list[bytes]) -> bytes:
+    """The updates applied to one document, encoded again (deleted text dropped)."""
+    merged: Doc = Doc()
+    for update in updates:
+        try:
+            merged.apply_update(update)
+        except Exception:
+            log.warning("a stored update of %s could not be applied", assignment_id)
+    return merged.get_update()

@@ -121,6 +121,24 @@ class DocumentStore:
                                                        tuple(updates[assignment_id]))
         return loaded
 
+    async def snapshot(self, assignment_id: str) -> tuple[bytes | None, int]:
+        """A document's snapshot (None before the first) and its rev."""
+        found = await self._snapshots.find_one({"_id": assignment_id})
+        if found is None:
+            return None, 0
+        return self._open(found["s"], assignment_id), found["rev"]
+
+    async def parts_of(self, entry_ids: list[str]) -> dict[str, list[bytes]]:
+        """Every part of some log entries, by document."""
+        found: dict[str, list[bytes]] = {}
+        for start in range(0, len(entry_ids), CHUNK):
+            async for entry in self._log.find({"_id": {"$in": entry_ids[start:start + CHUNK]}}, {"parts": 1}):
+                for part in entry["parts"]:
+                    opened = self._open(part["u"], f"{part['a']}:{part['i']}")
+                    if opened is not None:
+                        found.setdefault(part["a"], []).append(opened)
+        return found
+
     async def documents_in(self, entry_ids: list[str]) -> list[str]:
         """The documents some log entries hold parts of."""
         found: dict[str, None] = {}
