@@ -32,7 +32,8 @@ log = logging.getLogger("careline.worksheets")
 
 MAX_BATCH = 128  # updates per log entry (48 KiB at most each: an entry stays far below MongoDB's 16 MB)
 MAX_QUEUED = 1024  # updates waiting to be written before new ones are refused (`unavailable`, send again)
-CHUNK = 100  # log entries one command reads or deletes (short commands: appends go on in between)
+CHUNK = 100  # log entries one command reads (short commands: appends go on in between)
+DELETE_CHUNK = 10  # log entries one command deletes (each has an index key per document it holds parts of)
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,8 @@ class DocumentStore:
 
     async def delete_entries(self, entry_ids: list[str]) -> None:
         """Delete log entries (every part of them is in its document's snapshot)."""
-        for start in range(0, len(entry_ids), CHUNK):
-            await self._log.delete_many({"_id": {"$in": entry_ids[start:start + CHUNK]}})
+        for start in range(0, len(entry_ids), DELETE_CHUNK):
+            await self._log.delete_many({"_id": {"$in": entry_ids[start:start + DELETE_CHUNK]}})
 
     async def entries_before(self, before: datetime, limit: int) -> list[str]:
         """Log entries written before `before` (compacted on idle)."""
