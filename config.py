@@ -262,10 +262,11 @@ class Config:
     booking_lease_seconds: float = 60.0
     worksheet_tick_seconds: float = 10.0
     worksheet_lease_seconds: float = 60.0
-    worksheet_compact_every: int = 200
+    worksheet_compact_every: int = 5000
     worksheet_compact_idle_seconds: float = 30.0
     worksheet_documents_held: int = 2000
-    worksheet_write_interval_ms: float = 2.0
+    worksheet_write_interval_ms: float = 10.0
+    worksheet_shed_lag_ms: float = 100.0
     message_keys: tuple[tuple[str, bytes], ...] = ()
     chat_client_to_client: bool = True
     chat_edit_window_minutes: int = 15
@@ -439,7 +440,7 @@ SETTINGS: tuple[Setting, ...] = (
        "how long a scheduler loop holds a claimed worksheet reminder before another may take it",
        bounds=_POSITIVE),
     _S("WORKSHEET_COMPACT_EVERY", "worksheet_compact_every", INTEGER,
-       "updates a process appends to a worksheet document's log before it compacts it into a snapshot",
+       "updates a process appends to the worksheet update log before it folds its entries into snapshots",
        bounds=_COUNT),
     _S("WORKSHEET_COMPACT_IDLE_SECONDS", "worksheet_compact_idle_seconds", NUMBER,
        "age of the oldest logged update of a document the scheduler compacts on idle", bounds=_POSITIVE),
@@ -448,6 +449,9 @@ SETTINGS: tuple[Setting, ...] = (
        bounds=_COUNT),
     _S("WORKSHEET_WRITE_INTERVAL_MS", "worksheet_write_interval_ms", NUMBER,
        "least time between two batched update-log inserts (as CHAT_WRITE_INTERVAL_MS)", bounds=Bounds(0, 100)),
+    _S("WORKSHEET_SHED_LAG_MS", "worksheet_shed_lag_ms", NUMBER,
+       "event-loop lag above which live edits are refused `unavailable` (try again) instead of answered late; 0: never",
+       bounds=Bounds(0, 10_000)),
     _S("MESSAGE_KEYS", "message_keys", KEYS, "AES-256 keys for text at rest, newest first",
        production=Required(generate=_new_message_key, what="message encryption key")),
     _S("CHAT_CLIENT_TO_CLIENT", "chat_client_to_client", FLAG, "allow client-client conversations"),

@@ -93,14 +93,14 @@ async def pair(url: str, n: int) -> str:
 
 
 def profile(pids: list[int], seconds: int, into: str) -> list[subprocess.Popen[bytes]]:
-    """py-spy (`pip install py-spy`) sampling each server for `seconds` while it holds the GIL (its CPU time,
-    not its waits): collapsed stacks into `into`/server<n>.txt."""
+    """py-spy (`pip install py-spy`) sampling each server and SecantusDB for `seconds` while it holds the GIL (its
+    CPU time, not its waits): collapsed stacks into `into`/server0.txt, server1.txt and database.txt."""
     Path(into).mkdir(parents=True, exist_ok=True)
     spy = str(Path(sys.executable).with_name("py-spy"))
     return [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200", "--gil",
-                              "--format", "raw", "--output", f"{into}/server{n}.txt"],
+                              "--format", "raw", "--output", f"{into}/{name}.txt"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for n, pid in enumerate(pids)]
+            for name, pid in zip(("server0", "server1", "database"), pids, strict=False)]
 
 
 async def editing_load(urls: list[str], assignments: int, rate: float, seconds: int,
@@ -125,7 +125,7 @@ async def editing_load(urls: list[str], assignments: int, rate: float, seconds: 
         if "phase" in data:
             marks[data["phase"]] = [time.monotonic()] + [cpu_seconds(pid) for pid in [*pids, done.pid]]
             if data["phase"] == "measuring" and profile_into:
-                spies = profile(pids[:2], seconds, profile_into)
+                spies = profile(pids[:3], seconds, profile_into)
         else:
             report = data
     await done.wait()

@@ -13,10 +13,15 @@ behind and `max_queued` documents are already waiting, a new one is refused at o
 instead of waiting behind a queue that only grows: the caller answers "try again" and nothing is lost.
 When a batch fails for want of the database (down, or slower than its timeout), the documents queued
 behind it fail with it, so no caller waits longer than one batch's bound.
+
+With `combine`, a batch is stored as the one document `combine(batch)` returns (an update log whose entries
+hold many updates: one document, and one set of index entries, per batch instead of per update); every caller
+of the batch then gets that document's `_id`.
 """
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from pymongo import UpdateOne
@@ -42,13 +47,14 @@ class GroupInsert:
     """Inserts into `collection`, batched while a previous batch is being written."""
 
     def __init__(self, collection: Collection, max_batch: int = 256, max_queued: int = 1024,
-                 min_interval: float = 0.0) -> None:
+                 min_interval: float = 0.0, combine: Callable[[list[Doc]], Doc] | None = None) -> None:
         self._collection = collection
+        self._combine = combine
         self._max_batch = max_batch
         self._max_queued = max_queued
         self._min_interval = min_interval
         self._last_start = float("-inf")  # loop time the latest batch was sent
-        self._queue: list[tuple[Doc, asyncio.Future[None]]] = []
+        self._queue: list[tuple[Doc, asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     @property
@@ -56,16 +62,17 @@ class GroupInsert:
         """Whether a new document would be refused now."""
         return len(self._queue) >= self._max_queued
 
-    async def insert(self, doc: Doc) -> None:
+    async def insert(self, doc: Doc) -> Any:
         """Store `doc` (with its `_id` set); raises DuplicateKeyError or WriteError for this document only,
-        and Backlogged without writing it when the queue is full."""
+        and Backlogged without writing it when the queue is full. Returns the `_id` of the stored document
+        (with `combine`: of the batch's document)."""
         if self.backlogged:
             raise Backlogged(len(self._queue))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((doc, done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
-        await done  # a cancelled caller cancels only its own future; its batch is written regardless
+        return await done  # a cancelled caller cancels only its own future; its batch is written regardless
 
     async def idle(self, within: float) -> bool:
         """Wait up to `within` seconds until no batch is queued or being written; whether it is so now.
@@ -95,12 +102,19 @@ class GroupInsert:
         finally:
             self._writer = None
 
-    async def _write(self, batch: list[tuple[Doc, asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list[tuple[Doc, asyncio.Future[Any]]]) -> None:
         failed: dict[int, dict[str, Any]] = {}
+        docs = [doc for doc, _ in batch]
+        combined = self._combine(docs) if self._combine is not None else None
         try:
-            await self._collection.insert_many([doc for doc, _ in batch], ordered=False)
+            if combined is not None:
+                await self._collection.insert_one(combined)
+            else:
+                await self._collection.insert_many(docs, ordered=False)
         except BulkWriteError as error:
             failed = {each["index"]: each for each in error.details.get("writeErrors", [])}
+        except WriteError as error:  # the combined document (one for the whole batch)
+            failed = {index: {"code": error.code, "errmsg": str(error)} for index in range(len(batch))}
         except (PyMongoError, OSError) as error:
             # Nothing is known to be written: every caller of the batch hears it, and so does every one
             # queued behind it (the database did not answer within its bound; waiting for the next batch
@@ -116,7 +130,7 @@ class GroupInsert:
             if index in failed:
                 done.set_exception(write_error_of(failed[index]))
             else:
-                done.set_result(None)
+                done.set_result((combined or docs[index])["_id"])
 
 
 class GroupUpdate:

@@ -142,6 +142,9 @@ def test_env(mongo_uri: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
         "MONGODB_URI": mongo_uri, "MONGODB_DB": f"t_{ident}", "REDIS_PREFIX": f"t:{ident}:",
         "JWT_SECRET": JWT_SECRET, "MESSAGE_KEYS": MESSAGE_KEYS, "VAPID_PRIVATE_KEY": VAPID_KEY,
         "DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "WARNING", "_REDIS_URL": redis_url,
+        # a test's servers share its event loop with its clients, on a machine running other tests: a slow turn
+        # must not refuse edits (tests/worksheets turns it on where it is tested)
+        "WORKSHEET_SHED_LAG_MS": "0",
     }
 
 

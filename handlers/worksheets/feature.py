@@ -49,7 +49,7 @@ async def build(shared: Shared) -> Built[WorksheetsFeature]:
     worksheets = WorksheetHandler(worksheet_store, assignment_store, shared.clock)
     announcer = Announcer(assignment_store, shared.publisher)
     settings = LiveSettings(config.worksheet_compact_every, timedelta(seconds=config.worksheet_compact_idle_seconds),
-                            config.worksheet_documents_held)
+                            config.worksheet_documents_held, config.worksheet_shed_lag_ms / 1000)
     live = LiveHandler(LiveDeps(documents, assignment_store, worksheets, announcer, relay, shared.publisher,
                                 shared.sockets, shared.clock), settings)
     relations = Acquaintance(BookingStore(shared.db), ConversationStore(shared.db))
@@ -60,10 +60,12 @@ async def build(shared: Shared) -> Built[WorksheetsFeature]:
                                                                      announcer, shared.bus, shared.clock,
                                                                      shared.users, shared.documents))
     relay.start(live.relayed)
+    live.lag.start()
     feature = WorksheetsFeature(worksheets, assignments, live, reminders, relay)
     scheduler = Periodic("worksheet-scheduler", config.worksheet_tick_seconds, feature.tick)
 
     async def close() -> None:
+        live.lag.stop()
         await relay.close()
         await live.drain()
         await documents.drain()

@@ -25,8 +25,10 @@ from pycrdt import Doc
 from clock import Clock
 from errors import InvalidPayload, NotFound, PreconditionFailed, Unavailable
 from handlers.auth import User
+from handlers.loop_lag import LoopLag
 from handlers.publisher import Publisher, room_group
 from handlers.worksheets.announce import NAMESPACE, Announcer
+from handlers.worksheets.compaction import Compactor
 from handlers.worksheets.deltas import AwarenessUpdated, DraftSaved, MissingUpdate, OpenedDocument
 from handlers.worksheets.documents import (
     BadUpdate,
@@ -52,12 +54,12 @@ log = logging.getLogger("careline.worksheets")
 LOCKED = "This assignment was submitted: its answers can no longer change"
 FROZEN = "This assignment is being submitted: its answers cannot change now"
 BUSY = "The document store is busy, try again"
-IDLE_BATCH = 50  # documents one idle sweep compacts at most
-COMPACTIONS = 2  # background compactions one process runs at once (the rest wait: writes come first)
+OVERLOADED = "The server is too busy for edits right now, try again"
 RECORDERS = 8  # status and progress writes of Yjs edits one process runs at once
 FREEZE_CONFIRM_SECONDS = 2.0  # how long a submission waits for every process to confirm its freeze
 FREEZE_SECONDS = 5.0  # how long a freeze holds when neither the unfreeze nor the lock that ends it is heard
 LOCKED_HELD = 10_000  # submitted documents a process remembers as locked (older ones: the stored status says)
+PROGRESS_DELAY = 1.0  # seconds a Yjs edit's progress check waits, taking in the document's other edits meanwhile
 
 #: hands an accepted update (assignment id, base64 update, socket to skip) to this process's sockets in the
 #: document's room; installed by the /worksheets namespace (a process without sockets has nobody to tell)
@@ -73,10 +75,11 @@ def doc_room(assignment_id: str) -> str:
     return f"doc:{assignment_id}"
 
 
-def _checked(fields: tuple[Field, ...], trial: Doc, name: str) -> dict[str, Any]:
-    """The responses of a tried document; `invalid_payload` (details under `name`) when they do not fit."""
+def _checked(fields: tuple[Field, ...], trial: Doc, name: str, to_check: bool = False) -> dict[str, Any]:
+    """The responses of a tried document; `invalid_payload` (details under `name`) when they do not fit.
+    `to_check`: only checked (texts that fit by their length are not read: see responses_of)."""
     try:
-        responses = responses_of(trial)
+        responses = responses_of(trial, to_check)
     except BadUpdate as error:
         raise InvalidPayload(str(error), {name: [str(error)]}) from None
     found = problems(fields, responses)
@@ -100,11 +103,13 @@ def unb64(text: str, field: str) -> bytes:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """How often documents are compacted, and how many one process holds."""
+    """How often documents are compacted, how many one process holds, and the event-loop lag (seconds; 0: never)
+    above which edits are refused instead of answered late."""
 
     compact_every: int
     compact_idle: timedelta
     documents_held: int
+    shed_lag: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -130,13 +135,14 @@ class LiveHandler:
         self.cache = DocumentCache(settings.documents_held)
         self._known: dict[str, Assignment] = {}  # assignments of held documents (parties never change)
         self._background: set[asyncio.Task[None]] = set()
-        self._compacting: set[str] = set()  # documents waiting for (or in) a background compaction
-        self._compactor = asyncio.Semaphore(COMPACTIONS)
+        self.compactor = Compactor(deps.documents, deps.clock, settings.compact_every)
         self._recorders = asyncio.Semaphore(RECORDERS)
         self._locked: OrderedDict[str, None] = OrderedDict()  # submitted, as this process heard
+        self._progress_due: set[str] = set()  # documents whose progress is checked soon
         self.freezes = Freezes()  # documents a submission under way froze; writes under way
         self._confirmations: dict[str, _Confirmations] = {}  # freeze nonce -> confirmations received
         self.deliver: RoomDelivery = _nobody
+        self.lag = LoopLag()  # started by the feature (sampling needs the running loop)
 
     # -- access ----------------------------------------------------------------------------------
 
@@ -160,7 +166,13 @@ class LiveHandler:
 
     async def _writable(self, user: User, assignment_id: str) -> Assignment:
         """The assignment if the caller may change it (not submitted, as this process knows: a freeze that ran
-        out unended means a submission may have been stored, so the status is read again)."""
+        out unended means a submission may have been stored, so the status is read again).
+
+        First of all, a process whose event loop is further behind than `shed_lag` refuses the write at once
+        (`unavailable`, nothing tried, stored or relayed): it cannot answer it in time, and taking it on would make
+        every other write late too (see handlers/loop_lag.py)."""
+        if self.lag.over(self.settings.shed_lag):
+            raise Unavailable(OVERLOADED)
         assignment = await self.assignment(user, assignment_id)
         if self.freezes.expired(assignment_id, self.deps.clock()):
             assignment = await self.assignment(user, assignment_id, fresh=True)
@@ -213,7 +225,7 @@ class LiveHandler:
         if stored.snapshot is None and not stored.updates:
             fields = await self.deps.worksheets.fields_of(assignment.worksheet_id)
             initial = new_document(fields).get_update()
-            await self.deps.documents.replace_snapshot(assignment.id, initial, 0, (), self.deps.clock())
+            await self.deps.documents.replace_snapshot(assignment.id, initial, 0, self.deps.clock())
             stored = await self.deps.documents.load(assignment.id)  # whoever stored the first snapshot won
         live.apply_stored(([stored.snapshot] if stored.snapshot else []) + list(stored.updates))
 
@@ -263,14 +275,14 @@ class LiveHandler:
             self._check_room_to_store()
             try:
                 apply(live.shadow, raw)
-                responses = _checked(fields, live.shadow, "update")
+                _checked(fields, live.shadow, "update", to_check=True)
             except (BadUpdate, InvalidPayload) as error:
                 live.reject()
                 if isinstance(error, InvalidPayload):
                     raise
                 raise InvalidPayload(str(error), {"update": [str(error)]}) from None
             await self._commit(live, assignment, raw, sid, update)
-        await self._after_edit(assignment, fields, responses)
+        self._check_progress_soon(assignment, fields)
 
     async def draft(self, user: User, sid: str, assignment_id: str, responses: dict[str, Any]) -> DraftSaved:
         """draft:save: plain values written into the same document (Yjs editors receive them as an update)."""
@@ -328,7 +340,7 @@ class LiveHandler:
         edit is acknowledged after the submission is."""
         ticket = live.storing(raw)
         try:
-            entry_id = await self.deps.documents.append(assignment.id, raw, self.deps.clock())
+            entry = await self.deps.documents.append(assignment.id, raw, self.deps.clock())
         except BaseException as error:
             live.reject(ticket)
             if isinstance(error, Backlogged):
@@ -336,24 +348,39 @@ class LiveHandler:
             raise
         if self.is_locked(assignment):
             live.reject(ticket)
-            await self.deps.documents.discard(assignment.id, entry_id)
+            await self.deps.documents.discard(assignment.id, entry)
             raise PreconditionFailed(LOCKED)
         live.stored(ticket)
         await self.deps.relay.publish(Change(assignment.id, "update", text, sid))
         await self.deliver(assignment.id, text, sid)
-        live.appended += 1
-        if live.appended >= self.settings.compact_every and assignment.id not in self._compacting:
-            live.appended = 0
-            self._compacting.add(assignment.id)
-            self._spawn(self._compact_soon(assignment.id))
+        if self.compactor.appended(entry.entry_id):
+            self._spawn(self.compactor.own_round())
+
+    def _check_progress_soon(self, assignment: Assignment, fields: tuple[Field, ...]) -> None:
+        """A Yjs edit was stored: its progress is checked in the background, once for every edit of the document
+        within PROGRESS_DELAY (reading the answers means reading the texts whole); the first edit of an
+        assignment is checked at once (it also moves the status to in_progress)."""
+        if assignment.id not in self._progress_due:
+            self._progress_due.add(assignment.id)
+            self._spawn(self._check_progress(assignment, fields))
+
+    async def _check_progress(self, assignment: Assignment, fields: tuple[Field, ...]) -> None:
+        try:
+            if self._known.get(assignment.id, assignment).status != "assigned":
+                await asyncio.sleep(PROGRESS_DELAY)
+        finally:
+            self._progress_due.discard(assignment.id)
+        live = self.cache.get(assignment.id)
+        if live is not None:
+            await self._after_edit(assignment, fields, responses_of(live.doc))
 
     async def _after_edit(self, assignment: Assignment, fields: tuple[Field, ...], responses: dict[str, Any],
                           saved: bool = False) -> float:
         """First edit: assigned -> in_progress; a change of progress is stored and pushed to both parties.
 
         What this process knows is updated at once, so the edits in flight alongside this one do not repeat
-        the writes. A draft save (`saved`) waits for them and always announces its progress; a Yjs update leaves
-        them to the background (its ack waits for its durable write only), a few at a time."""
+        the writes. A draft save (`saved`) waits for them and always announces its progress; a Yjs update's
+        check leaves them to the background too, a few at a time."""
         made = progress(fields, responses)
         known = self._known.get(assignment.id, assignment)
         start, moved = known.status == "assigned", made != known.progress
@@ -455,34 +482,10 @@ class LiveHandler:
 
     # -- compaction ------------------------------------------------------------------------------
 
-    async def compact(self, assignment_id: str) -> bool:
-        """Fold the stored log of a document into a new snapshot (a lost race just leaves the log for later)."""
-        stored = await self.deps.documents.load(assignment_id)
-        if not stored.updates:
-            return False
-        merged: Doc = Doc()
-        for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.updates):
-            try:
-                merged.apply_update(update)
-            except Exception:
-                log.warning("a stored update of %s could not be applied", assignment_id)
-        return await self.deps.documents.replace_snapshot(assignment_id, merged.get_update(), stored.rev,
-                                                          stored.entry_ids, self.deps.clock())
-
-    async def _compact_soon(self, assignment_id: str) -> None:
-        try:
-            async with self._compactor:
-                await self.compact(assignment_id)
-        finally:
-            self._compacting.discard(assignment_id)
-
     async def compact_idle(self) -> int:
-        """Compact documents whose oldest logged update is older than the idle time; returns how many."""
-        before = self.deps.clock() - self.settings.compact_idle
-        done = 0
-        for assignment_id in await self.deps.documents.idle_documents(before, IDLE_BATCH):
-            done += await self.compact(assignment_id)
-        return done
+        """Fold log entries older than the idle time into their snapshots (handlers/worksheets/compaction.py);
+        returns how many entries were folded."""
+        return await self.compactor.idle_rounds(self.deps.clock() - self.settings.compact_idle)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)

@@ -12,6 +12,11 @@ class SharedText(str):
     """A text answer held in a collaborative Y.Text (only text fields may hold one)."""
 
 
+class FittingText(SharedText):
+    """A shared text whose length alone shows it fits (for checking only: its content was not read, so it must
+    not be counted as an answer or stored)."""
+
+
 class Unsupported:
     """A value of a kind no field accepts (a nested map, say)."""
 

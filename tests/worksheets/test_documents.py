@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import replace
 
 from pycrdt import Doc, Map, Text
 
@@ -103,6 +104,26 @@ async def test_invalid_updates_are_refused_not_applied_not_relayed(server: Runni
     assert await stored_responses(server, pair.assignment_id) == before == {"story": "", "mood": "ok"}
     # the document still takes valid edits afterwards, from the untouched editor
     assert (await client.edit(lambda r: r.__setitem__("energy", 5)))["ok"]
+
+
+async def test_an_overloaded_process_refuses_edits_at_once_and_takes_them_again_after(server: RunningServer) -> None:
+    pair = await assigned(server)
+    client, _therapist = await editors(pair)
+    live = feature(server).live
+    live.settings = replace(live.settings, shed_lag=0.1)  # off for tests (tests/conftest.py)
+    live.lag.stop()  # the injected lag stays as set
+    live.lag.lag = 1.0
+    ack = await client.edit(lambda r: r["story"].insert(0, "late"))
+    assert ack["ok"] is False and ack["error"]["code"] == "unavailable"
+    draft = await pair.client.call("draft:save", {"assignmentId": pair.assignment_id, "responses": {"mood": "ok"}})
+    assert draft["error"]["code"] == "unavailable"
+    await pair.therapist.absent("doc:updated", within=0.3)
+    assert await stored_responses(server, pair.assignment_id) == {"story": ""}
+    live.lag.lag = 0.0
+    retried = await client.send(client.doc.get_update())  # what a Yjs client sends again: all it has
+    assert retried == {"ok": True, "data": {}}
+    await pair.therapist.expect("doc:updated")
+    assert await stored_responses(server, pair.assignment_id) == {"story": "late"}
 
 
 async def test_the_text_limit_counts_characters_not_bytes(server: RunningServer) -> None:

@@ -7,7 +7,7 @@ import base64
 from datetime import timedelta
 from typing import Any
 
-from pycrdt import Doc, Map
+from pycrdt import Doc, Map, Text
 
 from clock import iso
 from rest.app_keys import MONGO_DB
@@ -122,7 +122,7 @@ async def test_compaction_every_n_updates_and_a_half_finished_one_lose_nothing(s
     for update in [stored.snapshot, *stored.updates]:
         assert update is not None
         merged.apply_update(update)
-    assert await documents.replace_snapshot(assignment["id"], merged.get_update(), stored.rev, (), NOW)
+    assert await documents.replace_snapshot(assignment["id"], merged.get_update(), stored.rev, NOW)
     assert await documents.log_length(assignment["id"]) == len(stored.updates)
     reader = await server.client("t1", "therapist", NS)
     opened = await reader.ok("assignment:open", {"assignmentId": assignment["id"]})
@@ -132,3 +132,40 @@ async def test_compaction_every_n_updates_and_a_half_finished_one_lose_nothing(s
     live.cache.drop(assignment["id"])  # and a process loading it from the store alone
     assert await live.current_responses(await live.deps.assignments.get(assignment["id"])) == {  # type: ignore[arg-type]
         "story": " ".join(words)}
+
+
+async def test_a_round_holding_part_of_a_documents_log_loses_nothing(start_server: StartServer) -> None:
+    """Compaction folds whole log entries: folding the entry of an update before the entry of the one it builds on
+    (as another process's may be) keeps both, whichever order the rounds take."""
+    server = await start_server(run_worker_in_web=False)
+    live = server.worksheets.live
+    documents = live.deps.documents
+    first = Doc()
+    first.get("responses", type=Map)["story"] = Text("hello")
+    hello = first.get_update()
+    second = Doc()
+    second.apply_update(hello)
+    before = second.get_state()
+    text = second.get("responses", type=Map)["story"]
+    assert isinstance(text, Text)
+    text.insert(5, " world")
+    world = second.get_update(before)
+    earlier = await documents.append("doc-1", hello, NOW)
+    later = await documents.append("doc-1", world, NOW)
+    assert earlier.entry_id != later.entry_id
+
+    def held(stored: Any) -> Any:
+        doc = Doc()
+        for update in [stored.snapshot, *stored.updates]:
+            doc.apply_update(update)
+        return doc.get("responses", type=Map).to_py()
+
+    # a process's own round merges: " world" alone, though it builds on an entry no round folded yet
+    assert await live.compactor.fold([later.entry_id], full=False)
+    assert held(await documents.load("doc-1")) == {"story": "hello world"}
+    assert await live.compactor.fold([earlier.entry_id], full=False)
+    assert await documents.log_length("doc-1") == 0
+    assert held(await documents.load("doc-1")) == {"story": "hello world"}
+    more = await documents.append("doc-1", world, NOW)  # a repeat; an idle round folds in full
+    assert await live.compactor.fold([more.entry_id])
+    assert held(await documents.load("doc-1")) == {"story": "hello world"}
