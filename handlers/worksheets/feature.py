@@ -44,6 +44,7 @@ async def build(shared: Shared) -> Built[WorksheetsFeature]:
     reminder_store = AssignmentReminderStore(shared.db)
     for store in (worksheet_store, assignment_store, documents, reminder_store):
         await store.ensure_indexes()
+    await documents.adopt_legacy_log()
     shared.relations.add(assignment_store.related)
     relay: DocRelay = RedisRelay(shared.redis, config.redis_prefix) if shared.redis is not None else LocalRelay()
     worksheets = WorksheetHandler(worksheet_store, assignment_store, shared.clock)

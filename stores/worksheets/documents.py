@@ -34,6 +34,7 @@ MAX_BATCH = 128  # updates per log entry (48 KiB at most each: an entry stays fa
 MAX_QUEUED = 1024  # updates waiting to be written before new ones are refused (`unavailable`, send again)
 CHUNK = 100  # log entries one command reads (short commands: appends go on in between)
 DELETE_CHUNK = 10  # log entries one command deletes (each has an index key per document it holds parts of)
+LEGACY_LOG = "worksheet_updates"  # the log before batched entries: one document per update (adopt_legacy_log)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class DocumentStore:
     def __init__(self, db: Database, cipher: Cipher, batch_interval: float = 0.0) -> None:
         self._log = db["worksheet_log"]
         self._snapshots = db["worksheet_snapshots"]
+        self._legacy = db[LEGACY_LOG]
         self._inserts = GroupInsert(self._log, max_batch=MAX_BATCH, max_queued=MAX_QUEUED,
                                     min_interval=batch_interval, combine=_entry)
         self._cipher = cipher
@@ -75,6 +77,24 @@ class DocumentStore:
         """The log entries holding a document's parts; the oldest entries (the idle compaction sweep)."""
         await self._log.create_index([("docs", ASCENDING), ("_id", ASCENDING)])
         await self._log.create_index([("at", ASCENDING)])
+
+    async def adopt_legacy_log(self) -> int:
+        """Move updates stored one document each (`worksheet_updates`, written by careline before the batched
+        log) into log entries, MAX_BATCH a time; returns how many moved (startup).
+
+        A legacy update was sealed bound to `<assignment>:<its _id>`, which is what a part with that id is bound
+        to, so nothing is decrypted or sealed again. An entry is written before its legacy documents are
+        deleted: a crash between the two leaves an update in both, and Yjs applies the repeat as a no-op.
+        """
+        moved = 0
+        while legacy := [doc async for doc in self._legacy.find({}).limit(MAX_BATCH)]:
+            await self._log.insert_one(_entry([{"i": doc["_id"], "a": doc["assignmentId"], "u": doc["u"],
+                                                "at": doc["at"]} for doc in legacy]))
+            await self._legacy.delete_many({"_id": {"$in": [doc["_id"] for doc in legacy]}})
+            moved += len(legacy)
+        if moved:
+            log.info("moved %d worksheet updates from %s into the batched log", moved, LEGACY_LOG)
+        return moved
 
     async def drain(self) -> None:
         """Wait for queued appends (shutdown)."""

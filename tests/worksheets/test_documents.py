@@ -10,6 +10,7 @@ from pycrdt import Doc, Map, Text
 
 from handlers.worksheets.feature import WorksheetsFeature
 from rest.app_keys import HANDLERS
+from stores.worksheets.documents import LEGACY_LOG
 from tests.conftest import RunningServer, StartServer
 from tests.worksheets.helpers import NS, Pair, YEditor, assigned, b64
 
@@ -170,6 +171,27 @@ async def test_a_restarted_server_has_the_document(start_server: StartServer) ->
     reader = YEditor(await second.client("t1", "therapist", NS), pair.assignment_id)
     await reader.open()
     assert reader.json() == {"story": "one two three"}
+
+
+async def test_updates_stored_in_the_per_update_log_of_earlier_versions_are_kept(start_server: StartServer) -> None:
+    first = await start_server()
+    pair = await assigned(first)
+    client, _ = await editors(pair)
+    assert (await client.edit(lambda r: r["story"].insert(0, "new")))["ok"]
+    earlier = [client.change(lambda r, w=word: r["story"].insert(0, w)) for word in ("two ", "one ")]
+    legacy = first.shared.db[LEGACY_LOG]  # as an earlier careline stored them: a document per update
+    await legacy.insert_many([
+        {"_id": f"old{n}", "assignmentId": pair.assignment_id, "at": first.clock(),
+         "u": first.shared.cipher.seal(update, f"{pair.assignment_id}:old{n}".encode()).to_doc()}
+        for n, update in enumerate(earlier)])
+    await first.stop()
+
+    second = await start_server()
+    assert await second.shared.db[LEGACY_LOG].count_documents({}) == 0
+    reader = YEditor(await second.client("t1", "therapist", NS), pair.assignment_id)
+    await reader.open()
+    assert reader.json() == {"story": "one two new"}
+    assert await stored_responses(second, pair.assignment_id) == {"story": "one two new"}
 
 
 async def test_sync_refuses_a_bad_state_vector(server: RunningServer) -> None:
