@@ -11,7 +11,6 @@ back (no read sent before then is held).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Protocol
 import orjson
 
 from stores.redis import REDIS_DOWN, Redis
+from stores.redis_listener import ChannelListener
 
 log = logging.getLogger("careline.meetings")
 
@@ -74,7 +74,7 @@ class RedisRevocations:
         self._epoch = 0
         self._up = False
         self._waiting: dict[str, _Answers] = {}  # announcement nonce -> answers still expected
-        self._task: asyncio.Task[None] | None = None
+        self._listener = ChannelListener(redis, self._channel, "seat revocation listener", log)
         self._answering: set[asyncio.Task[None]] = set()
 
     @property
@@ -102,33 +102,14 @@ class RedisRevocations:
 
     def start(self, dropped: Dropped) -> None:
         """Listen in the background (reconnecting after an outage)."""
-        self._task = asyncio.create_task(self._listen(dropped))
+        async def received(data: bytes) -> None:
+            self._received(dropped, *orjson.loads(data))
 
-    async def _listen(self, dropped: Dropped) -> None:
-        while True:
-            try:
-                await self._subscribed(dropped)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("seat revocation listener restarting: %s", type(error).__name__)
-                await asyncio.sleep(1.0)
+        self._listener.start(received, self._subscription)
 
-    async def _subscribed(self, dropped: Dropped) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self._channel)
-            self._epoch += 1
-            self._up = True
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is not None:
-                    self._received(dropped, *orjson.loads(message["data"]))
-        finally:
-            self._up = False
-            self._epoch += 1
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
+    def _subscription(self, up: bool) -> None:
+        self._epoch += 1
+        self._up = up
 
     def _received(self, dropped: Dropped, origin: str, kind: str, nonce: str, meeting_id: str, user_id: str) -> None:
         if kind == "revoked" and origin != self._origin:
@@ -152,7 +133,4 @@ class RedisRevocations:
 
     async def close(self) -> None:
         """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._listener.close()

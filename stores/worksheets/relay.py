@@ -12,7 +12,6 @@ document is opened or synced.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from typing import Literal, Protocol
 import orjson
 
 from stores.redis import REDIS_DOWN, Redis
+from stores.redis_listener import ChannelListener
 
 log = logging.getLogger("careline.worksheets")
 
@@ -100,7 +100,7 @@ class RedisRelay:
         self._redis = redis
         self._channel = f"{prefix}worksheets:docs"
         self._origin = uuid.uuid4().hex
-        self._task: asyncio.Task[None] | None = None
+        self._listener = ChannelListener(redis, self._channel, "worksheet relay listener", log)
         self._ready = asyncio.Event()
         self._queue: list[list[str]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -136,40 +136,17 @@ class RedisRelay:
 
     def start(self, receiver: Receiver) -> None:
         """Listen in the background (reconnecting after an outage)."""
-        self._task = asyncio.create_task(self._listen(receiver))
+        async def received(data: bytes) -> None:
+            origin, batch = orjson.loads(data)
+            if origin != self._origin:
+                for change in batch:
+                    await self._deliver(receiver, change)
+
+        self._listener.start(received, lambda up: self._ready.set() if up else self._ready.clear())
 
     async def wait_ready(self, timeout: float = 5.0) -> None:
         """Until the subscription is active (tests)."""
         await asyncio.wait_for(self._ready.wait(), timeout)
-
-    async def _listen(self, receiver: Receiver) -> None:
-        while True:
-            try:
-                await self._subscribed(receiver)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                self._ready.clear()
-                log.warning("worksheet relay listener restarting: %s", type(error).__name__)
-                await asyncio.sleep(1.0)
-
-    async def _subscribed(self, receiver: Receiver) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self._channel)
-            self._ready.set()
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is None:
-                    continue
-                origin, batch = orjson.loads(message["data"])
-                if origin != self._origin:
-                    for change in batch:
-                        await self._deliver(receiver, change)
-        finally:
-            self._ready.clear()
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
 
     @staticmethod
     async def _deliver(receiver: Receiver, data: list[str]) -> None:
@@ -182,7 +159,4 @@ class RedisRelay:
         """Publish what is queued, then stop listening."""
         if self._writer is not None:
             await asyncio.shield(self._writer)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._listener.close()
