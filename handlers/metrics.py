@@ -30,6 +30,14 @@ class Metrics:
                                             "Restarts of the embedded database (it exited or stopped answering)",
                                             registry=self.registry)
         self._request_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # `labels()` is slow per call
+        self._connected_series: dict[str, Any] = {}
+
+    def sockets_of(self, namespace: str) -> Any:
+        """The connected-sockets gauge of one namespace (its series looked up once, not per connect)."""
+        series = self._connected_series.get(namespace)
+        if series is None:
+            series = self._connected_series[namespace] = self.connected.labels(namespace)
+        return series
 
     def request_done(self, namespace: str, event: str, code: str, seconds: float) -> None:
         """Count one answered request and observe its latency."""

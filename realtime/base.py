@@ -239,7 +239,7 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
             await self.enter_room(sid, user_room(user.id))
         else:
             await self._safely(self.shared.publisher.join(self.namespace, sid, user_room(user.id), user.id))
-        self.metrics.connected.labels(self.namespace).inc()
+        self.metrics.sockets_of(self.namespace).inc()
         log.info("connect", extra={"namespace": self.namespace, "user": user.id, "sid": sid})
         await self._safely(self.shared.users.upsert_seen(user.id, user.role, user.name, user.email))
         await self._safely(self.on_user_connected(sid, user))
@@ -263,7 +263,7 @@ class BaseNamespace(socketio.AsyncNamespace, Generic[H]):
         if user is None:
             return
         self._expiries.discard(sid)
-        self.metrics.connected.labels(self.namespace).dec()
+        self.metrics.sockets_of(self.namespace).dec()
         await self._safely(self._forget_rooms(sid, user))
         log.info("disconnect", extra={"namespace": self.namespace, "user": user.id, "sid": sid,
                                       "reason": str(reason)})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 
 import jwt
 import pytest
@@ -21,6 +22,14 @@ def _token(sub: str = "u1", role: str = "client", exp_in: int = 3600, secret: st
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+def _hs512_token() -> str:
+    """A token signed with HS512 over the server's own secret (shorter than HS512 recommends: that warning is
+    the point, not a problem of the test)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+        return jwt.encode({"sub": "u1", "role": "client", "exp": int(time.time()) + 600}, JWT_SECRET, algorithm="HS512")
+
+
 REFUSALS = {
     "missing": (None, "unauthorized"),
     "bad_signature": (_token(secret="another-secret-another-secret-xx"), "unauthorized"),
@@ -33,6 +42,11 @@ REFUSALS = {
     "far_future": (jwt.encode({"sub": "u1", "role": "client", "exp": 10**20}, JWT_SECRET, algorithm="HS256"),
                    "unauthorized"),
     "over_max_lifetime": (_token(exp_in=2 * 86_400), "unauthorized"),  # made at import: a margin for slow runs
+    # only HS256 with the configured secret (the decoder's HS256 is careline's PreparedHMAC): no unsigned token,
+    # no other HMAC algorithm over the same secret
+    "alg_none": (jwt.encode({"sub": "u1", "role": "client", "exp": int(time.time()) + 600}, None, algorithm="none"),
+                 "unauthorized"),
+    "alg_hs512": (_hs512_token(), "unauthorized"),
 }
 
 
