@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pymongo import ASCENDING
@@ -191,19 +191,36 @@ class MessageStore:
         return await self.get(message_id) if changed.modified_count else None
 
     async def toggle_reaction(self, message_id: str, emoji: str, user_id: str) -> Message | None:
-        """Add the user's reaction if absent, else remove it (each step one atomic update)."""
+        """Add the user's reaction if absent, else remove it (each step one atomic update).
+
+        The message comes back as read after the toggle, with the user's own reaction as this toggle left it (a
+        concurrent toggle of the same reaction may have flipped it again before the read: that one's answer
+        says so). Not findAndModify: on SecantusDB it scans the whole collection (docs/storage.md).
+        """
         key = f"{emoji}\n{user_id}"
+        added: bool | None = None
         for _ in range(TOGGLE_ATTEMPTS):  # a concurrent toggle may flip it between our two steps: try again
-            added = await self._messages.update_one(
+            pushed = await self._messages.update_one(
                 {"_id": message_id, "deleted": False, "reactionKeys": {"$ne": key}}, {"$push": {"reactionKeys": key}})
-            if added.modified_count:
+            if pushed.modified_count:
+                added = True
                 break
-            removed = await self._messages.update_one({"_id": message_id, "deleted": False, "reactionKeys": key},
-                                                      {"$pull": {"reactionKeys": key}})
-            if removed.modified_count or not await self._messages.count_documents({"_id": message_id,
-                                                                                   "deleted": False}):
+            pulled = await self._messages.update_one({"_id": message_id, "deleted": False, "reactionKeys": key},
+                                                     {"$pull": {"reactionKeys": key}})
+            if pulled.modified_count:
+                added = False
                 break
-        return await self.get(message_id)
+            if not await self._messages.count_documents({"_id": message_id, "deleted": False}):
+                break
+        message = await self.get(message_id)
+        if message is None or added is None:
+            return message
+        keys = [f"{name}\n{user}" for name, users in message.reactions.items() for user in users]
+        if not added:
+            keys = [each for each in keys if each != key]
+        elif key not in keys:
+            keys.append(key)
+        return replace(message, reactions=reactions_of(keys))
 
     async def reaction_count(self, message_id: str) -> int:
         """How many (emoji, user) reactions a message has."""
