@@ -429,7 +429,7 @@ def table(title: str, headers: list[str], rows: list[list]) -> str:
             return f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
         return str(v)
 
-    cells = [[fmt(v) for v in r] for r in rows]
+    cells = [[fmt(v) for v in r] + ["-"] * (len(headers) - len(r)) for r in rows]  # an ERROR row may be short
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = "  ".join(h.rjust(w) for h, w in zip(headers, widths))
     out = [f"\n== {title}", line, "-" * len(line)]
@@ -476,7 +476,7 @@ def render(res: dict) -> str:
         rows = []
         for tname, r in sc["memory"].items():
             if "error" in r:
-                rows.append([tname] + ["-"] * 7 + ["ERROR: " + r["error"][:60]])
+                rows.append([tname] + ["-"] * 9 + ["ERROR: " + r["error"][:60]])
                 continue
             rows.append([tname, r["aliveAtMeasure"], r["rssBaselineMB"], r["rssLoadedMB"], r["rssPerConnKB"], r["rssClosedMB"],
                          f"{r['fdsBaseline']}/{r['fdsLoaded']}/{r['fdsClosed']}", r["connectSeconds"], r.get("cpuUsPerConn"),
