@@ -18,6 +18,7 @@ from redis.asyncio.connection import parse_url
 
 CONNECT_TIMEOUT = 5.0
 READ_SIZE = 256 * 1024
+SILENCE_SECONDS = 30.0  # a subscription quiet this long sends PING; no answer within as long again: reconnect
 
 
 def lean_channel_supported(url: str) -> bool:
@@ -107,11 +108,33 @@ async def _replies(reader: asyncio.StreamReader, parser: hiredis.Reader, count: 
 
 
 class ChannelSubscription(_Channel):
-    """Subscribes to the channel on a connection of its own."""
+    """Subscribes to the channel on a connection of its own.
+
+    A connection that Redis stopped answering without closing it (a partition, a paused server) would otherwise
+    wait on TCP keepalive for hours while other processes' messages go elsewhere: after `silence` seconds
+    without a byte it sends PING (allowed while subscribed) and gives up when that is not answered in as long.
+    """
+
+    def __init__(self, url: str, channel: str, silence: float = SILENCE_SECONDS) -> None:
+        super().__init__(url, channel)
+        self._silence = silence
+
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        """The next bytes, pinging Redis once after a silence; ConnectionError when it stays silent."""
+        try:
+            async with asyncio.timeout(self._silence):
+                return await reader.read(READ_SIZE)
+        except TimeoutError:
+            writer.write(_command(b"PING"))
+        try:
+            async with asyncio.timeout(self._silence):
+                return await reader.read(READ_SIZE)
+        except TimeoutError:
+            raise ConnectionError("redis did not answer a ping on the subscription") from None
 
     async def batches(self) -> AsyncIterator[list[bytes]]:
         """Connect and subscribe, yield `[]` once subscribed, then the payloads of the messages each read brought,
-        in order; raises ConnectionError when Redis refuses or the connection ends."""
+        in order; raises ConnectionError when Redis refuses, stops answering or the connection ends."""
         reader, writer = await self._open()
         try:
             writer.write(_command(b"SUBSCRIBE", self._channel))
@@ -119,7 +142,7 @@ class ChannelSubscription(_Channel):
             parser = hiredis.Reader()
             subscribed = False
             while True:
-                data = await reader.read(READ_SIZE)
+                data = await self._read(reader, writer)
                 if not data:
                     raise ConnectionError("redis closed the subscription")
                 parser.feed(data)

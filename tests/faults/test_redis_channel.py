@@ -1,9 +1,12 @@
 """careline's lean Redis channel connections (stores/redis_channel.py, under the Socket.IO manager) against a real
-redis-server that requires a password: batches arrive in order and whole, a wrong password is refused, and a
-publisher whose connection died fails that batch and reconnects for the next."""
+redis-server that requires a password: batches arrive in order and whole, a wrong password is refused, a
+publisher whose connection died fails that batch and reconnects for the next, and a subscription whose Redis
+stops answering (paused) gives up instead of waiting forever, while a quiet one that answers its ping stays."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -71,3 +74,19 @@ async def test_a_publisher_fails_the_batch_of_a_dead_connection_and_reconnects(l
     await publisher.publish(["after"])
     assert await asyncio.wait_for(listening, 5) == [b"after"]
     publisher.close()
+
+
+async def test_a_subscription_gives_up_on_a_silent_redis_and_stays_on_a_quiet_one(locked_redis: RedisProcess) -> None:
+    subscription = ChannelSubscription(_url(locked_redis), "careline:test", silence=0.3)
+    batches = subscription.batches()
+    assert await asyncio.wait_for(anext(batches), 5) == []  # subscribed
+    quiet = asyncio.create_task(anext(batches))
+    await asyncio.sleep(1.0)  # three silences: each ping answered, nothing to yield
+    assert not quiet.done()
+    assert locked_redis.process is not None
+    os.kill(locked_redis.process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(ConnectionError, match="did not answer a ping"):
+            await asyncio.wait_for(quiet, 5)
+    finally:
+        os.kill(locked_redis.process.pid, signal.SIGCONT)
