@@ -93,9 +93,16 @@ class BroadcastStore:
         cursor = self._receipts.find({"_id": {"$in": list(bodies)}, "readAt": None}, {"_id": 1})
         return {doc["_id"]: bodies[doc["_id"]] async for doc in cursor}
 
-    async def unread_count(self, user_id: str) -> int:
-        """How many broadcasts the user received and has not read."""
-        return len(await self._unread_ids(user_id))
+    async def unread_counts(self, user_ids: list[str]) -> dict[str, int]:
+        """`unread_count` of several users: one read of the broadcasts' seqs, then their receipts by `_id`."""
+        counts = dict.fromkeys(user_ids, 0)
+        seqs = [body["seq"] async for body in self._bodies.find({}, {"seq": 1, "_id": 0})]
+        wanted = [receipt_id(seq, user_id) for seq in seqs for user_id in counts]
+        for start in range(0, len(wanted), BATCH):
+            cursor = self._receipts.find({"_id": {"$in": wanted[start:start + BATCH]}, "readAt": None}, {"_id": 1})
+            async for doc in cursor:
+                counts[doc["_id"].partition(":")[2]] += 1  # `<seq>:<userId>`: this receipt is that user's
+        return counts
 
     async def mark_read(self, user_id: str, refs: list[str] | None = None) -> int:
         """Mark the user's receipts of these broadcasts (or all) read; returns how many changed."""

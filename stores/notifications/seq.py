@@ -10,6 +10,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from clock import utcnow
+from stores.coalesce import Coalescer
 from stores.mongo import Database, Doc
 
 COUNTER_ID = "seq"
@@ -33,6 +34,8 @@ class SeqCounter:
 
     def __init__(self, db: Database) -> None:
         self._counters = db["notification_counters"]
+        # catch-ups arriving together (a restarted process's clients) read the counter once per batch
+        self._reads: Coalescer[None, Doc] = Coalescer(self._read_counter)
 
     async def allocate(self, hold: timedelta = DEFAULT_HOLD) -> int:
         """Take the next seq and mark it pending, in one atomic update."""
@@ -60,13 +63,18 @@ class SeqCounter:
 
     async def settled(self, after: int) -> Settled:
         """The highest seq a catch-up after `after` may return without stepping over one still pending."""
-        doc = await self._counters.find_one({"_id": COUNTER_ID}) or {}
+        doc = await self._reads.submit(None)
         last, now = int(doc.get("seq", 0)), utcnow()
-        pending = doc.get("pending", ())
-        if any(entry["until"] <= now for entry in pending):  # left by a writer that died: forget them
-            await self._counters.update_one({"_id": COUNTER_ID}, {"$pull": {"pending": {"until": {"$lte": now}}}})
-        waiting = [entry["seq"] for entry in pending if entry["seq"] > after and entry["until"] > now]
+        waiting = [entry["seq"] for entry in doc.get("pending", ()) if entry["seq"] > after and entry["until"] > now]
         return Settled(min(waiting) - 1, True) if waiting else Settled(last, False)
+
+    async def _read_counter(self, batch: list[None]) -> list[Doc]:
+        """The counter as it is now, for every catch-up of the batch (each asked before the read began)."""
+        doc = await self._counters.find_one({"_id": COUNTER_ID}) or {}
+        now = utcnow()
+        if any(entry["until"] <= now for entry in doc.get("pending", ())):  # left by a writer that died: forget them
+            await self._counters.update_one({"_id": COUNTER_ID}, {"$pull": {"pending": {"until": {"$lte": now}}}})
+        return [doc] * len(batch)
 
 
 class SeqLease:
