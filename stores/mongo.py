@@ -1,7 +1,8 @@
 """MongoDB client lifecycle and the small helpers every store shares."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -23,6 +24,10 @@ T = TypeVar("T")
 
 
 STARTUP_TIMEOUT_SECONDS = 300.0  # index builds and migrations at start-up may take long on a big database
+# values per `$in` of `find_in`: SecantusDB checks every document it fetches against each listed value in
+# turn, so one `$in` costs O(n^2) (measured on `_id`: ~270 us of its CPU per value at 512 values, against
+# ~120 us for a lone `find_one`); a few dozen values per query is the cheapest per value
+IN_CHUNK = 32
 
 
 def connect(uri: str, *, pool_size: int = 100, timeout_ms: int = 2000, write_concern: str = "majority",
@@ -92,3 +97,13 @@ async def conflict_on_duplicate(call: Callable[[], Awaitable[T]], message: str =
         return await call()
     except DuplicateKeyError:
         raise Conflict(message) from None
+
+
+async def find_in(collection: Collection, field: str, values: Iterable[Any], projection: Doc | None = None,
+                  **conditions: Any) -> list[Doc]:
+    """The documents whose `field` is one of `values` (and that match `conditions`), by one `$in` query per
+    IN_CHUNK distinct values, all sent at once."""
+    distinct = list(dict.fromkeys(values))
+    queries = [collection.find({field: {"$in": distinct[start:start + IN_CHUNK]}, **conditions}, projection).to_list()
+               for start in range(0, len(distinct), IN_CHUNK)]
+    return [doc for page in await asyncio.gather(*queries) for doc in page]

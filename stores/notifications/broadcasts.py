@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ASCENDING
 
 from clock import utcnow
-from stores.mongo import Database, Doc, new_id
+from stores.mongo import Database, Doc, find_in, new_id
 from stores.notifications.records import Notification
 
 BATCH = 1000  # receipts per insert_many
@@ -98,10 +98,8 @@ class BroadcastStore:
         counts = dict.fromkeys(user_ids, 0)
         seqs = [body["seq"] async for body in self._bodies.find({}, {"seq": 1, "_id": 0})]
         wanted = [receipt_id(seq, user_id) for seq in seqs for user_id in counts]
-        for start in range(0, len(wanted), BATCH):
-            cursor = self._receipts.find({"_id": {"$in": wanted[start:start + BATCH]}, "readAt": None}, {"_id": 1})
-            async for doc in cursor:
-                counts[doc["_id"].partition(":")[2]] += 1  # `<seq>:<userId>`: this receipt is that user's
+        for doc in await find_in(self._receipts, "_id", wanted, {"_id": 1}, readAt=None):
+            counts[doc["_id"].partition(":")[2]] += 1  # `<seq>:<userId>`: this receipt is that user's
         return counts
 
     async def mark_read(self, user_id: str, refs: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from pymongo.errors import DuplicateKeyError
 
 from clock import utcnow
 from stores.coalesce import Coalescer
-from stores.mongo import Database, Doc, new_id
+from stores.mongo import Database, Doc, find_in, new_id
 from stores.notifications.broadcasts import BroadcastStore
 from stores.notifications.records import (
     PUSH_DONE,
@@ -119,7 +119,7 @@ class NotificationStore:
 
     async def _unread_counts(self, user_ids: list[str]) -> list[int]:
         distinct = list(dict.fromkeys(user_ids))
-        counters, broadcasts = await asyncio.gather(self._unread.find({"_id": {"$in": distinct}}).to_list(),
+        counters, broadcasts = await asyncio.gather(find_in(self._unread, "_id", distinct),
                                                     self._broadcasts.unread_counts(distinct))
         own = {doc["_id"]: max(0, int(doc.get("own", 0))) for doc in counters}
         return [own.get(user_id, 0) + broadcasts[user_id] for user_id in user_ids]
