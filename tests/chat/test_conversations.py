@@ -143,11 +143,11 @@ async def test_joins_arriving_together_each_get_their_own_answer(server: Running
 async def test_catch_ups_of_more_conversations_than_one_query_names_each_get_their_own(server: RunningServer) -> None:
     """Joins and history reads of 40 conversations at once: their reads go out in several `$in` queries
     (stores.mongo.IN_CHUNK values each); every member still gets only their own conversation."""
-    therapist = await server.client("t-many", "therapist")
+    therapists = await members(server, ("t-many-0", "therapist"), ("t-many-1", "therapist"))  # 20 opens each
     clients = await members(server, *((f"c-many-{i}", "client") for i in range(40)))
-    opened = [await therapist.ok("conversation:open", {"memberIds": [f"c-many-{i}"]}) for i in range(40)]
-    for i, conversation in enumerate(opened):
-        await send(therapist, conversation["id"], f"to c-many-{i}")
+    opened = [await therapists[i % 2].ok("conversation:open", {"memberIds": [f"c-many-{i}"]}) for i in range(40)]
+    for i, (client, conversation) in enumerate(zip(clients, opened, strict=True)):
+        await send(client, conversation["id"], f"to c-many-{i}")
     joined, histories, refused = await asyncio.gather(
         asyncio.gather(*(c.ok("conversation:join", {"conversationId": conv["id"]})
                          for c, conv in zip(clients, opened, strict=True))),
