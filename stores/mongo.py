@@ -100,10 +100,12 @@ async def conflict_on_duplicate(call: Callable[[], Awaitable[T]], message: str =
 
 
 async def find_in(collection: Collection, field: str, values: Iterable[Any], projection: Doc | None = None,
-                  **conditions: Any) -> list[Doc]:
+                  per_value_limit: int = 0, **conditions: Any) -> list[Doc]:
     """The documents whose `field` is one of `values` (and that match `conditions`), by one `$in` query per
-    IN_CHUNK distinct values, all sent at once."""
+    IN_CHUNK distinct values, all sent at once; `per_value_limit` (0: none) bounds each query's documents
+    at that many per value it names. A document matching values of two queries comes back twice."""
     distinct = list(dict.fromkeys(values))
-    queries = [collection.find({field: {"$in": distinct[start:start + IN_CHUNK]}, **conditions}, projection).to_list()
-               for start in range(0, len(distinct), IN_CHUNK)]
+    chunks = [distinct[start:start + IN_CHUNK] for start in range(0, len(distinct), IN_CHUNK)]
+    queries = [collection.find({field: {"$in": chunk}, **conditions}, projection).limit(per_value_limit * len(chunk))
+               .to_list() for chunk in chunks]
     return [doc for page in await asyncio.gather(*queries) for doc in page]

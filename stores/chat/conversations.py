@@ -227,13 +227,13 @@ class ConversationStore:
         return found
 
     async def contacts_of(self, user_ids: list[str]) -> dict[str, set[str]]:
-        """`contacts` of several users in one read (a connect storm announces presence per batch)."""
+        """`contacts` of several users, one read per IN_CHUNK of them sent together (a connect storm announces
+        presence per batch)."""
         wanted = set(user_ids)
-        query = {"memberIds": {"$in": user_ids}}
-        projection = {"memberIds": 1, "kind": 1, "engagedIds": 1}
-        cursor = self._conversations.find(query, projection).limit(CONTACTS_SCAN * len(wanted))
+        docs = await find_in(self._conversations, "memberIds", wanted, {"memberIds": 1, "kind": 1, "engagedIds": 1},
+                             per_value_limit=CONTACTS_SCAN)
         found: dict[str, set[str]] = {user_id: set() for user_id in wanted}
-        async for doc in cursor:
+        for doc in docs:
             members, engaged = doc["memberIds"], doc.get("engagedIds")
             for user_id in wanted.intersection(members):
                 if doc.get("kind") == "group" or engaged is None or user_id in engaged:
