@@ -77,3 +77,18 @@ async def test_unread_counts_read_together_are_each_users_own(server: RunningSer
     await clients[0].ok("notification:read-all")
     asked = await asyncio.gather(*(client.ok("notification:unread-count") for client in clients))
     assert [each["unreadCount"] for each in asked] == [0, 2, 1, 1, 0]
+
+
+async def test_notifications_created_together_take_distinct_seqs_and_release_them_all(server: RunningServer) -> None:
+    """Seqs allocated together are one update of the counter: each notification still has its own seq, each
+    user gets only theirs, and no seq stays pending (catch-up is not held back)."""
+    clients = await connect_together(server, [(user, "client") for user in USERS])
+    created = await asyncio.gather(*(notify(server, user, f"{user} {n}") for n in range(4) for user in USERS))
+    seqs = [item["seq"] for item in created]
+    assert sorted(seqs) == list(range(1, len(created) + 1))
+    pages = await asyncio.gather(*(client.ok("notification:list", {"afterSeq": 0}) for client in clients))
+    for user, page in zip(USERS, pages, strict=True):
+        mine = sorted((item for item in created if item["title"].startswith(user)), key=lambda item: item["seq"])
+        assert page == {"items": mine, "nextCursor": None}
+    counter = await server.app[MONGO_DB]["notification_counters"].find_one({"_id": "seq"})
+    assert counter is not None and counter["seq"] == len(created) and counter["pending"] == []
