@@ -26,7 +26,7 @@ T = TypeVar("T")
 STARTUP_TIMEOUT_SECONDS = 300.0  # index builds and migrations at start-up may take long on a big database
 # values per `$in` of `find_in`: SecantusDB checks every document it fetches against each listed value in
 # turn, so one `$in` costs O(n^2) (measured on `_id`: ~270 us of its CPU per value at 512 values, against
-# ~120 us for a lone `find_one`); a few dozen values per query is the cheapest per value
+# ~137 us for a lone value); a few dozen values per query is the cheapest per value
 IN_CHUNK = 32
 IN_FLIGHT = 8  # `find_in` queries sent at once (the embedded database's pool is 8 connections: leave others a turn)
 
