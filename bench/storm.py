@@ -196,7 +196,8 @@ def run(args, workdir: Path) -> dict:
         sampler.pids["killed"] = victim.proc.pid
         if args.profile:
             profilers += [start_profiler(victim.proc.pid, workdir / "profiles" / "storm-restarted.txt"),
-                          start_profiler(servers[1 - KILLED].proc.pid, workdir / "profiles" / "storm-survivor.txt")]
+                          start_profiler(servers[1 - KILLED].proc.pid, workdir / "profiles" / "storm-survivor.txt"),
+                          start_profiler(db.pid, workdir / "profiles" / "storm-database.txt")]
         ready_at = victim.wait_ready()
         time.sleep(max(0.0, kill_at + args.storm_observe - time.time()))
         _tell(loadgens, "stop")

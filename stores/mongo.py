@@ -1,7 +1,8 @@
 """MongoDB client lifecycle and the small helpers every store shares."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -24,6 +25,11 @@ T = TypeVar("T")
 
 
 STARTUP_TIMEOUT_SECONDS = 300.0  # index builds and migrations at start-up may take long on a big database
+# values per `$in` of `find_in`: SecantusDB checks every document it fetches against each listed value in
+# turn, so one `$in` costs O(n^2) (measured on `_id`: ~270 us of its CPU per value at 512 values, against
+# ~137 us for a lone value); a few dozen values per query is the cheapest per value
+IN_CHUNK = 32
+IN_FLIGHT = 8  # `find_in` queries sent at once (the embedded database's pool is 8 connections: leave others a turn)
 
 
 def connect(uri: str, *, pool_size: int = 100, timeout_ms: int = 2000, write_concern: str = "majority",
@@ -125,3 +131,18 @@ async def conflict_on_duplicate(call: Callable[[], Awaitable[T]], message: str =
         return await call()
     except DuplicateKeyError:
         raise Conflict(message) from None
+
+
+async def find_in(collection: Collection, field: str, values: Iterable[Any], projection: Doc | None = None,
+                  per_value_limit: int = 0, **conditions: Any) -> list[Doc]:
+    """The documents whose `field` is one of `values` (and that match `conditions`), by one `$in` query per
+    IN_CHUNK distinct values, IN_FLIGHT of them at a time; `per_value_limit` (0: none) bounds each query's
+    documents at that many per value it names. A document matching values of two queries comes back twice."""
+    distinct = list(dict.fromkeys(values))
+    chunks = [distinct[start:start + IN_CHUNK] for start in range(0, len(distinct), IN_CHUNK)]
+    found: list[Doc] = []
+    for wave in range(0, len(chunks), IN_FLIGHT):
+        queries = [collection.find({field: {"$in": chunk}, **conditions}, projection)
+                   .limit(per_value_limit * len(chunk)).to_list() for chunk in chunks[wave:wave + IN_FLIGHT]]
+        found += [doc for page in await asyncio.gather(*queries) for doc in page]
+    return found

@@ -14,7 +14,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from clock import utcnow
 from stores.coalesce import Coalescer
 from stores.group_commit import DUPLICATE_KEY_CODES, write_error_of
-from stores.mongo import Database, Doc
+from stores.mongo import Database, Doc, find_in
 
 RECORD_INTERVAL_SECONDS = 60.0
 RECORDED_MAX = 100_000
@@ -125,8 +125,8 @@ class UserStore:
         """Set the role, name and email of stored users whose token says otherwise."""
         if not known:
             return
-        stored = {doc["_id"]: doc async for doc in self._users.find(
-            {"_id": {"$in": [seen.user_id for seen in known]}}, {"role": 1, "name": 1, "tokenEmail": 1})}
+        stored = {doc["_id"]: doc for doc in await find_in(self._users, "_id", (seen.user_id for seen in known),
+                                                          {"role": 1, "name": 1, "tokenEmail": 1})}
         updates = [UpdateOne({"_id": seen.user_id}, {"$set": changes}) for seen in known
                    if (changes := seen.changes(stored.get(seen.user_id, {})))]
         if updates:

@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from clock import utcnow
 from stores.chat.activity import Activity, decode_sent
 from stores.coalesce import Coalescer
-from stores.mongo import Database, Doc, insert_or_existing, new_id
+from stores.mongo import Database, Doc, find_in, insert_or_existing, new_id
 
 MEMBERSHIP_CACHE = 50_000  # conversations whose (immutable) membership one process remembers
 CONTACTS_SCAN = 2000  # conversations looked at when finding who shares one with a user
@@ -182,9 +182,8 @@ class ConversationStore:
         return await self._member_reads.submit((conversation_id, user_id))
 
     async def _read_for_members(self, wanted: list[tuple[str, str]]) -> list[Conversation | None]:
-        ids = list(dict.fromkeys(conversation_id for conversation_id, _ in wanted))
-        docs = {doc["_id"]: doc async for doc in self._conversations.find({"_id": {"$in": ids}})}
-        activity = {doc["_id"]: doc async for doc in self._activity.find({"_id": {"$in": list(docs)}})} if docs else {}
+        docs = {doc["_id"]: doc for doc in await find_in(self._conversations, "_id", (cid for cid, _ in wanted))}
+        activity = {doc["_id"]: doc for doc in await find_in(self._activity, "_id", docs)}
         return [_conversation(docs[conversation_id], activity.get(conversation_id))
                 if conversation_id in docs and user_id in docs[conversation_id]["memberIds"] else None
                 for conversation_id, user_id in wanted]
@@ -228,13 +227,13 @@ class ConversationStore:
         return found
 
     async def contacts_of(self, user_ids: list[str]) -> dict[str, set[str]]:
-        """`contacts` of several users in one read (a connect storm announces presence per batch)."""
+        """`contacts` of several users, one read per IN_CHUNK of them sent together (a connect storm announces
+        presence per batch)."""
         wanted = set(user_ids)
-        query = {"memberIds": {"$in": user_ids}}
-        projection = {"memberIds": 1, "kind": 1, "engagedIds": 1}
-        cursor = self._conversations.find(query, projection).limit(CONTACTS_SCAN * len(wanted))
+        docs = await find_in(self._conversations, "memberIds", wanted, {"memberIds": 1, "kind": 1, "engagedIds": 1},
+                             per_value_limit=CONTACTS_SCAN)
         found: dict[str, set[str]] = {user_id: set() for user_id in wanted}
-        async for doc in cursor:
+        for doc in docs:
             members, engaged = doc["memberIds"], doc.get("engagedIds")
             for user_id in wanted.intersection(members):
                 if doc.get("kind") == "group" or engaged is None or user_id in engaged:

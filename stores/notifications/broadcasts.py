@@ -8,7 +8,8 @@ from typing import Any
 from pymongo import ASCENDING
 
 from clock import utcnow
-from stores.mongo import Database, Doc, new_id
+from stores.coalesce import Coalescer
+from stores.mongo import Database, Doc, find_in, new_id
 from stores.notifications.records import Notification
 
 BATCH = 1000  # receipts per insert_many
@@ -49,6 +50,8 @@ class BroadcastStore:
     def __init__(self, db: Database) -> None:
         self._bodies = db["notification_broadcasts"]
         self._receipts = db["notification_receipts"]
+        # catch-ups arriving together (a restarted process's clients) read the bodies of their windows at once
+        self._windows: Coalescer[tuple[int, int], list[Doc]] = Coalescer(self._read_windows)
 
     async def ensure_indexes(self) -> None:
         """Bodies by seq; receipts only by _id."""
@@ -68,18 +71,33 @@ class BroadcastStore:
                    unread_only: bool = False) -> list[Notification]:
         """The user's broadcasts within `seqs` (a seq condition), in `order`, at most `limit`."""
         found: list[Notification] = []
-        cursor = self._bodies.find({"seq": seqs} if seqs else {}).sort("seq", order)
-        async for bodies in _chunks(cursor, LOOKUP):
+        async for bodies in self._bodies_in(seqs, order):
             found += await self._received(user_id, bodies, unread_only)
             if len(found) >= limit:
                 break
         return found[:limit]
 
+    async def _bodies_in(self, seqs: Doc | None, order: int) -> AsyncIterator[list[Doc]]:
+        """The bodies within `seqs` in `order`, LOOKUP at a time. A catch-up's window (after one seq, up to
+        another) is read together with the windows of the other catch-ups of its batch."""
+        if order == ASCENDING and seqs is not None and seqs.keys() == {"$gt", "$lte"}:
+            within = await self._windows.submit((seqs["$gt"], seqs["$lte"]))
+            for start in range(0, len(within), LOOKUP):
+                yield within[start:start + LOOKUP]
+            return
+        async for bodies in _chunks(self._bodies.find({"seq": seqs} if seqs else {}).sort("seq", order), LOOKUP):
+            yield bodies
+
+    async def _read_windows(self, windows: list[tuple[int, int]]) -> list[list[Doc]]:
+        """Bodies with after < seq <= up_to per (after, up_to) window: one index range over all of them."""
+        low, high = min(after for after, _ in windows), max(up_to for _, up_to in windows)
+        bodies = await self._bodies.find({"seq": {"$gt": low, "$lte": high}}).sort("seq", ASCENDING).to_list()
+        return [[body for body in bodies if after < body["seq"] <= up_to] for after, up_to in windows]
+
     async def _received(self, user_id: str, bodies: list[Doc], unread_only: bool) -> list[Notification]:
-        query: Doc = {"_id": {"$in": [receipt_id(body["seq"], user_id) for body in bodies]}}
-        if unread_only:
-            query["readAt"] = None
-        receipts = {doc["_id"]: doc async for doc in self._receipts.find(query)}
+        unread: Doc = {"readAt": None} if unread_only else {}
+        receipts = {doc["_id"]: doc for doc in await find_in(
+            self._receipts, "_id", (receipt_id(body["seq"], user_id) for body in bodies), **unread)}
         return [_received(body, user_id, receipt) for body in bodies
                 if (receipt := receipts.get(receipt_id(body["seq"], user_id))) is not None]
 
@@ -93,9 +111,14 @@ class BroadcastStore:
         cursor = self._receipts.find({"_id": {"$in": list(bodies)}, "readAt": None}, {"_id": 1})
         return {doc["_id"]: bodies[doc["_id"]] async for doc in cursor}
 
-    async def unread_count(self, user_id: str) -> int:
-        """How many broadcasts the user received and has not read."""
-        return len(await self._unread_ids(user_id))
+    async def unread_counts(self, user_ids: list[str]) -> dict[str, int]:
+        """`unread_count` of several users: one read of the broadcasts' seqs, then their receipts by `_id`."""
+        counts = dict.fromkeys(user_ids, 0)
+        seqs = [body["seq"] async for body in self._bodies.find({}, {"seq": 1, "_id": 0})]
+        wanted = [receipt_id(seq, user_id) for seq in seqs for user_id in counts]
+        for doc in await find_in(self._receipts, "_id", wanted, {"_id": 1}, readAt=None):
+            counts[doc["_id"].partition(":")[2]] += 1  # `<seq>:<userId>`: this receipt is that user's
+        return counts
 
     async def mark_read(self, user_id: str, refs: list[str] | None = None) -> int:
         """Mark the user's receipts of these broadcasts (or all) read; returns how many changed."""

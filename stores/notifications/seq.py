@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from clock import utcnow
+from stores.coalesce import Coalescer
 from stores.mongo import Database, Doc
 
 COUNTER_ID = "seq"
@@ -33,13 +34,23 @@ class SeqCounter:
 
     def __init__(self, db: Database) -> None:
         self._counters = db["notification_counters"]
+        # catch-ups arriving together (a restarted process's clients) read the counter once per batch
+        self._reads: Coalescer[None, Doc] = Coalescer(self._read_counter)
+        self._allocations: Coalescer[datetime, int] = Coalescer(self._allocate)
+        self._releases: Coalescer[int, None] = Coalescer(self._release)
 
     async def allocate(self, hold: timedelta = DEFAULT_HOLD) -> int:
-        """Take the next seq and mark it pending, in one atomic update."""
-        entry = {"seq": "$seq", "until": utcnow() + hold}
-        update: list[Doc] = [
-            {"$set": {"seq": {"$add": [{"$ifNull": ["$seq", 0]}, 1]}}},
-            {"$set": {"pending": {"$concatArrays": [{"$ifNull": ["$pending", []]}, [entry]]}}},
+        """Take the next seq and mark it pending (allocations asked together share one atomic update)."""
+        return await self._allocations.submit(utcnow() + hold)
+
+    async def _allocate(self, holds: list[datetime]) -> list[int]:
+        """The next len(holds) seqs, each pending until its hold, in one atomic update: a notification per
+        recipient of a busy moment is one write on the hot counter document, not one each."""
+        entries = [{"seq": {"$add": [{"$ifNull": ["$seq", 0]}, offset]}, "until": until}
+                   for offset, until in enumerate(holds, start=1)]
+        update: list[Doc] = [  # the entries are computed from the seq before the update moves it on
+            {"$set": {"pending": {"$concatArrays": [{"$ifNull": ["$pending", []]}, entries]}}},
+            {"$set": {"seq": {"$add": [{"$ifNull": ["$seq", 0]}, len(holds)]}}},
         ]
         while True:  # a tiny collection: findAndModify's write phase scans one document
             try:
@@ -48,11 +59,17 @@ class SeqCounter:
             except DuplicateKeyError:
                 doc = None
             if doc is not None:  # the first-ever upserts can race; the losers retry as updates
-                return int(doc["seq"])
+                last = int(doc["seq"])
+                return list(range(last - len(holds) + 1, last + 1))
 
     async def release(self, seq: int) -> None:
-        """The seq's documents are written (or will never be): catch-up may pass it."""
-        await self._counters.update_one({"_id": COUNTER_ID}, {"$pull": {"pending": {"seq": seq}}})
+        """The seq's documents are written (or will never be): catch-up may pass it (releases asked together
+        are one update)."""
+        await self._releases.submit(seq)
+
+    async def _release(self, seqs: list[int]) -> list[None]:
+        await self._counters.update_one({"_id": COUNTER_ID}, {"$pull": {"pending": {"seq": {"$in": seqs}}}})
+        return [None] * len(seqs)
 
     def lease(self, hold: timedelta = DEFAULT_HOLD) -> SeqLease:
         """`async with counter.lease() as lease: seq = await lease.seq()`: released however the block ends."""
@@ -60,13 +77,18 @@ class SeqCounter:
 
     async def settled(self, after: int) -> Settled:
         """The highest seq a catch-up after `after` may return without stepping over one still pending."""
-        doc = await self._counters.find_one({"_id": COUNTER_ID}) or {}
+        doc = await self._reads.submit(None)
         last, now = int(doc.get("seq", 0)), utcnow()
-        pending = doc.get("pending", ())
-        if any(entry["until"] <= now for entry in pending):  # left by a writer that died: forget them
-            await self._counters.update_one({"_id": COUNTER_ID}, {"$pull": {"pending": {"until": {"$lte": now}}}})
-        waiting = [entry["seq"] for entry in pending if entry["seq"] > after and entry["until"] > now]
+        waiting = [entry["seq"] for entry in doc.get("pending", ()) if entry["seq"] > after and entry["until"] > now]
         return Settled(min(waiting) - 1, True) if waiting else Settled(last, False)
+
+    async def _read_counter(self, batch: list[None]) -> list[Doc]:
+        """The counter as it is now, for every catch-up of the batch (each asked before the read began)."""
+        doc = await self._counters.find_one({"_id": COUNTER_ID}) or {}
+        now = utcnow()
+        if any(entry["until"] <= now for entry in doc.get("pending", ())):  # left by a writer that died: forget them
+            await self._counters.update_one({"_id": COUNTER_ID}, {"$pull": {"pending": {"until": {"$lte": now}}}})
+        return [doc] * len(batch)
 
 
 class SeqLease:

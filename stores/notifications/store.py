@@ -8,7 +8,8 @@ from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from clock import utcnow
-from stores.mongo import Database, Doc, new_id
+from stores.coalesce import Coalescer
+from stores.mongo import Database, Doc, find_in, new_id
 from stores.notifications.broadcasts import BroadcastStore
 from stores.notifications.records import (
     PUSH_DONE,
@@ -40,6 +41,8 @@ class NotificationStore:
         self._held = db["notification_held_pushes"]
         self._broadcasts = BroadcastStore(db)
         self._seqs = SeqCounter(db)
+        # unread counts asked together (every socket's count on connect, a storm of them) are one read per batch
+        self._unread_reads: Coalescer[str, int] = Coalescer(self._unread_counts)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -112,9 +115,14 @@ class NotificationStore:
 
     async def unread_count(self, user_id: str) -> int:
         """How many of the user's notifications are unread: their counter, plus unread broadcasts."""
-        counter, broadcasts = await asyncio.gather(self._unread.find_one({"_id": user_id}),
-                                                   self._broadcasts.unread_count(user_id))
-        return max(0, int((counter or {}).get("own", 0))) + broadcasts
+        return await self._unread_reads.submit(user_id)
+
+    async def _unread_counts(self, user_ids: list[str]) -> list[int]:
+        distinct = list(dict.fromkeys(user_ids))
+        counters, broadcasts = await asyncio.gather(find_in(self._unread, "_id", distinct),
+                                                    self._broadcasts.unread_counts(distinct))
+        own = {doc["_id"]: max(0, int(doc.get("own", 0))) for doc in counters}
+        return [own.get(user_id, 0) + broadcasts[user_id] for user_id in user_ids]
 
     async def page(self, user_id: str, *, limit: int, before_seq: int | None = None,
                    after_seq: int | None = None, up_to_seq: int | None = None,

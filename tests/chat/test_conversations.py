@@ -138,3 +138,24 @@ async def test_joins_arriving_together_each_get_their_own_answer(server: Running
     await send(therapist, second["id"], "after the storm")
     for client in clients[3:]:
         assert (await client.expect("message:created"))["text"] == "after the storm"
+
+
+async def test_catch_ups_of_more_conversations_than_one_query_names_each_get_their_own(server: RunningServer) -> None:
+    """Joins and history reads of 40 conversations at once: their reads go out in several `$in` queries
+    (stores.mongo.IN_CHUNK values each); every member still gets only their own conversation."""
+    therapists = await members(server, ("t-many-0", "therapist"), ("t-many-1", "therapist"))  # 20 opens each
+    clients = await members(server, *((f"c-many-{i}", "client") for i in range(40)))
+    opened = [await therapists[i % 2].ok("conversation:open", {"memberIds": [f"c-many-{i}"]}) for i in range(40)]
+    for i, (client, conversation) in enumerate(zip(clients, opened, strict=True)):
+        await send(client, conversation["id"], f"to c-many-{i}")
+    joined, histories, refused = await asyncio.gather(
+        asyncio.gather(*(c.ok("conversation:join", {"conversationId": conv["id"]})
+                         for c, conv in zip(clients, opened, strict=True))),
+        asyncio.gather(*(c.ok("message:history", {"conversationId": conv["id"], "afterSeq": 0})
+                         for c, conv in zip(clients, opened, strict=True))),
+        asyncio.gather(*(c.error("message:history", {"conversationId": opened[(i + 1) % 40]["id"], "afterSeq": 0},
+                                 code="not_found") for i, c in enumerate(clients))))
+    assert [j["conversation"]["id"] for j in joined] == [conv["id"] for conv in opened]
+    assert all(j["conversation"]["lastSeq"] == 1 for j in joined)
+    assert [[m["text"] for m in h["items"]] for h in histories] == [[f"to c-many-{i}"] for i in range(40)]
+    assert len(refused) == 40
