@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from stores.group_commit import GroupInsert, GroupUpdate
+from stores.group_commit import GroupInsert, GroupMarkedUpdate, GroupUpdate
 from stores.meetings.mirror import SeatMirror
 from stores.mongo import Database, Doc, KeyedReads
 
@@ -39,6 +39,11 @@ def seat_id(meeting_id: str, user_id: str) -> str:
     return f"{meeting_id}:{user_id}"
 
 
+def new_seat(meeting_id: str, user_id: str, state: str, sid: str | None) -> Seat:
+    """The seat `SeatStore.move` creates from none (version 0)."""
+    return Seat(meeting_id, user_id, state, (sid,) if sid else (), None, False, (), False, ())
+
+
 def _seat(doc: Doc) -> Seat:
     return Seat(meeting_id=doc["meetingId"], user_id=doc["userId"], state=doc["state"],
                 sids=tuple(doc.get("sids") or ()), away_since=doc.get("awaySince"),
@@ -59,6 +64,7 @@ class SeatStore:
         self._meeting_reads = KeyedReads(self._seats, "meetingId")
         self._inserts = GroupInsert(self._seats)  # create them together
         self._moves = GroupUpdate(self._seats)  # and move them together (seats are never deleted)
+        self._admissions = GroupMarkedUpdate(self._seats, "admission")  # admissions of a burst: one bulk write
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -123,11 +129,11 @@ class SeatStore:
 
     async def admit_waiting(self, meeting_id: str, user_id: str, host_id: str) -> bool:
         """The host's admission in one write: the seat, if it is waiting in a meeting `host_id` hosts (the seat
-        names its host), becomes admitted; False otherwise, nothing changed. Mirrored once read (`remember`)."""
-        result = await self._seats.update_one(
+        names its host), becomes admitted; False otherwise, nothing changed (a seat that does not exist is never
+        created). The admissions of a burst are written together. Mirrored once read (`remember`)."""
+        return await self._admissions.set_if(
             {"_id": seat_id(meeting_id, user_id), "state": "waiting", "hostId": host_id},
             {"$set": {"state": "admitted"}, "$inc": {"version": 1}, "$unset": {"awaySince": ""}})
-        return result.matched_count == 1
 
     async def drop_socket(self, meeting_id: str, user_id: str, sid: str, now: datetime | None) -> None:
         """Forget a socket; with `now`, the seat is away since then (its user has no socket left in it)."""
