@@ -18,7 +18,7 @@ from handlers.meetings.recording import RecordingHandler
 from handlers.publisher import room_group
 from stores.meetings.meetings import OPEN, MeetingRecord
 from stores.meetings.membership import Membership
-from stores.meetings.seats import Seat, new_seat
+from stores.meetings.seats import Seat
 from stores.sockets import SocketRegistry
 
 SEATED = ("admitted", "waiting")
@@ -76,8 +76,8 @@ class RoomHandler:
 
     async def _knock(self, user: User, sid: str, members: Membership) -> tuple[MeetingRecord, str | None, datetime]:
         """An invited guest's join, membership known: the lobby seat is created (when there is none yet) while the
-        meeting is read, not after; the rules are checked on what was read, and a refused join's new seat is given
-        up (`left`) before anyone hears of it. State None: the guest had a seat already (nothing written)."""
+        meeting is read, not after; the rules are checked on what was read, and a refused join's new seat is deleted
+        before anyone hears of it. State None: the guest had a seat already (nothing written)."""
         seating = asyncio.ensure_future(
             self.seats.move(members.id, user.id, None, "waiting", sid, {"hostId": members.host_id}))
         try:
@@ -85,14 +85,14 @@ class RoomHandler:
             now = self.ctx.clock()
             await self._may_join(meeting, user, now)
         except Exception:
-            await self._unknock(seating, members.id, user.id, sid)
+            await self._unknock(seating, members.id, user.id)
             raise
         return meeting, "waiting" if await seating else None, now
 
-    async def _unknock(self, seating: asyncio.Future[bool], meeting_id: str, user_id: str, sid: str) -> None:
+    async def _unknock(self, seating: asyncio.Future[bool], meeting_id: str, user_id: str) -> None:
         try:
             if await seating:
-                await self.seats.move(meeting_id, user_id, new_seat(meeting_id, user_id, "waiting", sid), "left")
+                await self.seats.forget_new(meeting_id, user_id)
         except Exception as error:  # the refusal still stands; the seat stays waiting, unannounced
             log.warning("a refused join's lobby seat was not given up: %s", type(error).__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from stores.group_commit import GroupInsert, GroupMarkedUpdate, GroupUpdate
+from stores.group_commit import GroupInsert, GroupMarkedUpdate
 from stores.meetings.mirror import SeatMirror
 from stores.mongo import Database, Doc, KeyedReads
 
@@ -39,11 +39,6 @@ def seat_id(meeting_id: str, user_id: str) -> str:
     return f"{meeting_id}:{user_id}"
 
 
-def new_seat(meeting_id: str, user_id: str, state: str, sid: str | None) -> Seat:
-    """The seat `SeatStore.move` creates from none (version 0)."""
-    return Seat(meeting_id, user_id, state, (sid,) if sid else (), None, False, (), False, ())
-
-
 def _seat(doc: Doc) -> Seat:
     return Seat(meeting_id=doc["meetingId"], user_id=doc["userId"], state=doc["state"],
                 sids=tuple(doc.get("sids") or ()), away_since=doc.get("awaySince"),
@@ -63,8 +58,9 @@ class SeatStore:
         self._reads = KeyedReads(self._seats)
         self._meeting_reads = KeyedReads(self._seats, "meetingId")
         self._inserts = GroupInsert(self._seats)  # create them together
-        self._moves = GroupUpdate(self._seats)  # and move them together (seats are never deleted)
-        self._admissions = GroupMarkedUpdate(self._seats, "admission")  # admissions of a burst: one bulk write
+        # and move them together, and admit them together (never creating a seat: a refused join's is deleted)
+        self._moves = GroupMarkedUpdate(self._seats, "moved")
+        self._admissions = GroupMarkedUpdate(self._seats, "admission")
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -126,6 +122,11 @@ class SeatStore:
         if state == "admitted":
             await self._mirror.admitted(meeting_id, version, user_id)
         return True
+
+    async def forget_new(self, meeting_id: str, user_id: str) -> None:
+        """Delete the seat `move` just created from none (waiting, version 0), unless it changed since: a refused
+        join leaves nothing behind."""
+        await self._seats.delete_one({"_id": seat_id(meeting_id, user_id), "state": "waiting", "version": 0})
 
     async def admit_waiting(self, meeting_id: str, user_id: str, host_id: str) -> bool:
         """The host's admission in one write: the seat, if it is waiting in a meeting `host_id` hosts (the seat
