@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from rest.app_keys import MONGO_DB
+from stores.group_commit import GroupMarkedUpdate
 from tests.booking.helpers import fix_clock
 from tests.conftest import RunningServer, StartServer
 from tests.meetings.helpers import NS, START, audit_actions
@@ -66,3 +67,17 @@ async def test_a_guest_knocks_on_a_process_that_never_read_the_meeting(start_ser
     await c2.error("meeting:join", {"meetingId": meeting_id}, "precondition_failed")  # ended: read, not remembered
     assert await one.app[MONGO_DB]["meeting_seats"].count_documents({"userId": "c2"}) == 0
     assert ("c1", "lobby_wait", None) in await audit_actions(one, meeting_id)
+
+
+async def test_marked_updates_of_one_batch_say_which_matched_and_never_create(server: RunningServer) -> None:
+    collection = server.app[MONGO_DB]["marked_updates"]
+    await collection.insert_many([{"_id": "a", "state": "waiting"}, {"_id": "b", "state": "waiting"},
+                                  {"_id": "c", "state": "denied"}])
+    updates = GroupMarkedUpdate(collection, "mark")
+    move = {"$set": {"state": "admitted"}}
+    matched = await asyncio.gather(*(updates.set_if({"_id": key, "state": "waiting"}, move)
+                                     for key in ("a", "b", "c", "missing", "a")))
+    assert matched[1:4] == [True, False, False] and sorted([matched[0], matched[4]]) == [False, True]  # "a" once
+    assert {doc["_id"]: doc["state"] async for doc in collection.find({})} == \
+        {"a": "admitted", "b": "admitted", "c": "denied"}
+    assert await updates.set_if({"_id": "c", "state": "denied"}, move)  # alone: the count says it
