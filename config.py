@@ -539,7 +539,8 @@ SETTINGS: tuple[Setting, ...] = (
        "how long a scheduler loop holds a meeting it is deciding before another may take it", bounds=_POSITIVE),
     _S("MEETING_SEAT_HOLD_MS", "meeting_seat_hold_ms", NUMBER,
        "how long a process trusts an admitted seat it read from the shared mirror for `signal` (a kick, leave "
-       "or end is acknowledged only this long after it took effect; 0: read the mirror on every signal)",
+       "or end is told to every process, which drop the seat and answer; only a process that does not answer "
+       "is waited out this long; 0: read the mirror on every signal)",
        bounds=Bounds(at_least=0, at_most=5000)),
 )
 SETTING: dict[str, Setting] = {setting.env: setting for setting in SETTINGS}
