@@ -21,6 +21,7 @@ of the batch then gets that document's `_id`.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -161,3 +162,42 @@ class GroupUpdate:
         return [True if index not in failed else
                 False if failed[index].get("code") in DUPLICATE_KEY_CODES else write_error_of(failed[index])
                 for index in range(len(batch))]
+
+
+class GroupMarkedUpdate:
+    """Conditional updates of single documents that may be missing (nothing is ever created: no upsert), those of
+    a burst written as one unordered bulk write, each still told whether it matched.
+
+    A bulk write counts matches only in aggregate. Each update therefore also stamps its document's `mark` field
+    with a token of its own: when every update matched (the usual case) that is all, otherwise one read of the
+    batch's documents says which ones carry their update's token. Only for updates that make their own condition
+    false (a state move: waiting -> admitted), so at most one update of a batch can match a document, and for a
+    `mark` no other write sets.
+    """
+
+    def __init__(self, collection: Collection, mark: str, max_batch: int = 256) -> None:
+        self._collection = collection
+        self._mark = mark
+        self._writes: Coalescer[tuple[Doc, Doc], bool] = Coalescer(self._write, max_batch)
+
+    async def set_if(self, condition: Doc, update: Doc) -> bool:
+        """Apply `update` to the document matching `condition` (its `_id` included); False when none matched."""
+        return await self._writes.submit((condition, update))
+
+    async def _write(self, batch: list[tuple[Doc, Doc]]) -> list[bool | BaseException]:
+        tokens = [uuid.uuid4().hex for _ in batch]
+        writes = [UpdateOne(condition, {**update, "$set": {**update.get("$set", {}), self._mark: token}})
+                  for (condition, update), token in zip(batch, tokens, strict=True)]
+        failed: dict[int, dict[str, Any]] = {}
+        try:
+            matched = (await self._collection.bulk_write(writes, ordered=False)).matched_count
+        except BulkWriteError as error:
+            failed = {each["index"]: each for each in error.details.get("writeErrors", [])}
+            matched = int(error.details.get("nMatched", 0))
+        if matched == len(batch) - len(failed):
+            return [write_error_of(failed[index]) if index in failed else True for index in range(len(batch))]
+        ids = list({condition["_id"] for condition, _ in batch})
+        stamped = {doc[self._mark] async for doc in self._collection.find(
+            {"_id": {"$in": ids}, self._mark: {"$in": tokens}}, {self._mark: 1})}
+        return [write_error_of(failed[index]) if index in failed else token in stamped
+                for index, token in enumerate(tokens)]

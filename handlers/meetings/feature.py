@@ -12,6 +12,7 @@ from handlers.meetings.room import RoomHandler
 from stores.booking.bookings import BookingStore
 from stores.meetings.log import AuditStore, RecordingStore
 from stores.meetings.meetings import MeetingStore
+from stores.meetings.membership import Memberships
 from stores.meetings.mirror import HeldSeatMirror, MemorySeatMirror, RedisSeatMirror, SeatMirror
 from stores.meetings.revocations import RedisRevocations
 from stores.meetings.seats import SeatStore
@@ -37,7 +38,8 @@ async def build(shared: Shared) -> Built[MeetingsFeature]:
         if shared.config.meeting_seat_hold_ms > 0:
             revocations = RedisRevocations(shared.redis, shared.config.redis_prefix)
             mirror = HeldSeatMirror(mirror, shared.config.meeting_seat_hold_ms / 1000, revocations)
-    stores = Stores(MeetingStore(shared.db), SeatStore(shared.db, mirror), AuditStore(shared.db),
+    members = Memberships(shared.redis, shared.config.redis_prefix)
+    stores = Stores(MeetingStore(shared.db, members), SeatStore(shared.db, mirror), AuditStore(shared.db),
                     RecordingStore(shared.db), BookingStore(shared.db))
     for store in (stores.meetings, stores.seats, stores.audit, stores.recordings):
         await store.ensure_indexes()

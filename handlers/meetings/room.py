@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +17,12 @@ from handlers.meetings.outcomes import MeetingCloser
 from handlers.meetings.recording import RecordingHandler
 from handlers.publisher import room_group
 from stores.meetings.meetings import OPEN, MeetingRecord
+from stores.meetings.membership import Membership
 from stores.meetings.seats import Seat
 from stores.sockets import SocketRegistry
 
 SEATED = ("admitted", "waiting")
+log = logging.getLogger("careline.meetings")
 
 
 class RoomHandler:
@@ -39,12 +42,7 @@ class RoomHandler:
     @foreground
     async def join(self, user: User, sid: str, meeting_id: str) -> JoinAnswer:
         """meeting:join: every rule checked, then straight in (host, returning, auto-admitted) or the lobby."""
-        meeting, seat = await asyncio.gather(self.ctx.member(user, meeting_id), self.seats.get(meeting_id, user.id))
-        now = self.ctx.clock()
-        self._in_window(meeting, now)
-        if user.id != meeting.host_id:
-            await self._paid(meeting)
-        state = await self._take_seat(meeting, user, sid, now, seat)
+        meeting, state, now = await self._enter(user, sid, meeting_id)
         await self.ctx.publisher.join(NAMESPACE, sid, seat_room(meeting_id, user.id), user.id)
         if state == "waiting":
             await asyncio.gather(self.ctx.log(meeting_id, user.id, "lobby_wait"), self.ctx.to_seats(
@@ -59,6 +57,50 @@ class RoomHandler:
             await self.ctx.notice(MeetingNotice("starting", meeting_id, absent))
         return JoinAnswer(self.ctx.shown(meeting), "admitted", _participants(meeting, seats),
                           self.ctx.access.ice_servers(meeting, user.id, now), self.ctx.access.jitsi(meeting, user, now))
+
+    async def _enter(self, user: User, sid: str, meeting_id: str) -> tuple[MeetingRecord, str, datetime]:
+        """Every rule checked and the caller's seat taken: (the meeting as read, admitted | waiting, now)."""
+        members = await self.ctx.stores.meetings.known(meeting_id)
+        if members is not None and user.id != members.host_id and user.id in members.participant_ids \
+                and not self._straight_in(members, user.id, None, None):
+            meeting, state, now = await self._knock(user, sid, members)
+            if state is not None:
+                return meeting, state, now
+            seat = await self.seats.get(meeting_id, user.id)
+        else:
+            meeting, seat = await asyncio.gather(self.ctx.member(user, meeting_id),
+                                                 self.seats.get(meeting_id, user.id))
+            now = self.ctx.clock()
+            await self._may_join(meeting, user, now)
+        return meeting, await self._take_seat(meeting, user, sid, now, seat), now
+
+    async def _knock(self, user: User, sid: str, members: Membership) -> tuple[MeetingRecord, str | None, datetime]:
+        """An invited guest's join, membership known: the lobby seat is created (when there is none yet) while the
+        meeting is read, not after; the rules are checked on what was read, and a refused join's new seat is deleted
+        before anyone hears of it. State None: the guest had a seat already (nothing written)."""
+        seating = asyncio.ensure_future(
+            self.seats.move(members.id, user.id, None, "waiting", sid, {"hostId": members.host_id}))
+        try:
+            meeting = await self.ctx.member(user, members.id)
+            now = self.ctx.clock()
+            await self._may_join(meeting, user, now)
+        except Exception:
+            await self._unknock(seating, members.id, user.id)
+            raise
+        return meeting, "waiting" if await seating else None, now
+
+    async def _unknock(self, seating: asyncio.Future[bool], meeting_id: str, user_id: str) -> None:
+        try:
+            if await seating:
+                await self.seats.forget_new(meeting_id, user_id)
+        except Exception as error:  # the refusal still stands; the seat stays waiting, unannounced
+            log.warning("a refused join's lobby seat was not given up: %s", type(error).__name__)
+
+    async def _may_join(self, meeting: MeetingRecord, user: User, now: datetime) -> None:
+        """The window and, for guests, payment (membership was checked by reading the meeting)."""
+        self._in_window(meeting, now)
+        if user.id != meeting.host_id:
+            await self._paid(meeting)
 
     def _in_window(self, meeting: MeetingRecord, now: datetime) -> None:
         if meeting.status not in OPEN:
@@ -87,12 +129,13 @@ class RoomHandler:
             seat = await self.seats.get(meeting.id, user.id)
         raise Conflict("The seat keeps changing; try again")
 
-    def _straight_in(self, meeting: MeetingRecord, user_id: str, seat: Seat | None, now: datetime) -> bool:
+    def _straight_in(self, meeting: MeetingRecord | Membership, user_id: str, seat: Seat | None,
+                     now: datetime | None) -> bool:
         if user_id == meeting.host_id:
             return True
         if self.ctx.config.meeting_auto_admit_booked and meeting.booking_id and user_id in meeting.participant_ids:
             return True
-        if seat is None or seat.state != "admitted":
+        if seat is None or seat.state != "admitted" or now is None:
             return False
         keep = timedelta(seconds=self.ctx.config.meeting_reconnect_seconds)
         return seat.away_since is None or now - seat.away_since <= keep

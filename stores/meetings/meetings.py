@@ -8,6 +8,7 @@ from typing import Any
 from pymongo import ASCENDING
 
 from stores.group_commit import GroupUpdate
+from stores.meetings.membership import Membership, Memberships
 from stores.mongo import Database, Doc, KeyedReads, due_by, insert_or_existing
 
 OPEN = ("scheduled", "live")
@@ -76,6 +77,10 @@ def _record(doc: Doc) -> MeetingRecord:
     return MeetingRecord(**values)
 
 
+def _membership(record: MeetingRecord) -> Membership:
+    return Membership(record.id, record.host_id, record.participant_ids, record.booking_id)
+
+
 def _with(users: tuple[str, ...], user_id: str) -> tuple[str, ...]:
     return users if user_id in users else (*users, user_id)
 
@@ -100,10 +105,12 @@ class NewMeeting:
 class MeetingStore:
     """Named queries on `meetings`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, members: Memberships | None = None) -> None:
         self._meetings = db["meetings"]
         self._reads = KeyedReads(self._meetings)  # the joins and admissions of a burst read their meetings together
         self._updates = GroupUpdate(self._meetings)  # and record their arrivals together (meetings are never deleted)
+        # who hosts and who is invited (never changes): kept in memory (and Redis)
+        self._members = members if members is not None else Memberships()
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -120,12 +127,20 @@ class MeetingStore:
                     "updatedAt": new.created_at, "start": ms(new.start), "end": ms(new.end),
                     "createdAt": ms(new.created_at)})
         stored, created = await insert_or_existing(self._meetings, doc, {"key": new.key})
-        return _record(stored), created
+        return await self._remember(_record(stored)), created
 
     async def get(self, meeting_id: str) -> MeetingRecord | None:
         """One meeting by id."""
         doc = await self._reads.one(meeting_id)
-        return _record(doc) if doc else None
+        return await self._remember(_record(doc)) if doc else None
+
+    async def known(self, meeting_id: str) -> Membership | None:
+        """The meeting's host and invited users when this process or another read it before (no database read)."""
+        return await self._members.get(meeting_id)
+
+    async def _remember(self, record: MeetingRecord) -> MeetingRecord:
+        await self._members.add(_membership(record))
+        return record
 
     async def by_key(self, key: str) -> MeetingRecord | None:
         """The meeting created under an idempotency key."""

@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from stores.group_commit import GroupInsert, GroupUpdate
+from stores.group_commit import GroupInsert, GroupMarkedUpdate
 from stores.meetings.mirror import SeatMirror
 from stores.mongo import Database, Doc, KeyedReads
 
@@ -58,7 +58,9 @@ class SeatStore:
         self._reads = KeyedReads(self._seats)
         self._meeting_reads = KeyedReads(self._seats, "meetingId")
         self._inserts = GroupInsert(self._seats)  # create them together
-        self._moves = GroupUpdate(self._seats)  # and move them together (seats are never deleted)
+        # and move them together, and admit them together (never creating a seat: a refused join's is deleted)
+        self._moves = GroupMarkedUpdate(self._seats, "moved")
+        self._admissions = GroupMarkedUpdate(self._seats, "admission")
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on."""
@@ -121,13 +123,18 @@ class SeatStore:
             await self._mirror.admitted(meeting_id, version, user_id)
         return True
 
+    async def forget_new(self, meeting_id: str, user_id: str) -> None:
+        """Delete the seat `move` just created from none (waiting, version 0), unless it changed since: a refused
+        join leaves nothing behind."""
+        await self._seats.delete_one({"_id": seat_id(meeting_id, user_id), "state": "waiting", "version": 0})
+
     async def admit_waiting(self, meeting_id: str, user_id: str, host_id: str) -> bool:
         """The host's admission in one write: the seat, if it is waiting in a meeting `host_id` hosts (the seat
-        names its host), becomes admitted; False otherwise, nothing changed. Mirrored once read (`remember`)."""
-        result = await self._seats.update_one(
+        names its host), becomes admitted; False otherwise, nothing changed (a seat that does not exist is never
+        created). The admissions of a burst are written together. Mirrored once read (`remember`)."""
+        return await self._admissions.set_if(
             {"_id": seat_id(meeting_id, user_id), "state": "waiting", "hostId": host_id},
             {"$set": {"state": "admitted"}, "$inc": {"version": 1}, "$unset": {"awaySince": ""}})
-        return result.matched_count == 1
 
     async def drop_socket(self, meeting_id: str, user_id: str, sid: str, now: datetime | None) -> None:
         """Forget a socket; with `now`, the seat is away since then (its user has no socket left in it)."""
