@@ -35,7 +35,7 @@ async def build(shared: Shared) -> Built[MeetingsFeature]:
     if shared.redis is not None:
         mirror = RedisSeatMirror(shared.redis, shared.config.redis_prefix)
         if shared.config.meeting_seat_hold_ms > 0:
-            revocations = RedisRevocations(shared.redis, shared.config.redis_prefix)
+            revocations = RedisRevocations(shared.redis, shared.config.redis_prefix, shared.config.redis_url)
             mirror = HeldSeatMirror(mirror, shared.config.meeting_seat_hold_ms / 1000, revocations)
     stores = Stores(MeetingStore(shared.db), SeatStore(shared.db, mirror), AuditStore(shared.db),
                     RecordingStore(shared.db), BookingStore(shared.db))
