@@ -226,7 +226,8 @@ async def main() -> None:
         print(f"  cpu while measured ({wall:.0f} s): servers {busy[0]:.0f}% and {busy[1]:.0f}%, "
               f"database {busy[2]:.0f}%, redis {busy[3]:.0f}%, node load generator {busy[4]:.0f}% of one core")
         print(f"  cpu per acknowledged update: servers {per_update[0]:.2f} + {per_update[1]:.2f} ms, "
-              f"database {per_update[2]:.2f} ms, redis {per_update[3]:.2f} ms", flush=True)
+              f"database {per_update[2]:.2f} ms, redis {per_update[3]:.2f} ms, node load generator "
+              f"{per_update[4]:.2f} ms; all {sum(per_update):.2f} ms", flush=True)
         if not args.updates:
             return
         uncompacted, compacted, left = await long_document(urls, env, args.updates)
