@@ -1,7 +1,7 @@
 // Worksheet editing load: Yjs editors (official yjs + socket.io-client) typing into assignments.
 //
 //   node bench/worksheets_load.mjs '{"editors": [{url, token, assignmentId}], "rate": 10, "seconds": 20,
-//                                    "warmup": 5}'
+//                                    "warmup": 5, "editUpdates": false}'
 //
 // Every editor opens its assignment, then sends `rate` doc:update per second (one typed character each),
 // paced against the clock (one 2 ms tick for all editors sends whatever came due). Measured after the warm-up: ack latency (emit -> ack) and relay latency (emit ->
@@ -27,7 +27,8 @@ function percentile(values, p) {
 
 async function editor(spec) {
   const doc = new Y.Doc();
-  const one = { doc, socket: null, spec, text: null };
+  const one = { doc, socket: null, spec, text: null, typed: null };
+  if (config.editUpdates) doc.on("update", (update, origin) => { if (origin !== "remote") one.typed = update; });
   const socket = io(spec.url + "/worksheets", { auth: { token: spec.token }, transports: ["websocket"] });
   await new Promise((resolve, reject) => { socket.once("connect", resolve); socket.once("connect_error", reject); });
   socket.on("doc:updated", (data) => {
@@ -48,9 +49,10 @@ function typeOne(one) {
   // the update as encodeStateAsUpdate against the state before the edit: with the document's whole delete set
   // (~810 base64 characters on one editor's document, where yjs's `update` event hands ~40), as this benchmark
   // always sent
-  const before = Y.encodeStateVector(one.doc);
+  // (`editUpdates`: the edit's own update, as yjs hands its `update` event and editors' providers send it)
+  const before = config.editUpdates ? null : Y.encodeStateVector(one.doc);
   if (text.length > 400) text.delete(0, 50); else text.insert(Math.floor(Math.random() * (text.length + 1)), "a");
-  const update = Buffer.from(Y.encodeStateAsUpdate(one.doc, before)).toString("base64");
+  const update = Buffer.from(before ? Y.encodeStateAsUpdate(one.doc, before) : one.typed).toString("base64");
   const began = performance.now();
   sent.set(update, began);
   sentCount++;
