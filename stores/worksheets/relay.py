@@ -26,6 +26,8 @@ from stores.redis_listener import ChannelListener
 
 log = logging.getLogger("careline.worksheets")
 
+LEAN_PUBLISH_SECONDS = 2.0  # how long one batch may wait for Redis on the lean connection
+
 #: "update": an accepted Yjs update; "freeze": a submission is under way, start no write (`note`: the
 #: submitter's nonce); "frozen": a process starts no write of the document and the ones under way settled (`note`:
 #: the nonce it confirms); "unfreeze": the submission failed (`note`: its nonce); "lock": the submission was
@@ -131,8 +133,9 @@ class RedisRelay:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    if self._lean is not None:
-                        await self._lean.publish([self._message(batch)])
+                    if self._lean is not None:  # bounded like redis-py's commands (a hung Redis drops the batch)
+                        async with asyncio.timeout(LEAN_PUBLISH_SECONDS):
+                            await self._lean.publish([self._message(batch)])
                     else:
                         await self._redis.publish(self._channel, self._message(batch))
                 except (*REDIS_DOWN, OSError, TimeoutError) as error:  # the stored log stays the truth (opening merges)
