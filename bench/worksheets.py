@@ -104,7 +104,7 @@ def profile(pids: list[int], seconds: int, into: str) -> list[subprocess.Popen[b
 
 
 async def editing_load(urls: list[str], assignments: int, rate: float, seconds: int,
-                       pids: list[int], profile_into: str | None = None) -> dict[str, Any]:
+                       pids: list[int], profile_into: str | None = None, edit_updates: bool = False) -> dict[str, Any]:
     """Seed the assignments, run the Node editors; their figures plus each pid's CPU seconds while measured."""
     ids: list[str] = []
     for chunk in range(0, assignments, 10):
@@ -113,7 +113,8 @@ async def editing_load(urls: list[str], assignments: int, rate: float, seconds: 
     for n, assignment_id in enumerate(ids):
         for k, (sub, role) in enumerate(((f"bc{n}", "client"), (f"bc{n}", "client"), (f"bt{n}", "therapist"))):
             editors.append({"url": urls[(n + k) % 2], "token": token(sub, role), "assignmentId": assignment_id})
-    config = json.dumps({"editors": editors, "rate": rate, "seconds": seconds, "warmup": 5})
+    config = json.dumps({"editors": editors, "rate": rate, "seconds": seconds, "warmup": 5,
+                         "editUpdates": edit_updates})
     done = await asyncio.create_subprocess_exec("node", str(ROOT / "bench" / "worksheets_load.mjs"), config,
                                                 cwd=ROOT / "bench", stdout=asyncio.subprocess.PIPE)
     assert done.stdout is not None
@@ -195,6 +196,9 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--updates", type=int, default=10_000,
                         help="stored updates of the long document (0: skip that part)")
+    parser.add_argument("--edit-updates", action="store_true",
+                        help="editors send the update of each edit (yjs's `update` event, as providers do) instead of "
+                             "encodeStateAsUpdate against the state before it (which repeats the whole delete set)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the servers while measured (raw stacks into DIR)")
     args = parser.parse_args()
     mongo = EmbeddedMongo(":memory:")
@@ -211,12 +215,14 @@ async def main() -> None:
         await asyncio.gather(*(wait_healthy(url, process) for url, process in servers))
         urls = [url for url, _ in servers]
         pids = [process.pid for _, process in servers] + [mongo.pid() or 0, redis.pid]
-        load = await editing_load(urls, args.assignments, args.rate, args.seconds, pids, args.profile)
+        load = await editing_load(urls, args.assignments, args.rate, args.seconds, pids, args.profile,
+                                  args.edit_updates)
         wall, busy = load["wall"], [100 * cpu / load["wall"] for cpu in load["cpu"]]
         per_update = [1000 * cpu / max(1, load["acks"]) for cpu in load["cpu"]]
         print(f"cores: {os.cpu_count()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (shared "
               f"machine: figures are noisy; servers, database and Node load share them)")
         print(f"editing: {args.assignments} assignments x 3 Yjs editors x {args.rate:g} updates/s, 2 processes, "
+              f"{'edit updates' if args.edit_updates else 'encodeStateAsUpdate updates'}, "
               f"{load['seconds']} s measured: {load['acks']} acks, {load['relays']} relays, {load['refused']} refused "
               f"{load['codes'] or ''} (of {load['sent']} sent, warm-up included)")
         print(f"  doc:update ack   p50 {ms(load['ackP50'])}, p99 {ms(load['ackP99'])}, max {ms(load['ackMax'])}"
@@ -226,7 +232,8 @@ async def main() -> None:
         print(f"  cpu while measured ({wall:.0f} s): servers {busy[0]:.0f}% and {busy[1]:.0f}%, "
               f"database {busy[2]:.0f}%, redis {busy[3]:.0f}%, node load generator {busy[4]:.0f}% of one core")
         print(f"  cpu per acknowledged update: servers {per_update[0]:.2f} + {per_update[1]:.2f} ms, "
-              f"database {per_update[2]:.2f} ms, redis {per_update[3]:.2f} ms", flush=True)
+              f"database {per_update[2]:.2f} ms, redis {per_update[3]:.2f} ms, node load generator "
+              f"{per_update[4]:.2f} ms; all {sum(per_update):.2f} ms", flush=True)
         if not args.updates:
             return
         uncompacted, compacted, left = await long_document(urls, env, args.updates)

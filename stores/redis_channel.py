@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import hiredis
 from redis.asyncio.connection import parse_url
@@ -72,13 +72,13 @@ class ChannelPublisher(_Channel):
             self._connection = (reader, writer, parser)
         return self._connection
 
-    async def publish(self, messages: list[str]) -> None:
+    async def publish(self, messages: Sequence[str | bytes]) -> None:
         """PUBLISH each message, in order, in one write; returns once Redis answered them all. On any failure
         (or cancellation) the connection is dropped and the next batch opens a new one."""
         try:
             reader, writer, parser = await self._connected()
             head = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n" % (len(self._channel), self._channel)
-            encoded = [message.encode() for message in messages]
+            encoded = [message if isinstance(message, bytes) else message.encode() for message in messages]
             writer.write(b"".join(b"%s$%d\r\n%s\r\n" % (head, len(body), body) for body in encoded))
             await _replies(reader, parser, len(messages))
         except BaseException:

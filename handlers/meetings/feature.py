@@ -36,7 +36,7 @@ async def build(shared: Shared) -> Built[MeetingsFeature]:
     if shared.redis is not None:
         mirror = RedisSeatMirror(shared.redis, shared.config.redis_prefix)
         if shared.config.meeting_seat_hold_ms > 0:
-            revocations = RedisRevocations(shared.redis, shared.config.redis_prefix)
+            revocations = RedisRevocations(shared.redis, shared.config.redis_prefix, shared.config.redis_url)
             mirror = HeldSeatMirror(mirror, shared.config.meeting_seat_hold_ms / 1000, revocations)
     members = Memberships(shared.redis, shared.config.redis_prefix)
     stores = Stores(MeetingStore(shared.db, members), SeatStore(shared.db, mirror), AuditStore(shared.db),

@@ -46,7 +46,9 @@ async def build(shared: Shared) -> Built[WorksheetsFeature]:
         await store.ensure_indexes()
     await documents.adopt_legacy_log()
     shared.relations.add(assignment_store.related)
-    relay: DocRelay = RedisRelay(shared.redis, config.redis_prefix) if shared.redis is not None else LocalRelay()
+    relay: DocRelay = LocalRelay()
+    if shared.redis is not None:
+        relay = RedisRelay(shared.redis, config.redis_prefix, config.redis_url)
     worksheets = WorksheetHandler(worksheet_store, assignment_store, shared.clock)
     announcer = Announcer(assignment_store, shared.publisher)
     settings = LiveSettings(config.worksheet_compact_every, timedelta(seconds=config.worksheet_compact_idle_seconds),

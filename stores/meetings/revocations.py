@@ -67,14 +67,14 @@ class _Answers:
 class RedisRevocations:
     """One pub/sub channel per deployment prefix; a process ignores its own messages."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, url: str | None = None) -> None:
         self._redis = redis
         self._channel = f"{prefix}meetings:revoked"
         self._origin = uuid.uuid4().hex
         self._epoch = 0
         self._up = False
         self._waiting: dict[str, _Answers] = {}  # announcement nonce -> answers still expected
-        self._listener = ChannelListener(redis, self._channel, "seat revocation listener", log)
+        self._listener = ChannelListener(redis, self._channel, "seat revocation listener", log, url)
         self._answering: set[asyncio.Task[None]] = set()
 
     @property

@@ -21,9 +21,12 @@ from typing import Literal, Protocol
 import orjson
 
 from stores.redis import REDIS_DOWN, Redis
+from stores.redis_channel import ChannelPublisher, lean_channel_supported
 from stores.redis_listener import ChannelListener
 
 log = logging.getLogger("careline.worksheets")
+
+LEAN_PUBLISH_SECONDS = 2.0  # how long one batch may wait for Redis on the lean connection
 
 #: "update": an accepted Yjs update; "freeze": a submission is under way, start no write (`note`: the
 #: submitter's nonce); "frozen": a process starts no write of the document and the ones under way settled (`note`:
@@ -96,11 +99,13 @@ class RedisRelay:
     in flight), so a busy process sends one Redis command per batch, not one per update.
     """
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, url: str | None = None) -> None:
         self._redis = redis
         self._channel = f"{prefix}worksheets:docs"
         self._origin = uuid.uuid4().hex
-        self._listener = ChannelListener(redis, self._channel, "worksheet relay listener", log)
+        self._listener = ChannelListener(redis, self._channel, "worksheet relay listener", log, url)
+        # batches go out on a lean connection of their own when the URL allows (stores/redis_channel.py)
+        self._lean = ChannelPublisher(url, self._channel) if url and lean_channel_supported(url) else None
         self._ready = asyncio.Event()
         self._queue: list[list[str]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -128,8 +133,12 @@ class RedisRelay:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    await self._redis.publish(self._channel, self._message(batch))
-                except REDIS_DOWN as error:  # the stored log stays the truth; opening merges it
+                    if self._lean is not None:  # bounded like redis-py's commands (a hung Redis drops the batch)
+                        async with asyncio.timeout(LEAN_PUBLISH_SECONDS):
+                            await self._lean.publish([self._message(batch)])
+                    else:
+                        await self._redis.publish(self._channel, self._message(batch))
+                except (*REDIS_DOWN, OSError, TimeoutError) as error:  # the stored log stays the truth (opening merges)
                     log.warning("worksheet relay publish failed: %s", type(error).__name__)
         finally:
             self._writer = None
@@ -160,3 +169,5 @@ class RedisRelay:
         if self._writer is not None:
             await asyncio.shield(self._writer)
         await self._listener.close()
+        if self._lean is not None:
+            self._lean.close()

@@ -1,17 +1,21 @@
 """careline's lean Redis channel connections (stores/redis_channel.py, under the Socket.IO manager) against a real
 redis-server that requires a password: batches arrive in order and whole, a wrong password is refused, a
-publisher whose connection died fails that batch and reconnects for the next, and a subscription whose Redis
-stops answering (paused) gives up instead of waiting forever, while a quiet one that answers its ping stays."""
+publisher whose connection died fails that batch and reconnects for the next, a subscription whose Redis stops
+answering (paused) gives up instead of waiting forever while a quiet one that answers its ping stays, and the
+background listener (stores/redis_listener.py) reads through them and subscribes again after an outage."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from stores import redis_listener
 from stores.redis_channel import ChannelPublisher, ChannelSubscription
+from stores.redis_listener import ChannelListener
 from tests.faults.test_redis import RedisProcess
 
 PASSWORD = "s3cret-channel"
@@ -90,3 +94,50 @@ async def test_a_subscription_gives_up_on_a_silent_redis_and_stays_on_a_quiet_on
             await asyncio.wait_for(quiet, 5)
     finally:
         os.kill(locked_redis.process.pid, signal.SIGCONT)
+
+
+async def test_a_listener_on_the_lean_channel_hands_on_every_message_and_resubscribes(
+        locked_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ChannelListener given a `redis://` URL reads through ChannelSubscription (not redis-py's PubSub): each
+    message's data in order, up and down reported, subscribed again once Redis is back."""
+    monkeypatch.setattr(redis_listener, "RETRY_SECONDS", 0.1)
+    url = _url(locked_redis)
+    got: list[bytes] = []
+    states: list[bool] = []
+    up, down, arrived = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handle(data: bytes) -> None:
+        got.append(data)
+        arrived.set()
+
+    def changed(subscribed: bool) -> None:
+        states.append(subscribed)
+        (up if subscribed else down).set()
+        (down if subscribed else up).clear()
+
+    listener = ChannelListener(None, "careline:test", "test", logging.getLogger("test"), url)  # type: ignore[arg-type]
+    publisher = ChannelPublisher(url, "careline:test")
+    listener.start(handle, changed)
+    try:
+        await asyncio.wait_for(up.wait(), 5)
+        await publisher.publish([f"m{n}" for n in range(200)])
+        await _until(lambda: len(got) == 200, arrived)
+        assert got == [f"m{n}".encode() for n in range(200)]
+        locked_redis.kill()
+        await asyncio.wait_for(down.wait(), 5)
+        locked_redis.start()
+        await asyncio.wait_for(up.wait(), 10)
+        publisher.close()
+        await publisher.publish(["again"])
+        await _until(lambda: got[-1:] == [b"again"], arrived)
+        assert states[:3] == [True, False, True]
+    finally:
+        publisher.close()
+        await listener.close()
+
+
+async def _until(condition: Callable[[], bool], changed: asyncio.Event, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            changed.clear()
+            await changed.wait()

@@ -101,6 +101,13 @@ async def test_invalid_updates_are_refused_not_applied_not_relayed(server: Runni
     assert oversize["error"]["code"] == "invalid_payload"
     not_base64 = await pair.client.call("doc:update", {"assignmentId": pair.assignment_id, "update": "***!"})
     assert not_base64["error"]["code"] == "invalid_payload"
+    valid = b64(attempt(client, lambda r: r.__setitem__("mood", "low")))  # an update that would be accepted
+    for shape in ({"assignmentId": pair.assignment_id}, {"assignmentId": pair.assignment_id, "update": 5},
+                  {"assignmentId": pair.assignment_id, "update": "AAA"}, {"assignmentId": 7, "update": valid},
+                  {"assignmentId": "x" * 129, "update": valid},
+                  {"assignmentId": pair.assignment_id, "update": valid, "extra": 1}):  # checked by hand, then schema
+        malformed = await pair.client.call("doc:update", shape)
+        assert malformed["error"]["code"] == "invalid_payload", shape
     await pair.therapist.absent("doc:updated", within=0.3)
     assert await stored_responses(server, pair.assignment_id) == before == {"story": "", "mood": "ok"}
     # the document still takes valid edits afterwards, from the untouched editor
