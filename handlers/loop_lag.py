@@ -34,7 +34,8 @@ class LoopLag:
             self._timer = None
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._timer = loop.call_at(loop.time() + self.every, self._sample, loop, loop.time() + self.every)
+        due = loop.time() + self.every
+        self._timer = loop.call_at(due, self._sample, loop, due)
 
     def _sample(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         self.lag += WEIGHT * (max(0.0, loop.time() - due) - self.lag)

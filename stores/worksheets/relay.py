@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 
 import orjson
 
+from stores.coalesce import Coalescer
 from stores.redis import REDIS_DOWN, Redis
 from stores.redis_channel import ChannelPublisher, lean_channel_supported
 from stores.redis_listener import ChannelListener
@@ -95,8 +96,8 @@ class LocalRelay:
 class RedisRelay:
     """Pub/sub on one channel per deployment prefix; a process ignores its own messages.
 
-    Changes are published in batches by one writer task (whatever queued up while the previous publish was
-    in flight), so a busy process sends one Redis command per batch, not one per update.
+    Changes are published in batches (`Coalescer`: whatever queued up while the previous publish was in flight),
+    so a busy process sends one Redis command per batch, not one per update.
     """
 
     def __init__(self, redis: Redis, prefix: str, url: str | None = None) -> None:
@@ -107,14 +108,11 @@ class RedisRelay:
         # batches go out on a lean connection of their own when the URL allows (stores/redis_channel.py)
         self._lean = ChannelPublisher(url, self._channel) if url and lean_channel_supported(url) else None
         self._ready = asyncio.Event()
-        self._queue: list[list[str]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._batches: Coalescer[list[str], None] = Coalescer(self._publish_batch)
 
     async def publish(self, change: Change) -> None:
         """Queue a change for the other processes (published in the background)."""
-        self._queue.append(change.to_wire())
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._publish_all())
+        self._batches.post(change.to_wire())
 
     async def publish_now(self, change: Change) -> int:
         """Publish one change at once; the number of other subscribed processes (0 when Redis is down)."""
@@ -128,20 +126,17 @@ class RedisRelay:
     def _message(self, batch: list[list[str]]) -> bytes:
         return orjson.dumps([self._origin, batch])
 
-    async def _publish_all(self) -> None:
+    async def _publish_batch(self, batch: list[list[str]]) -> list[None]:
+        """One message for a batch of changes (those queued while the previous one was sent)."""
         try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                try:
-                    if self._lean is not None:  # bounded like redis-py's commands (a hung Redis drops the batch)
-                        async with asyncio.timeout(LEAN_PUBLISH_SECONDS):
-                            await self._lean.publish([self._message(batch)])
-                    else:
-                        await self._redis.publish(self._channel, self._message(batch))
-                except (*REDIS_DOWN, OSError, TimeoutError) as error:  # the stored log stays the truth (opening merges)
-                    log.warning("worksheet relay publish failed: %s", type(error).__name__)
-        finally:
-            self._writer = None
+            if self._lean is not None:  # bounded like redis-py's commands (a hung Redis drops the batch)
+                async with asyncio.timeout(LEAN_PUBLISH_SECONDS):
+                    await self._lean.publish([self._message(batch)])
+            else:
+                await self._redis.publish(self._channel, self._message(batch))
+        except (*REDIS_DOWN, OSError, TimeoutError) as error:  # the stored log stays the truth (opening merges)
+            log.warning("worksheet relay publish failed: %s", type(error).__name__)
+        return [None] * len(batch)
 
     def start(self, receiver: Receiver) -> None:
         """Listen in the background (reconnecting after an outage)."""
@@ -166,8 +161,7 @@ class RedisRelay:
 
     async def close(self) -> None:
         """Publish what is queued, then stop listening."""
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        await self._batches.drain()
         await self._listener.close()
         if self._lean is not None:
             self._lean.close()
