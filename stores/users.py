@@ -140,8 +140,8 @@ class UserStore:
 
     async def emails_of(self, user_ids: list[str]) -> dict[str, str]:
         """`email_of` for several users at once (users without an address are left out)."""
-        cursor = self._users.find({"_id": {"$in": user_ids}}, {"email": 1, "tokenEmail": 1})
-        found = {doc["_id"]: doc.get("email") or doc.get("tokenEmail") async for doc in cursor}
+        found = {doc["_id"]: doc.get("email") or doc.get("tokenEmail")
+                 for doc in await find_in(self._users, "_id", user_ids, {"email": 1, "tokenEmail": 1})}
         return {user_id: address for user_id, address in found.items() if address}
 
     async def confirm_email(self, user_id: str, email: str) -> bool:

@@ -27,13 +27,13 @@ from pymongo.errors import DuplicateKeyError
 
 from stores.crypto import Cipher, DecryptionError, Sealed
 from stores.group_commit import GroupInsert
-from stores.mongo import Database, Doc, new_id
+from stores.mongo import Database, Doc, find_in, new_id
 
 log = logging.getLogger("careline.worksheets")
 
 MAX_BATCH = 128  # updates per log entry (48 KiB at most each: an entry stays far below MongoDB's 16 MB)
 MAX_QUEUED = 1024  # updates waiting to be written before new ones are refused (`unavailable`, send again)
-CHUNK = 100  # log entries one command reads (short commands: appends go on in between)
+CHUNK = 100  # documents whose log `load_many` reads per command (short commands: appends go on in between)
 DELETE_CHUNK = 10  # log entries one command deletes (each has an index key per document it holds parts of)
 OPEN_STEP = 64  # parts decrypted between two yields to the event loop (compaction reads thousands: appends go on)
 LEGACY_LOG = "worksheet_updates"  # the log before batched entries: one document per update (adopt_legacy_log)
@@ -165,22 +165,18 @@ class DocumentStore:
         """Every part of some log entries, by document."""
         found: dict[str, list[bytes]] = {}
         opening = 0
-        for start in range(0, len(entry_ids), CHUNK):
-            async for entry in self._log.find({"_id": {"$in": entry_ids[start:start + CHUNK]}}, {"parts": 1}):
-                for part in entry["parts"]:
-                    opening = await _stepped(opening)
-                    opened = self._open(part["u"], f"{part['a']}:{part['i']}")
-                    if opened is not None:
-                        found.setdefault(part["a"], []).append(opened)
+        for entry in await find_in(self._log, "_id", entry_ids, {"parts": 1}):
+            for part in entry["parts"]:
+                opening = await _stepped(opening)
+                opened = self._open(part["u"], f"{part['a']}:{part['i']}")
+                if opened is not None:
+                    found.setdefault(part["a"], []).append(opened)
         return found
 
     async def documents_in(self, entry_ids: list[str]) -> list[str]:
         """The documents some log entries hold parts of."""
-        found: dict[str, None] = {}
-        for start in range(0, len(entry_ids), CHUNK):
-            async for entry in self._log.find({"_id": {"$in": entry_ids[start:start + CHUNK]}}, {"docs": 1}):
-                found.update(dict.fromkeys(entry["docs"]))
-        return list(found)
+        entries = await find_in(self._log, "_id", entry_ids, {"docs": 1})
+        return list(dict.fromkeys(document for entry in entries for document in entry["docs"]))
 
     async def delete_entries(self, entry_ids: list[str]) -> None:
         """Delete log entries (every part of them is in its document's snapshot)."""
